@@ -1,0 +1,138 @@
+"""Roles: one auth Group per role, with exactly the permissions that role needs.
+
+The groups are created by a data migration (clinic 0002) and re-synced by later apps'
+migrations and by `manage.py sync_roles`, which all call `sync_role_groups`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", _("Administrator")
+    DOCTOR = "doctor", _("Doctor")
+    TECHNICIAN = "technician", _("Technician")
+    PATIENT = "patient", _("Patient")
+
+
+STAFF_ROLES = (Role.ADMINISTRATOR, Role.DOCTOR, Role.TECHNICIAN)
+
+# "app_label.codename"; an "app_label.*" entry grants every permission of that app.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.ADMINISTRATOR: [
+        "patients.*",
+        "screening.*",
+        "ai_engine.*",
+        "reports.*",
+        "clinic.view_auditevent",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+        "django_q.view_task",
+        "django_q.view_success",
+        "django_q.view_failure",
+        "django_q.view_schedule",
+        "django_q.view_ormq",
+    ],
+    Role.DOCTOR: [
+        "patients.view_patient",
+        "screening.view_screeningrecord",
+        "screening.view_fundusimage",
+        "screening.view_doctorreview",
+        "screening.add_doctorreview",
+        "screening.change_doctorreview",
+        "screening.sign_doctorreview",
+        "ai_engine.view_analysis",
+        "ai_engine.view_finding",
+        "ai_engine.view_modelpackage",
+        "ai_engine.rerun_analysis",
+        "reports.view_report",
+        "reports.add_report",
+        "reports.change_report",
+    ],
+    Role.TECHNICIAN: [
+        "patients.view_patient",
+        "patients.add_patient",
+        "patients.change_patient",
+        "screening.view_screeningrecord",
+        "screening.add_screeningrecord",
+        "screening.change_screeningrecord",
+        "screening.view_fundusimage",
+        "screening.add_fundusimage",
+        "screening.delete_fundusimage",
+        "screening.view_doctorreview",
+        "ai_engine.view_analysis",
+        "ai_engine.view_finding",
+        "ai_engine.view_modelpackage",
+        "ai_engine.rerun_analysis",
+        "reports.view_report",
+    ],
+    # Patients reach only their own data through the API; they hold no model permission.
+    Role.PATIENT: [],
+}
+
+
+def sync_role_groups(apps, schema_editor=None) -> None:
+    """Create the role groups and set their permissions; usable from data migrations.
+
+    Permissions of apps not installed yet are skipped: their own migrations sync again.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, entries in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=str(role))
+        permission_ids: set[int] = set()
+        for entry in entries:
+            app_label, codename = entry.split(".", 1)
+            matching = Permission.objects.filter(content_type__app_label=app_label)
+            if codename != "*":
+                matching = matching.filter(codename=codename)
+            permission_ids.update(matching.values_list("id", flat=True))
+        group.permissions.set(permission_ids)
+
+
+def user_roles(user: AbstractBaseUser | AnonymousUser | None) -> set[str]:
+    if user is None or not user.is_authenticated:
+        return set()
+    names = {group.name for group in user.groups.all()}
+    if user.is_superuser:
+        names.add(Role.ADMINISTRATOR.value)
+    return names & set(Role.values)
+
+
+def user_role_labels(user: AbstractBaseUser | AnonymousUser | None) -> list[str]:
+    roles = user_roles(user)
+    return [str(label) for value, label in Role.choices if value in roles]
+
+
+def require_permission(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> None:
+    """Raise PermissionDenied unless `user` holds `permission`; services call this first."""
+    if user is None or not user.is_authenticated or not user.has_perm(permission):
+        raise PermissionDenied(_("You do not have permission to do this."))
+
+
+def role_assign(*, user, role: Role | str) -> None:
+    """Put `user` in the group of `role` (staff roles also get admin access)."""
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name=str(role))
+    user.groups.add(group)
+    if role in STAFF_ROLES and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])

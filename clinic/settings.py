@@ -1,0 +1,232 @@
+"""OphAI Clinic settings, read from the environment.
+
+Embedded default (no environment): DEBUG on, SQLite, django-q2 on the ORM broker, media under
+var/media, template summaries. Production (DJANGO_ENV=production): every secret and host must
+come from the environment, and missing ones fail loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from clinic.env import env_bool, env_int, env_list, env_secret, env_str, require
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("OPHAI_VAR_DIR", str(BASE_DIR / "var")))
+
+DJANGO_ENV = env_str("DJANGO_ENV", "development")
+if DJANGO_ENV not in {"development", "production"}:
+    raise ValueError(f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}")
+IS_PRODUCTION = DJANGO_ENV == "production"
+
+DEBUG = env_bool("DEBUG", default=not IS_PRODUCTION)
+
+
+def _development_secret_key() -> str:
+    """A random key kept in var/, so development sessions survive restarts."""
+    key_file = VAR_DIR / "dev-secret-key"
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key, encoding="utf-8")
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if IS_PRODUCTION:
+    require("SECRET_KEY", SECRET_KEY)
+elif not SECRET_KEY:
+    SECRET_KEY = _development_secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+if IS_PRODUCTION:
+    require("ALLOWED_HOSTS", ",".join(ALLOWED_HOSTS))
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "clinic",
+    "patients",
+    "screening",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "clinic.audit.AuditContextMiddleware",
+]
+
+ROOT_URLCONF = "clinic.urls"
+WSGI_APPLICATION = "clinic.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "clinic.context_processors.clinic",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
+    }
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # Web server and workers share one SQLite file: WAL and immediate transactions
+            # keep "database is locked" away for a single-machine clinic.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Task queue (django-q2) -----------------------------------------------------------------
+# `retry` must exceed `timeout`, or a long task is handed to a second worker while the first
+# still runs. `max_attempts` bounds redelivery; tasks also keep their own attempt counts.
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 300),
+    "retry": env_int("Q_TIMEOUT", 300) + 60,
+    "max_attempts": 3,
+    "recycle": 500,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": "Django Q2",
+    "ALT_CLUSTERS": {
+        "ai": {
+            "workers": env_int("AI_WORKERS", 1),
+            "timeout": env_int("AI_TASK_TIMEOUT", 600),
+            "retry": env_int("AI_TASK_TIMEOUT", 600) + 120,
+            "max_attempts": 3,
+            "recycle": 200,
+            # kilobytes: a worker that grew past this is replaced after its task
+            "max_rss": env_int("AI_WORKER_MAX_RSS_KB", 3_000_000),
+        },
+    },
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- i18n -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and private media ---------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Media are private: no URL pattern serves MEDIA_ROOT. Files go out through permission-checked
+# views (FileResponse, or X-Accel-Redirect to an nginx `internal` location when set).
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/private-media/"
+MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX")
+
+FUNDUS_UPLOAD_MAX_BYTES = env_int("FUNDUS_UPLOAD_MAX_BYTES", 40 * 1024 * 1024)
+FUNDUS_UPLOAD_MAX_PIXELS = env_int("FUNDUS_UPLOAD_MAX_PIXELS", 40_000_000)
+FUNDUS_UPLOAD_MIN_SIDE = env_int("FUNDUS_UPLOAD_MIN_SIDE", 256)
+# Multipart bodies with two camera photos must pass Django's own limits.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- The clinic -----------------------------------------------------------------------------
+# Empty means the translated default name ("OphAI Eye Screening Clinic"), see clinic.branding.
+CLINIC_NAME = env_str("CLINIC_NAME")
+CLINIC_ADDRESS = env_str("CLINIC_ADDRESS")
+CLINIC_PHONE = env_str("CLINIC_PHONE")
+PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
+
+# --- Security (production) ------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if IS_PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if env_bool("TRUST_X_FORWARDED_PROTO", True):
+        # Behind nginx, which sets X-Forwarded-Proto; see README "Deployment".
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Workflow hooks -------------------------------------------------------------------------
+# Earlier apps start later steps by the later app's task name (DESIGN §1), never by import.
+AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
+FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "")
+REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "")
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", IS_PRODUCTION)

@@ -1,0 +1,295 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from clinic.admin_utils import AuditedViewMixin, add_service_errors
+from patients.services import patient_record_view
+from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
+from screening.services import (
+    MEASUREMENT_FIELDS,
+    REVIEW_FIELDS,
+    image_delete,
+    image_upload,
+    record_clean_measurements,
+    record_create,
+    record_update,
+    review_clean,
+    review_save_draft,
+    review_sign,
+)
+from screening.uploads import validate_fundus_upload
+
+
+def thumbnail_html(image: FundusImage) -> str:
+    url = reverse("screening:fundus-image-file", args=[image.pk])
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener"><img src="{}?size=thumb" alt="{}" style="max-height:160px;border-radius:4px"></a>',
+        url,
+        url,
+        image.get_eye_display(),
+    )
+
+
+class FundusImageInlineForm(forms.ModelForm):
+    upload = forms.FileField(label=_("photo"), required=False)
+
+    class Meta:
+        model = FundusImage
+        fields = ("eye",)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk:
+            return cleaned
+        upload = cleaned.get("upload")
+        if upload is None:
+            if self.has_changed():
+                self.add_error("upload", _("Choose a photo file."))
+            return cleaned
+        try:
+            validate_fundus_upload(upload)
+        except ValidationError as exc:
+            self.add_error("upload", exc)
+        return cleaned
+
+
+class FundusImageInline(admin.TabularInline):
+    model = FundusImage
+    form = FundusImageInlineForm
+    extra = 2
+    max_num = 12
+    fields = ("eye", "upload", "preview", "width", "height", "format", "original_name", "uploaded_by", "uploaded_at")
+    readonly_fields = ("preview", "width", "height", "format", "original_name", "uploaded_by", "uploaded_at")
+
+    @admin.display(description=_("preview"))
+    def preview(self, obj: FundusImage) -> str:
+        return thumbnail_html(obj) if obj.pk else "-"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Stored photos are never edited; new ones are added, mistaken ones deleted.
+        return False if obj is None else super().has_add_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return (obj is None or not obj.is_locked) and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return (obj is None or not obj.is_locked) and super().has_delete_permission(request, obj)
+
+
+class DoctorReviewInline(admin.TabularInline):
+    model = DoctorReview
+    fk_name = "record"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("version", "doctor", "conclusion_display", "recommendation", "follow_up_date", "signed_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("conclusion"))
+    def conclusion_display(self, obj: DoctorReview) -> str:
+        return "; ".join(obj.conclusion_labels())
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ScreeningRecordForm(forms.ModelForm):
+    class Meta:
+        model = ScreeningRecord
+        fields = ("patient", *MEASUREMENT_FIELDS)
+
+    def clean(self):
+        cleaned = super().clean()
+        values = {name: cleaned.get(name) for name in MEASUREMENT_FIELDS if name in cleaned and name not in self.errors}
+        try:
+            record_clean_measurements(values)
+        except ValidationError as exc:
+            add_service_errors(self, exc)
+        return cleaned
+
+
+@admin.register(ScreeningRecord)
+class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
+    form = ScreeningRecordForm
+    inlines = [FundusImageInline, DoctorReviewInline]
+    list_display = ("__str__", "patient_name", "status", "va_od", "va_os", "iop_display", "operator", "screened_at")
+    list_filter = ("status", "screened_at", "operator", ("reviews__doctor", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("patient__patient_id", "patient__name", "patient__phone")
+    autocomplete_fields = ("patient",)
+    readonly_fields = ("status", "logmar_od", "logmar_os", "operator", "created_at", "updated_at")
+    date_hierarchy = "screened_at"
+    list_select_related = ("patient", "operator")
+    list_per_page = 50
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ("patient", "screened_at", "status", "operator")}),
+            (_("Visual acuity (decimal)"), {"fields": (("va_od", "logmar_od"), ("va_os", "logmar_os"))}),
+            (_("Intraocular pressure (mmHg, normal 10–21)"), {"fields": (("iop_od", "iop_os"),)}),
+            (None, {"fields": ("notes",)}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("patient")
+            if obj.is_locked:
+                fields.extend(MEASUREMENT_FIELDS)
+        return fields
+
+    @admin.display(description=_("name"), ordering="patient__name")
+    def patient_name(self, obj: ScreeningRecord) -> str:
+        return obj.patient.name
+
+    @admin.display(description=_("IOP OD / OS"))
+    def iop_display(self, obj: ScreeningRecord) -> str:
+        def one(value, flag):
+            if value is None:
+                return "-"
+            return format_html('<strong style="color:#b00020">{} ▲▼</strong>', value) if flag else str(value)
+
+        return format_html("{} / {}", one(obj.iop_od, obj.iop_od_flag), one(obj.iop_os, obj.iop_os_flag))
+
+    def audit_view(self, request, obj: ScreeningRecord) -> None:
+        patient_record_view(actor=request.user, patient=obj.patient)
+
+    def save_model(self, request, obj: ScreeningRecord, form, change: bool) -> None:
+        values = {name: form.cleaned_data[name] for name in MEASUREMENT_FIELDS if name in form.cleaned_data}
+        if change:
+            if "patient" not in form.changed_data and form.changed_data:
+                record_update(actor=request.user, record=ScreeningRecord.objects.get(pk=obj.pk), **values)
+        else:
+            created = record_create(actor=request.user, patient=form.cleaned_data["patient"], **values)
+            obj.pk = created.pk
+            obj.refresh_from_db()
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        if formset.model is not FundusImage:
+            return super().save_formset(request, form, formset, change)
+        record = form.instance
+        for deleted in formset.deleted_forms:
+            if deleted.instance.pk:
+                image_delete(actor=request.user, image=deleted.instance)
+        for image_form in formset.forms:
+            upload = image_form.cleaned_data.get("upload") if hasattr(image_form, "cleaned_data") else None
+            if image_form.instance.pk or upload is None or image_form in formset.deleted_forms:
+                continue
+            try:
+                image_upload(
+                    actor=request.user, record=record, eye=image_form.cleaned_data["eye"], uploaded_file=upload
+                )
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{upload.name}: {' '.join(exc.messages)}", level=messages.ERROR
+                )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        return None
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DoctorReviewForm(forms.ModelForm):
+    conclusion_codes = forms.MultipleChoiceField(
+        label=_("conclusion"), choices=ConclusionCode.choices, widget=forms.CheckboxSelectMultiple
+    )
+    sign_now = forms.BooleanField(
+        label=_("Sign now"),
+        required=False,
+        help_text=_("A signed review is final; later changes are made as an amendment with a reason."),
+    )
+
+    class Meta:
+        model = DoctorReview
+        fields = (
+            "record",
+            "conclusion_codes",
+            "conclusion_text",
+            "recommendation",
+            "recommendation_text",
+            "follow_up_months",
+            "follow_up_date",
+            "amendment_reason",
+        )
+        widgets = {"follow_up_date": forms.DateInput(attrs={"type": "date"})}
+
+    def clean(self):
+        cleaned = super().clean()
+        record = self.instance.record if self.instance.pk else cleaned.get("record")
+        if record is None or self.errors:
+            return cleaned
+        fields = {name: cleaned.get(name) for name in REVIEW_FIELDS}
+        fields["conclusion_codes"] = list(fields["conclusion_codes"] or [])
+        try:
+            review_clean(record=record, fields=fields)
+        except ValidationError as exc:
+            add_service_errors(self, exc)
+        return cleaned
+
+
+@admin.register(DoctorReview)
+class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
+    form = DoctorReviewForm
+    list_display = ("record", "version", "doctor", "conclusion_display", "recommendation", "follow_up_date", "signed_at")
+    list_filter = (("signed_at", admin.EmptyFieldListFilter), "signed_at", "recommendation", "doctor")
+    search_fields = ("record__patient__patient_id", "record__patient__name", "record__patient__phone")
+    autocomplete_fields = ("record",)
+    list_select_related = ("record__patient", "doctor")
+    readonly_fields = ("version", "doctor", "supersedes", "signed_at", "created_at", "updated_at")
+    actions = ["sign_selected"]
+
+    @admin.display(description=_("conclusion"))
+    def conclusion_display(self, obj: DoctorReview) -> str:
+        return "; ".join(obj.conclusion_labels())
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("record")
+        return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_signed:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def audit_view(self, request, obj: DoctorReview) -> None:
+        patient_record_view(actor=request.user, patient=obj.record.patient)
+
+    def save_model(self, request, obj: DoctorReview, form, change: bool) -> None:
+        data = form.cleaned_data
+        fields = {name: data.get(name) for name in REVIEW_FIELDS}
+        fields["conclusion_codes"] = list(fields["conclusion_codes"])
+        review = review_save_draft(
+            doctor=request.user, record=obj.record if change else data["record"], **fields
+        )
+        if data.get("sign_now"):
+            review = review_sign(doctor=request.user, review=review)
+        obj.pk = review.pk
+        obj.refresh_from_db()
+
+    @admin.action(description=_("Sign the selected draft reviews"), permissions=["sign"])
+    def sign_selected(self, request, queryset) -> None:
+        signed = 0
+        for review in queryset.select_related("record"):
+            try:
+                review_sign(doctor=request.user, review=review)
+                signed += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING)
+        self.message_user(request, _("%(count)d review(s) signed.") % {"count": signed})
+
+    def has_sign_permission(self, request) -> bool:
+        return request.user.has_perm("screening.sign_doctorreview")
+

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from patients.models import Patient
+
+IOP_NORMAL_LOW = Decimal("10")
+IOP_NORMAL_HIGH = Decimal("21")
+VA_MIN = Decimal("0.01")
+VA_MAX = Decimal("2.00")
+
+
+class Eye(models.TextChoices):
+    OD = "OD", _("Right eye (OD)")
+    OS = "OS", _("Left eye (OS)")
+
+
+class RecordStatus(models.TextChoices):
+    DRAFT = "draft", _("Waiting for photos")
+    IMAGES_UPLOADED = "images_uploaded", _("Photos uploaded")
+    ANALYSING = "analysing", _("AI analysing")
+    ANALYSED = "analysed", _("Waiting for review")
+    REVIEWED = "reviewed", _("Reviewed")
+    REPORTED = "reported", _("Reported")
+
+
+def logmar_from_decimal(va: Decimal | None) -> Decimal | None:
+    """Decimal visual acuity 0.8 → logMAR 0.10 (rounded to 0.01)."""
+    if va is None:
+        return None
+    value = round(-math.log10(float(va)), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return Decimal(f"{value:.2f}")
+
+
+def iop_flag(iop: Decimal | None) -> str:
+    """'high' above 21 mmHg, 'low' below 10 mmHg, '' inside the normal range or unmeasured."""
+    if iop is None:
+        return ""
+    if iop > IOP_NORMAL_HIGH:
+        return "high"
+    if iop < IOP_NORMAL_LOW:
+        return "low"
+    return ""
+
+
+va_validators = [MinValueValidator(VA_MIN), MaxValueValidator(VA_MAX)]
+iop_validators = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("80"))]
+
+
+class ScreeningRecord(models.Model):
+    """One screening visit: measurements, notes and the status of its workflow."""
+
+    patient = models.ForeignKey(
+        Patient, verbose_name=_("patient"), on_delete=models.PROTECT, related_name="screening_records"
+    )
+    screened_at = models.DateTimeField(_("screened at"), default=timezone.now, db_index=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+"
+    )
+    va_od = models.DecimalField(
+        _("visual acuity OD"), max_digits=3, decimal_places=2, null=True, blank=True, validators=va_validators
+    )
+    va_os = models.DecimalField(
+        _("visual acuity OS"), max_digits=3, decimal_places=2, null=True, blank=True, validators=va_validators
+    )
+    logmar_od = models.DecimalField(_("logMAR OD"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False)
+    logmar_os = models.DecimalField(_("logMAR OS"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False)
+    iop_od = models.DecimalField(
+        _("IOP OD (mmHg)"), max_digits=3, decimal_places=1, null=True, blank=True, validators=iop_validators
+    )
+    iop_os = models.DecimalField(
+        _("IOP OS (mmHg)"), max_digits=3, decimal_places=1, null=True, blank=True, validators=iop_validators
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=RecordStatus.choices, default=RecordStatus.DRAFT, editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("screening record")
+        verbose_name_plural = _("screening records")
+        ordering = ["-screened_at", "-id"]
+        indexes = [models.Index(fields=["status", "screened_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient.patient_id} {timezone.localtime(self.screened_at):%Y-%m-%d %H:%M}"
+
+    @property
+    def iop_od_flag(self) -> str:
+        return iop_flag(self.iop_od)
+
+    @property
+    def iop_os_flag(self) -> str:
+        return iop_flag(self.iop_os)
+
+    @property
+    def is_locked(self) -> bool:
+        """A signed review freezes the visit's measurements and photos."""
+        return self.status in (RecordStatus.REVIEWED, RecordStatus.REPORTED)
+
+
+class FundusImage(models.Model):
+    """An uploaded fundus photo of one eye; the stored original is never modified."""
+
+    record = models.ForeignKey(
+        ScreeningRecord, verbose_name=_("screening record"), on_delete=models.CASCADE, related_name="images"
+    )
+    eye = models.CharField(_("eye"), max_length=2, choices=Eye.choices)
+    file = models.FileField(_("file"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    format = models.CharField(_("format"), max_length=10)
+    mode = models.CharField(_("colour mode"), max_length=10)
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    original_name = models.CharField(_("original file name"), max_length=200, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("fundus photo")
+        verbose_name_plural = _("fundus photos")
+        ordering = ["record", "eye", "uploaded_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "sha256"],
+                name="unique_image_per_record",
+                violation_error_message=_("This photo was already uploaded to this screening."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} {self.eye} #{self.pk}"
+
+
+class ConclusionCode(models.TextChoices):
+    NORMAL = "normal", _("No abnormality found")
+    DR_MILD = "dr_mild", _("Mild non-proliferative diabetic retinopathy")
+    DR_MODERATE = "dr_moderate", _("Moderate non-proliferative diabetic retinopathy")
+    DR_SEVERE = "dr_severe", _("Severe non-proliferative diabetic retinopathy")
+    DR_PROLIFERATIVE = "dr_proliferative", _("Proliferative diabetic retinopathy")
+    GLAUCOMA_SUSPECT = "glaucoma_suspect", _("Glaucoma suspect")
+    CATARACT = "cataract", _("Cataract")
+    AMD = "amd", _("Age-related macular degeneration")
+    HYPERTENSIVE = "hypertensive", _("Hypertensive retinopathy")
+    MYOPIA = "myopia", _("Pathological myopia")
+    OTHER = "other", _("Other abnormality")
+    UNGRADABLE = "ungradable", _("Photos not gradable")
+
+
+class Recommendation(models.TextChoices):
+    ROUTINE = "routine", _("Routine screening in 12 months")
+    FOLLOW_UP = "follow_up", _("Follow-up examination")
+    REFER = "refer", _("Refer to an ophthalmologist")
+    URGENT = "urgent", _("Urgent referral")
+    RETAKE = "retake", _("Retake the photos")
+
+
+class DoctorReview(models.Model):
+    """A doctor's conclusion for a screening; once signed it is never changed, only amended."""
+
+    record = models.ForeignKey(
+        ScreeningRecord, verbose_name=_("screening record"), on_delete=models.PROTECT, related_name="reviews"
+    )
+    version = models.PositiveIntegerField(_("version"), default=1)
+    doctor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("doctor"), on_delete=models.PROTECT, related_name="+"
+    )
+    conclusion_codes = models.JSONField(_("conclusion"), default=list)
+    conclusion_text = models.TextField(_("conclusion (free text)"), blank=True)
+    recommendation = models.CharField(_("recommendation"), max_length=20, choices=Recommendation.choices)
+    recommendation_text = models.TextField(_("recommendation (free text)"), blank=True)
+    follow_up_months = models.PositiveSmallIntegerField(_("follow-up in (months)"), null=True, blank=True)
+    follow_up_date = models.DateField(_("follow-up date"), null=True, blank=True)
+    amendment_reason = models.TextField(_("reason for amendment"), blank=True)
+    supersedes = models.OneToOneField(
+        "self",
+        verbose_name=_("amends"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+    )
+    signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("doctor review")
+        verbose_name_plural = _("doctor reviews")
+        ordering = ["record", "-version"]
+        permissions = [("sign_doctorreview", _("Can sign doctor reviews"))]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "version"], name="unique_review_version"),
+            models.UniqueConstraint(
+                fields=["record"], condition=models.Q(signed_at__isnull=True), name="one_open_review_draft"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} v{self.version}"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.signed_at is not None
+
+    def conclusion_labels(self) -> list[str]:
+        labels = dict(ConclusionCode.choices)
+        return [str(labels.get(code, code)) for code in self.conclusion_codes]

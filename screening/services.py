@@ -1,0 +1,456 @@
+"""Writes to screening records, fundus photos and doctor reviews. Every write is audited."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.audit import audit_log, field_changes
+from clinic.models import AuditEvent
+from clinic.roles import require_permission
+from clinic.tasks import enqueue_on_commit
+from patients.models import Patient
+from screening.models import (
+    IOP_NORMAL_HIGH,
+    VA_MAX,
+    VA_MIN,
+    ConclusionCode,
+    DoctorReview,
+    Eye,
+    FundusImage,
+    Recommendation,
+    RecordStatus,
+    ScreeningRecord,
+    logmar_from_decimal,
+)
+from screening.uploads import fundus_storage_name, validate_fundus_upload
+
+S = RecordStatus
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    S.DRAFT: {S.IMAGES_UPLOADED},
+    S.IMAGES_UPLOADED: {S.ANALYSING, S.REVIEWED},
+    S.ANALYSING: {S.ANALYSED, S.REVIEWED},
+    S.ANALYSED: {S.ANALYSING, S.REVIEWED},
+    S.REVIEWED: {S.REPORTED, S.REVIEWED},
+    S.REPORTED: {S.REVIEWED},
+}
+MEASUREMENT_FIELDS = ("screened_at", "va_od", "va_os", "iop_od", "iop_os", "notes")
+IOP_MAX = Decimal("80")
+FOLLOW_UP_MONTHS_MAX = 36
+REVIEW_FIELDS = (
+    "conclusion_codes",
+    "conclusion_text",
+    "recommendation",
+    "recommendation_text",
+    "follow_up_months",
+    "follow_up_date",
+    "amendment_reason",
+)
+
+
+# --- status ---------------------------------------------------------------------------------
+def record_transition(*, record: ScreeningRecord, to: str) -> ScreeningRecord:
+    """Move a record to `to` if the workflow allows it; the row is locked while it changes."""
+    with transaction.atomic():
+        locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        if to not in ALLOWED_TRANSITIONS[locked.status]:
+            raise ValidationError(
+                _("A screening in status “%(current)s” cannot move to “%(target)s”.")
+                % {"current": S(locked.status).label, "target": S(to).label},
+                code="invalid_transition",
+            )
+        locked.status = to
+        locked.save(update_fields=["status", "updated_at"])
+    record.status = locked.status
+    return record
+
+
+def record_mark_analysing(*, record: ScreeningRecord) -> bool:
+    """Called by the AI engine when it starts; a reviewed record keeps its status."""
+    return _transition_if(record=record, allowed_from={S.IMAGES_UPLOADED, S.ANALYSED}, to=S.ANALYSING)
+
+
+def record_mark_analysed(*, record: ScreeningRecord) -> bool:
+    return _transition_if(record=record, allowed_from={S.ANALYSING}, to=S.ANALYSED)
+
+
+def record_mark_reported(*, record: ScreeningRecord) -> bool:
+    return _transition_if(record=record, allowed_from={S.REVIEWED}, to=S.REPORTED)
+
+
+def _transition_if(*, record: ScreeningRecord, allowed_from: set[str], to: str) -> bool:
+    with transaction.atomic():
+        locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        if locked.status not in allowed_from:
+            record.status = locked.status
+            return False
+        locked.status = to
+        locked.save(update_fields=["status", "updated_at"])
+    record.status = to
+    return True
+
+
+# --- records --------------------------------------------------------------------------------
+def _decimal_or_none(value: Any, field: str, errors: dict[str, list[str]]) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        errors.setdefault(field, []).append(_("Enter a number."))
+        return None
+
+
+def record_clean_measurements(fields: dict[str, Any]) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    cleaned = dict(fields)
+    for eye in ("od", "os"):
+        va_field, iop_field = f"va_{eye}", f"iop_{eye}"
+        if va_field in cleaned:
+            va = _decimal_or_none(cleaned[va_field], va_field, errors)
+            if va is not None and not (VA_MIN <= va <= VA_MAX):
+                errors.setdefault(va_field, []).append(
+                    _("Decimal visual acuity must be between %(low)s and %(high)s (e.g. 0.8).")
+                    % {"low": VA_MIN, "high": VA_MAX}
+                )
+            elif va is not None:
+                va = va.quantize(Decimal("0.01"))
+            cleaned[va_field] = va
+            cleaned[f"logmar_{eye}"] = logmar_from_decimal(va) if va_field not in errors else None
+        if iop_field in cleaned:
+            iop = _decimal_or_none(cleaned[iop_field], iop_field, errors)
+            if iop is not None and not (Decimal("0") < iop <= IOP_MAX):
+                errors.setdefault(iop_field, []).append(
+                    _("Intraocular pressure must be between 1 and %(high)s mmHg.") % {"high": IOP_MAX}
+                )
+            elif iop is not None:
+                iop = iop.quantize(Decimal("0.1"))
+            cleaned[iop_field] = iop
+    if cleaned.get("screened_at") is None and "screened_at" in cleaned:
+        cleaned["screened_at"] = timezone.now()
+    screened_at = cleaned.get("screened_at")
+    if screened_at is not None and screened_at > timezone.now() + dt.timedelta(minutes=5):
+        errors.setdefault("screened_at", []).append(_("The screening time cannot be in the future."))
+    if "notes" in cleaned:
+        cleaned["notes"] = (cleaned["notes"] or "").strip()
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def record_create(
+    *,
+    actor,
+    patient: Patient,
+    screened_at: dt.datetime | None = None,
+    va_od: Decimal | str | None = None,
+    va_os: Decimal | str | None = None,
+    iop_od: Decimal | str | None = None,
+    iop_os: Decimal | str | None = None,
+    notes: str = "",
+) -> ScreeningRecord:
+    require_permission(actor, "screening.add_screeningrecord")
+    fields = record_clean_measurements(
+        {
+            "screened_at": screened_at,
+            "va_od": va_od,
+            "va_os": va_os,
+            "iop_od": iop_od,
+            "iop_os": iop_os,
+            "notes": notes,
+        }
+    )
+    with transaction.atomic():
+        record = ScreeningRecord.objects.create(patient=patient, operator=actor, **fields)
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            obj=record,
+            patient_ref=patient.patient_id,
+            changes={name: [None, value] for name, value in fields.items() if value not in (None, "")},
+        )
+    return record
+
+
+def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> ScreeningRecord:
+    """Correct measurements or notes; refused once a doctor has signed."""
+    require_permission(actor, "screening.change_screeningrecord")
+    unknown = set(fields) - set(MEASUREMENT_FIELDS)
+    if unknown:
+        raise TypeError(f"record_update got fields it cannot change: {sorted(unknown)}")
+    if record.is_locked:
+        raise ValidationError(
+            _("This screening has a signed review; its measurements can no longer be changed."),
+            code="locked",
+        )
+    cleaned = record_clean_measurements(fields)
+    changes = field_changes(record, cleaned)
+    if not changes:
+        return record
+    with transaction.atomic():
+        for name, value in cleaned.items():
+            setattr(record, name, value)
+        record.save(update_fields=[*cleaned.keys(), "updated_at"])
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            obj=record,
+            patient_ref=record.patient.patient_id,
+            changes=changes,
+        )
+    return record
+
+
+# --- photos ---------------------------------------------------------------------------------
+def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> FundusImage:
+    """Validate and store one fundus photo, then queue its AI analysis after commit.
+
+    The file is written under a server-generated name before the row; if the row cannot be
+    written the file is removed again, so a refused upload leaves nothing behind.
+    """
+    require_permission(actor, "screening.add_fundusimage")
+    if eye not in Eye.values:
+        raise ValidationError({"eye": [_("Choose the right eye (OD) or the left eye (OS).")]})
+    _refuse_if_locked(record)
+    validated = validate_fundus_upload(uploaded_file)
+    _refuse_duplicate(record, validated.sha256)
+
+    stored_name = default_storage.save(fundus_storage_name(validated=validated), uploaded_file)
+    try:
+        with transaction.atomic():
+            locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+            _refuse_if_locked(locked)
+            image = FundusImage.objects.create(
+                record=locked,
+                eye=eye,
+                file=stored_name,
+                sha256=validated.sha256,
+                width=validated.width,
+                height=validated.height,
+                format=validated.format,
+                mode=validated.mode,
+                size_bytes=validated.size_bytes,
+                original_name=validated.original_name,
+                uploaded_by=actor,
+            )
+            if locked.status == S.DRAFT:
+                record_transition(record=locked, to=S.IMAGES_UPLOADED)
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.CREATE,
+                obj=image,
+                patient_ref=locked.patient.patient_id,
+                changes={"eye": [None, eye], "sha256": [None, validated.sha256]},
+            )
+            _enqueue_configured("FUNDUS_ANALYSIS_TASK", image.pk, cluster=settings.AI_CLUSTER_NAME)
+    except IntegrityError as exc:
+        default_storage.delete(stored_name)
+        raise ValidationError(
+            _("This photo was already uploaded to this screening."), code="duplicate"
+        ) from exc
+    except BaseException:
+        default_storage.delete(stored_name)
+        raise
+    record.status = locked.status
+    return image
+
+
+def _refuse_if_locked(record: ScreeningRecord) -> None:
+    if record.is_locked:
+        raise ValidationError(
+            _("This screening has a signed review; start a new screening to add photos."),
+            code="locked",
+        )
+
+
+def _refuse_duplicate(record: ScreeningRecord, sha256: str) -> None:
+    existing = record.images.filter(sha256=sha256).first()
+    if existing is not None:
+        raise ValidationError(
+            _("This photo was already uploaded to this screening (%(eye)s, photo #%(number)s).")
+            % {"eye": Eye(existing.eye).label, "number": existing.pk},
+            code="duplicate",
+        )
+
+
+def image_delete(*, actor, image: FundusImage) -> None:
+    """Remove a photo uploaded by mistake, before any review is signed."""
+    require_permission(actor, "screening.delete_fundusimage")
+    record = image.record
+    _refuse_if_locked(record)
+    stored_name = image.file.name
+    with transaction.atomic():
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.DELETE,
+            obj=image,
+            patient_ref=record.patient.patient_id,
+            changes={"eye": [image.eye, None], "sha256": [image.sha256, None]},
+        )
+        image.delete()
+        if not record.images.exists() and record.status != S.DRAFT:
+            ScreeningRecord.objects.filter(pk=record.pk).update(status=S.DRAFT, updated_at=timezone.now())
+            record.status = S.DRAFT
+        transaction.on_commit(lambda: default_storage.delete(stored_name))
+
+
+def image_record_view(*, actor, image: FundusImage) -> None:
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.VIEW,
+        obj=image,
+        patient_ref=image.record.patient.patient_id,
+    )
+
+
+def _enqueue_configured(setting_name: str, *args, cluster: str | None = None) -> None:
+    """Queue the later app's task named in settings; earlier apps never import later ones."""
+    task_path = getattr(settings, setting_name, "")
+    if task_path:
+        enqueue_on_commit(task_path, *args, cluster=cluster)
+
+
+# --- doctor reviews -------------------------------------------------------------------------
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    codes = list(dict.fromkeys(fields.get("conclusion_codes") or []))
+    unknown = [code for code in codes if code not in ConclusionCode.values]
+    if not codes:
+        errors.setdefault("conclusion_codes", []).append(_("Choose at least one conclusion."))
+    elif unknown:
+        errors.setdefault("conclusion_codes", []).append(
+            _("Unknown conclusion code(s): %(codes)s.") % {"codes": ", ".join(map(str, unknown))}
+        )
+    elif len(codes) > 1 and (ConclusionCode.NORMAL in codes or ConclusionCode.UNGRADABLE in codes):
+        errors.setdefault("conclusion_codes", []).append(
+            _("“No abnormality” and “not gradable” cannot be combined with other conclusions.")
+        )
+    if fields.get("recommendation") not in Recommendation.values:
+        errors.setdefault("recommendation", []).append(_("Choose a recommendation."))
+    months = fields.get("follow_up_months")
+    if months is not None and not (1 <= int(months) <= FOLLOW_UP_MONTHS_MAX):
+        errors.setdefault("follow_up_months", []).append(
+            _("The follow-up interval must be between 1 and %(max)s months.") % {"max": FOLLOW_UP_MONTHS_MAX}
+        )
+    follow_up_date = fields.get("follow_up_date")
+    if follow_up_date is not None and follow_up_date < timezone.localdate():
+        errors.setdefault("follow_up_date", []).append(_("The follow-up date cannot be in the past."))
+    if is_amendment and not (fields.get("amendment_reason") or "").strip():
+        errors.setdefault("amendment_reason", []).append(
+            _("This screening already has a signed review: give the reason for the amendment.")
+        )
+    if errors:
+        raise ValidationError(errors)
+    return {
+        **fields,
+        "conclusion_codes": codes,
+        "conclusion_text": (fields.get("conclusion_text") or "").strip(),
+        "recommendation_text": (fields.get("recommendation_text") or "").strip(),
+        "amendment_reason": (fields.get("amendment_reason") or "").strip(),
+    }
+
+
+def review_clean(*, record: ScreeningRecord, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate a review's fields for `record` (forms call this to show errors in place)."""
+    if record.status == S.DRAFT:
+        raise ValidationError(_("Upload at least one photo before writing a review."), code="no_photos")
+    latest = record.reviews.order_by("-version").first()
+    is_amendment = latest is not None and (latest.is_signed or latest.supersedes_id is not None)
+    return _clean_review(fields, is_amendment=is_amendment)
+
+
+def review_save_draft(
+    *,
+    doctor,
+    record: ScreeningRecord,
+    conclusion_codes: list[str],
+    recommendation: str,
+    conclusion_text: str = "",
+    recommendation_text: str = "",
+    follow_up_months: int | None = None,
+    follow_up_date: dt.date | None = None,
+    amendment_reason: str = "",
+) -> DoctorReview:
+    """Create or update the record's open draft; after a signed review the draft is an amendment."""
+    require_permission(doctor, "screening.change_doctorreview")
+    fields = {
+        "conclusion_codes": conclusion_codes,
+        "conclusion_text": conclusion_text,
+        "recommendation": recommendation,
+        "recommendation_text": recommendation_text,
+        "follow_up_months": follow_up_months,
+        "follow_up_date": follow_up_date,
+        "amendment_reason": amendment_reason,
+    }
+    with transaction.atomic():
+        ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        cleaned = review_clean(record=record, fields=fields)
+        latest = record.reviews.order_by("-version").first()
+        if latest is not None and not latest.is_signed:
+            changes = field_changes(latest, cleaned)
+            for name, value in cleaned.items():
+                setattr(latest, name, value)
+            latest.doctor = doctor
+            latest.save()
+            review, action = latest, AuditEvent.Action.UPDATE
+        else:
+            review = DoctorReview.objects.create(
+                record=record,
+                version=(latest.version + 1) if latest else 1,
+                doctor=doctor,
+                supersedes=latest,
+                **cleaned,
+            )
+            changes = {name: [None, value] for name, value in cleaned.items() if value}
+            action = AuditEvent.Action.CREATE
+        audit_log(
+            actor=doctor,
+            action=action,
+            obj=review,
+            patient_ref=record.patient.patient_id,
+            changes=changes,
+        )
+    return review
+
+
+def review_sign(*, doctor, review: DoctorReview) -> DoctorReview:
+    """Sign a draft: it becomes the record's conclusion, and its report is generated."""
+    require_permission(doctor, "screening.sign_doctorreview")
+    with transaction.atomic():
+        locked = DoctorReview.objects.select_for_update().get(pk=review.pk)
+        if locked.is_signed:
+            raise ValidationError(
+                _("This review was already signed; write an amendment instead."), code="already_signed"
+            )
+        now = timezone.now()
+        locked.signed_at = now
+        locked.doctor = doctor
+        if locked.follow_up_months and locked.follow_up_date is None:
+            locked.follow_up_date = _add_months(timezone.localdate(now), locked.follow_up_months)
+        locked.save(update_fields=["signed_at", "doctor", "follow_up_date", "updated_at"])
+        record_transition(record=locked.record, to=S.REVIEWED)
+        audit_log(
+            actor=doctor,
+            action=AuditEvent.Action.SIGN,
+            obj=locked,
+            patient_ref=locked.record.patient.patient_id,
+            changes={"version": [None, locked.version]},
+        )
+        _enqueue_configured("REVIEW_SIGNED_TASK", locked.record_id)
+    return locked
+

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from patients.models import Patient
+from screening.models import ScreeningRecord
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs) -> None:
+        if not create or not extracted:
+            return
+        self.groups.add(Group.objects.get(name=extracted))
+        if extracted != "patient":
+            self.is_staff = True
+            self.save(update_fields=["is_staff"])
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    patient_id = factory.Sequence(lambda n: f"T2026{n:04d}")
+    name = factory.Sequence(lambda n: f"测试患者{n}")
+    sex = "female"
+    date_of_birth = dt.date(1970, 5, 17)
+    phone = factory.Sequence(lambda n: f"1380000{n:04d}")
+
+
+class ScreeningRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ScreeningRecord
+
+    patient = factory.SubFactory(PatientFactory)
+    operator = factory.SubFactory(UserFactory, role="technician")
+    va_od = Decimal("0.80")
+    va_os = Decimal("1.00")
+    logmar_od = Decimal("0.10")
+    logmar_os = Decimal("0.00")
+    iop_od = Decimal("15.0")
+    iop_os = Decimal("16.0")
