@@ -9,7 +9,17 @@ from clinic.models import AuditEvent
 class AuditEventAdmin(admin.ModelAdmin):
     """The audit log, read-only for everyone, administrators included."""
 
-    list_display = ("at", "actor_username", "action", "object_type", "object_id", "object_repr", "patient_ref", "source", "ip_address")
+    list_display = (
+        "at",
+        "actor_username",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "patient_ref",
+        "source",
+        "ip_address",
+    )
     list_filter = ("action", "source", "object_type", "at")
     search_fields = ("=patient_ref", "actor_username", "=object_id", "object_repr", "=request_id")
     date_hierarchy = "at"

@@ -28,8 +28,10 @@ class AuditContext:
     request_id: str = ""
 
 
+# AuditContext is frozen, so sharing one default instance is safe.
 _context: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "audit_context", default=AuditContext()
+    "audit_context",
+    default=AuditContext(),  # noqa: B039
 )
 
 
@@ -61,7 +63,9 @@ class AuditContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
-        source = "admin" if path.startswith("/admin/") else "api" if path.startswith("/api/") else "web"
+        source = (
+            "admin" if path.startswith("/admin/") else "api" if path.startswith("/api/") else "web"
+        )
         request_id = request.META.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex
         request.request_id = request_id
         token = _context.set(

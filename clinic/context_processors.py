@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from clinic.branding import clinic_name
 from django.http import HttpRequest
 
+from clinic.branding import clinic_name
 from clinic.roles import user_role_labels
 
 

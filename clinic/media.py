@@ -9,7 +9,9 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 
 
-def private_file_response(name: str, *, download_name: str | None = None, as_attachment: bool = False) -> HttpResponse:
+def private_file_response(
+    name: str, *, download_name: str | None = None, as_attachment: bool = False
+) -> HttpResponse:
     """Stream a stored file; behind nginx, hand the transfer to it with X-Accel-Redirect."""
     if not name or not default_storage.exists(name):
         raise Http404("File not found")

@@ -43,7 +43,9 @@ if IS_PRODUCTION:
 elif not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"]
+)
 if IS_PRODUCTION:
     require("ALLOWED_HOSTS", ",".join(ALLOWED_HOSTS))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -27,7 +27,9 @@ class PatientAdminForm(forms.ModelForm):
         cleaned = super().clean()
         values = {name: cleaned.get(name) for name in EDITABLE_FIELDS if name not in self.errors}
         try:
-            normalized = patient_clean_fields(values, instance=self.instance if self.instance.pk else None)
+            normalized = patient_clean_fields(
+                values, instance=self.instance if self.instance.pk else None
+            )
         except ValidationError as exc:
             add_service_errors(self, exc)
         else:

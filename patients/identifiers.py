@@ -23,7 +23,9 @@ def normalize_phone(raw: str) -> str:
         digits = digits[4:]
     if not digits.isdigit() or not (MOBILE_RE.match(digits) or LANDLINE_RE.match(digits)):
         raise ValidationError(
-            _("Enter a mainland mobile number (11 digits, e.g. 13812348000) or a landline with its area code (e.g. 010-12345678)."),
+            _(
+                "Enter a mainland mobile number (11 digits, e.g. 13812348000) or a landline with its area code (e.g. 010-12345678)."
+            ),
             code="invalid_phone",
         )
     return digits
@@ -55,7 +57,8 @@ def normalize_national_id(raw: str) -> str:
         national_id_birth_date(value)
     except ValueError as exc:
         raise ValidationError(
-            _("This ID number does not contain a valid birth date."), code="invalid_national_id_date"
+            _("This ID number does not contain a valid birth date."),
+            code="invalid_national_id_date",
         ) from exc
     return value
 

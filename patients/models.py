@@ -78,3 +78,6 @@ class PatientIdCounter(models.Model):
 
     class Meta:
         verbose_name = _("patient ID counter")
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_value}"

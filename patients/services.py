@@ -49,7 +49,9 @@ def patient_next_id(*, year: int | None = None) -> str:
     return f"{settings.PATIENT_ID_PREFIX}{year}{value:04d}"
 
 
-def patient_clean_fields(fields: dict[str, Any], *, instance: Patient | None = None) -> dict[str, Any]:
+def patient_clean_fields(
+    fields: dict[str, Any], *, instance: Patient | None = None
+) -> dict[str, Any]:
     """Normalise and validate; raises one ValidationError with every field's message."""
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
@@ -78,15 +80,21 @@ def patient_clean_fields(fields: dict[str, Any], *, instance: Patient | None = N
         if not isinstance(date_of_birth, dt.date):
             errors.setdefault("date_of_birth", []).append(_("Enter the date of birth."))
         elif date_of_birth > today:
-            errors.setdefault("date_of_birth", []).append(_("The date of birth cannot be in the future."))
+            errors.setdefault("date_of_birth", []).append(
+                _("The date of birth cannot be in the future.")
+            )
         elif today.year - date_of_birth.year > MAX_AGE_YEARS:
-            errors.setdefault("date_of_birth", []).append(_("Check the date of birth: the patient would be over 130 years old."))
+            errors.setdefault("date_of_birth", []).append(
+                _("Check the date of birth: the patient would be over 130 years old.")
+            )
 
     national_id = cleaned.get("national_id", instance.national_id if instance else "")
     if national_id and "national_id" not in errors and isinstance(date_of_birth, dt.date):
         if national_id_birth_date(national_id) != date_of_birth:
             errors.setdefault("national_id", []).append(
-                _("The birth date in the ID number (%(id_date)s) differs from the date of birth entered.")
+                _(
+                    "The birth date in the ID number (%(id_date)s) differs from the date of birth entered."
+                )
                 % {"id_date": national_id_birth_date(national_id).isoformat()}
             )
     if national_id and "national_id" not in errors:
@@ -96,7 +104,8 @@ def patient_clean_fields(fields: dict[str, Any], *, instance: Patient | None = N
         existing = duplicates.first()
         if existing is not None:
             errors.setdefault("national_id", []).append(
-                _("Patient %(patient_id)s already has this ID number.") % {"patient_id": existing.patient_id}
+                _("Patient %(patient_id)s already has this ID number.")
+                % {"patient_id": existing.patient_id}
             )
     if errors:
         raise ValidationError(errors)
@@ -105,7 +114,9 @@ def patient_clean_fields(fields: dict[str, Any], *, instance: Patient | None = N
 
 def _masked(changes: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {
-        field: [None if value is None else MASKERS[field](value) for value in values] if field in MASKERS else values
+        field: [None if value is None else MASKERS[field](value) for value in values]
+        if field in MASKERS
+        else values
         for field, values in changes.items()
     }
 
@@ -175,10 +186,17 @@ def patient_delete(*, actor, patient: Patient) -> None:
             % {"patient_id": patient.patient_id}
         )
     with transaction.atomic():
-        audit_log(actor=actor, action=AuditEvent.Action.DELETE, obj=patient, patient_ref=patient.patient_id)
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.DELETE,
+            obj=patient,
+            patient_ref=patient.patient_id,
+        )
         patient.delete()
 
 
 def patient_record_view(*, actor, patient: Patient) -> None:
     """Log that `actor` opened this patient's data (detail pages, API reads)."""
-    audit_log(actor=actor, action=AuditEvent.Action.VIEW, obj=patient, patient_ref=patient.patient_id)
+    audit_log(
+        actor=actor, action=AuditEvent.Action.VIEW, obj=patient, patient_ref=patient.patient_id
+    )

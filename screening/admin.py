@@ -63,8 +63,26 @@ class FundusImageInline(admin.TabularInline):
     form = FundusImageInlineForm
     extra = 2
     max_num = 12
-    fields = ("eye", "upload", "preview", "width", "height", "format", "original_name", "uploaded_by", "uploaded_at")
-    readonly_fields = ("preview", "width", "height", "format", "original_name", "uploaded_by", "uploaded_at")
+    fields = (
+        "eye",
+        "upload",
+        "preview",
+        "width",
+        "height",
+        "format",
+        "original_name",
+        "uploaded_by",
+        "uploaded_at",
+    )
+    readonly_fields = (
+        "preview",
+        "width",
+        "height",
+        "format",
+        "original_name",
+        "uploaded_by",
+        "uploaded_at",
+    )
 
     @admin.display(description=_("preview"))
     def preview(self, obj: FundusImage) -> str:
@@ -87,7 +105,14 @@ class DoctorReviewInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("version", "doctor", "conclusion_display", "recommendation", "follow_up_date", "signed_at")
+    fields = (
+        "version",
+        "doctor",
+        "conclusion_display",
+        "recommendation",
+        "follow_up_date",
+        "signed_at",
+    )
     readonly_fields = fields
 
     @admin.display(description=_("conclusion"))
@@ -108,7 +133,11 @@ class ScreeningRecordForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        values = {name: cleaned.get(name) for name in MEASUREMENT_FIELDS if name in cleaned and name not in self.errors}
+        values = {
+            name: cleaned.get(name)
+            for name in MEASUREMENT_FIELDS
+            if name in cleaned and name not in self.errors
+        }
         try:
             record_clean_measurements(values)
         except ValidationError as exc:
@@ -120,8 +149,22 @@ class ScreeningRecordForm(forms.ModelForm):
 class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
     form = ScreeningRecordForm
     inlines = [FundusImageInline, DoctorReviewInline]
-    list_display = ("__str__", "patient_name", "status", "va_od", "va_os", "iop_display", "operator", "screened_at")
-    list_filter = ("status", "screened_at", "operator", ("reviews__doctor", admin.RelatedOnlyFieldListFilter))
+    list_display = (
+        "__str__",
+        "patient_name",
+        "status",
+        "va_od",
+        "va_os",
+        "iop_display",
+        "operator",
+        "screened_at",
+    )
+    list_filter = (
+        "status",
+        "screened_at",
+        "operator",
+        ("reviews__doctor", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("patient__patient_id", "patient__name", "patient__phone")
     autocomplete_fields = ("patient",)
     readonly_fields = ("status", "logmar_od", "logmar_os", "operator", "created_at", "updated_at")
@@ -132,7 +175,10 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return [
             (None, {"fields": ("patient", "screened_at", "status", "operator")}),
-            (_("Visual acuity (decimal)"), {"fields": (("va_od", "logmar_od"), ("va_os", "logmar_os"))}),
+            (
+                _("Visual acuity (decimal)"),
+                {"fields": (("va_od", "logmar_od"), ("va_os", "logmar_os"))},
+            ),
             (_("Intraocular pressure (mmHg, normal 10–21)"), {"fields": (("iop_od", "iop_os"),)}),
             (None, {"fields": ("notes",)}),
         ]
@@ -154,20 +200,34 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
         def one(value, flag):
             if value is None:
                 return "-"
-            return format_html('<strong style="color:#b00020">{} ▲▼</strong>', value) if flag else str(value)
+            return (
+                format_html('<strong style="color:#b00020">{} ▲▼</strong>', value)
+                if flag
+                else str(value)
+            )
 
-        return format_html("{} / {}", one(obj.iop_od, obj.iop_od_flag), one(obj.iop_os, obj.iop_os_flag))
+        return format_html(
+            "{} / {}", one(obj.iop_od, obj.iop_od_flag), one(obj.iop_os, obj.iop_os_flag)
+        )
 
     def audit_view(self, request, obj: ScreeningRecord) -> None:
         patient_record_view(actor=request.user, patient=obj.patient)
 
     def save_model(self, request, obj: ScreeningRecord, form, change: bool) -> None:
-        values = {name: form.cleaned_data[name] for name in MEASUREMENT_FIELDS if name in form.cleaned_data}
+        values = {
+            name: form.cleaned_data[name]
+            for name in MEASUREMENT_FIELDS
+            if name in form.cleaned_data
+        }
         if change:
             if "patient" not in form.changed_data and form.changed_data:
-                record_update(actor=request.user, record=ScreeningRecord.objects.get(pk=obj.pk), **values)
+                record_update(
+                    actor=request.user, record=ScreeningRecord.objects.get(pk=obj.pk), **values
+                )
         else:
-            created = record_create(actor=request.user, patient=form.cleaned_data["patient"], **values)
+            created = record_create(
+                actor=request.user, patient=form.cleaned_data["patient"], **values
+            )
             obj.pk = created.pk
             obj.refresh_from_db()
 
@@ -179,12 +239,19 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
             if deleted.instance.pk:
                 image_delete(actor=request.user, image=deleted.instance)
         for image_form in formset.forms:
-            upload = image_form.cleaned_data.get("upload") if hasattr(image_form, "cleaned_data") else None
+            upload = (
+                image_form.cleaned_data.get("upload")
+                if hasattr(image_form, "cleaned_data")
+                else None
+            )
             if image_form.instance.pk or upload is None or image_form in formset.deleted_forms:
                 continue
             try:
                 image_upload(
-                    actor=request.user, record=record, eye=image_form.cleaned_data["eye"], uploaded_file=upload
+                    actor=request.user,
+                    record=record,
+                    eye=image_form.cleaned_data["eye"],
+                    uploaded_file=upload,
                 )
             except ValidationError as exc:
                 self.message_user(
@@ -204,7 +271,9 @@ class DoctorReviewForm(forms.ModelForm):
     sign_now = forms.BooleanField(
         label=_("Sign now"),
         required=False,
-        help_text=_("A signed review is final; later changes are made as an amendment with a reason."),
+        help_text=_(
+            "A signed review is final; later changes are made as an amendment with a reason."
+        ),
     )
 
     class Meta:
@@ -238,9 +307,26 @@ class DoctorReviewForm(forms.ModelForm):
 @admin.register(DoctorReview)
 class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
     form = DoctorReviewForm
-    list_display = ("record", "version", "doctor", "conclusion_display", "recommendation", "follow_up_date", "signed_at")
-    list_filter = (("signed_at", admin.EmptyFieldListFilter), "signed_at", "recommendation", "doctor")
-    search_fields = ("record__patient__patient_id", "record__patient__name", "record__patient__phone")
+    list_display = (
+        "record",
+        "version",
+        "doctor",
+        "conclusion_display",
+        "recommendation",
+        "follow_up_date",
+        "signed_at",
+    )
+    list_filter = (
+        ("signed_at", admin.EmptyFieldListFilter),
+        "signed_at",
+        "recommendation",
+        "doctor",
+    )
+    search_fields = (
+        "record__patient__patient_id",
+        "record__patient__name",
+        "record__patient__phone",
+    )
     autocomplete_fields = ("record",)
     list_select_related = ("record__patient", "doctor")
     readonly_fields = ("version", "doctor", "supersedes", "signed_at", "created_at", "updated_at")
@@ -287,9 +373,10 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
                 review_sign(doctor=request.user, review=review)
                 signed += 1
             except ValidationError as exc:
-                self.message_user(request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING)
+                self.message_user(
+                    request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING
+                )
         self.message_user(request, _("%(count)d review(s) signed.") % {"count": signed})
 
     def has_sign_permission(self, request) -> bool:
         return request.user.has_perm("screening.sign_doctorreview")
-

@@ -58,29 +58,63 @@ class ScreeningRecord(models.Model):
     """One screening visit: measurements, notes and the status of its workflow."""
 
     patient = models.ForeignKey(
-        Patient, verbose_name=_("patient"), on_delete=models.PROTECT, related_name="screening_records"
+        Patient,
+        verbose_name=_("patient"),
+        on_delete=models.PROTECT,
+        related_name="screening_records",
     )
     screened_at = models.DateTimeField(_("screened at"), default=timezone.now, db_index=True)
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("operator"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     va_od = models.DecimalField(
-        _("visual acuity OD"), max_digits=3, decimal_places=2, null=True, blank=True, validators=va_validators
+        _("visual acuity OD"),
+        max_digits=3,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=va_validators,
     )
     va_os = models.DecimalField(
-        _("visual acuity OS"), max_digits=3, decimal_places=2, null=True, blank=True, validators=va_validators
+        _("visual acuity OS"),
+        max_digits=3,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=va_validators,
     )
-    logmar_od = models.DecimalField(_("logMAR OD"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False)
-    logmar_os = models.DecimalField(_("logMAR OS"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False)
+    logmar_od = models.DecimalField(
+        _("logMAR OD"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False
+    )
+    logmar_os = models.DecimalField(
+        _("logMAR OS"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False
+    )
     iop_od = models.DecimalField(
-        _("IOP OD (mmHg)"), max_digits=3, decimal_places=1, null=True, blank=True, validators=iop_validators
+        _("IOP OD (mmHg)"),
+        max_digits=3,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=iop_validators,
     )
     iop_os = models.DecimalField(
-        _("IOP OS (mmHg)"), max_digits=3, decimal_places=1, null=True, blank=True, validators=iop_validators
+        _("IOP OS (mmHg)"),
+        max_digits=3,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=iop_validators,
     )
     notes = models.TextField(_("notes"), blank=True)
     status = models.CharField(
-        _("status"), max_length=20, choices=RecordStatus.choices, default=RecordStatus.DRAFT, editable=False
+        _("status"),
+        max_length=20,
+        choices=RecordStatus.choices,
+        default=RecordStatus.DRAFT,
+        editable=False,
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -112,7 +146,10 @@ class FundusImage(models.Model):
     """An uploaded fundus photo of one eye; the stored original is never modified."""
 
     record = models.ForeignKey(
-        ScreeningRecord, verbose_name=_("screening record"), on_delete=models.CASCADE, related_name="images"
+        ScreeningRecord,
+        verbose_name=_("screening record"),
+        on_delete=models.CASCADE,
+        related_name="images",
     )
     eye = models.CharField(_("eye"), max_length=2, choices=Eye.choices)
     file = models.FileField(_("file"), max_length=255)
@@ -124,7 +161,10 @@ class FundusImage(models.Model):
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
     original_name = models.CharField(_("original file name"), max_length=200, blank=True)
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now, editable=False)
 
@@ -171,17 +211,27 @@ class DoctorReview(models.Model):
     """A doctor's conclusion for a screening; once signed it is never changed, only amended."""
 
     record = models.ForeignKey(
-        ScreeningRecord, verbose_name=_("screening record"), on_delete=models.PROTECT, related_name="reviews"
+        ScreeningRecord,
+        verbose_name=_("screening record"),
+        on_delete=models.PROTECT,
+        related_name="reviews",
     )
     version = models.PositiveIntegerField(_("version"), default=1)
     doctor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("doctor"), on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("doctor"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     conclusion_codes = models.JSONField(_("conclusion"), default=list)
     conclusion_text = models.TextField(_("conclusion (free text)"), blank=True)
-    recommendation = models.CharField(_("recommendation"), max_length=20, choices=Recommendation.choices)
+    recommendation = models.CharField(
+        _("recommendation"), max_length=20, choices=Recommendation.choices
+    )
     recommendation_text = models.TextField(_("recommendation (free text)"), blank=True)
-    follow_up_months = models.PositiveSmallIntegerField(_("follow-up in (months)"), null=True, blank=True)
+    follow_up_months = models.PositiveSmallIntegerField(
+        _("follow-up in (months)"), null=True, blank=True
+    )
     follow_up_date = models.DateField(_("follow-up date"), null=True, blank=True)
     amendment_reason = models.TextField(_("reason for amendment"), blank=True)
     supersedes = models.OneToOneField(
@@ -204,7 +254,9 @@ class DoctorReview(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["record", "version"], name="unique_review_version"),
             models.UniqueConstraint(
-                fields=["record"], condition=models.Q(signed_at__isnull=True), name="one_open_review_draft"
+                fields=["record"],
+                condition=models.Q(signed_at__isnull=True),
+                name="one_open_review_draft",
             ),
         ]
 

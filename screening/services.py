@@ -20,7 +20,6 @@ from clinic.roles import require_permission
 from clinic.tasks import enqueue_on_commit
 from patients.models import Patient
 from screening.models import (
-    IOP_NORMAL_HIGH,
     VA_MAX,
     VA_MIN,
     ConclusionCode,
@@ -76,7 +75,9 @@ def record_transition(*, record: ScreeningRecord, to: str) -> ScreeningRecord:
 
 def record_mark_analysing(*, record: ScreeningRecord) -> bool:
     """Called by the AI engine when it starts; a reviewed record keeps its status."""
-    return _transition_if(record=record, allowed_from={S.IMAGES_UPLOADED, S.ANALYSED}, to=S.ANALYSING)
+    return _transition_if(
+        record=record, allowed_from={S.IMAGES_UPLOADED, S.ANALYSED}, to=S.ANALYSING
+    )
 
 
 def record_mark_analysed(*, record: ScreeningRecord) -> bool:
@@ -130,7 +131,8 @@ def record_clean_measurements(fields: dict[str, Any]) -> dict[str, Any]:
             iop = _decimal_or_none(cleaned[iop_field], iop_field, errors)
             if iop is not None and not (Decimal("0") < iop <= IOP_MAX):
                 errors.setdefault(iop_field, []).append(
-                    _("Intraocular pressure must be between 1 and %(high)s mmHg.") % {"high": IOP_MAX}
+                    _("Intraocular pressure must be between 1 and %(high)s mmHg.")
+                    % {"high": IOP_MAX}
                 )
             elif iop is not None:
                 iop = iop.quantize(Decimal("0.1"))
@@ -139,7 +141,9 @@ def record_clean_measurements(fields: dict[str, Any]) -> dict[str, Any]:
         cleaned["screened_at"] = timezone.now()
     screened_at = cleaned.get("screened_at")
     if screened_at is not None and screened_at > timezone.now() + dt.timedelta(minutes=5):
-        errors.setdefault("screened_at", []).append(_("The screening time cannot be in the future."))
+        errors.setdefault("screened_at", []).append(
+            _("The screening time cannot be in the future.")
+        )
     if "notes" in cleaned:
         cleaned["notes"] = (cleaned["notes"] or "").strip()
     if errors:
@@ -176,7 +180,9 @@ def record_create(
             action=AuditEvent.Action.CREATE,
             obj=record,
             patient_ref=patient.patient_id,
-            changes={name: [None, value] for name, value in fields.items() if value not in (None, "")},
+            changes={
+                name: [None, value] for name, value in fields.items() if value not in (None, "")
+            },
         )
     return record
 
@@ -298,7 +304,9 @@ def image_delete(*, actor, image: FundusImage) -> None:
         )
         image.delete()
         if not record.images.exists() and record.status != S.DRAFT:
-            ScreeningRecord.objects.filter(pk=record.pk).update(status=S.DRAFT, updated_at=timezone.now())
+            ScreeningRecord.objects.filter(pk=record.pk).update(
+                status=S.DRAFT, updated_at=timezone.now()
+            )
             record.status = S.DRAFT
         transaction.on_commit(lambda: default_storage.delete(stored_name))
 
@@ -345,11 +353,14 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
     months = fields.get("follow_up_months")
     if months is not None and not (1 <= int(months) <= FOLLOW_UP_MONTHS_MAX):
         errors.setdefault("follow_up_months", []).append(
-            _("The follow-up interval must be between 1 and %(max)s months.") % {"max": FOLLOW_UP_MONTHS_MAX}
+            _("The follow-up interval must be between 1 and %(max)s months.")
+            % {"max": FOLLOW_UP_MONTHS_MAX}
         )
     follow_up_date = fields.get("follow_up_date")
     if follow_up_date is not None and follow_up_date < timezone.localdate():
-        errors.setdefault("follow_up_date", []).append(_("The follow-up date cannot be in the past."))
+        errors.setdefault("follow_up_date", []).append(
+            _("The follow-up date cannot be in the past.")
+        )
     if is_amendment and not (fields.get("amendment_reason") or "").strip():
         errors.setdefault("amendment_reason", []).append(
             _("This screening already has a signed review: give the reason for the amendment.")
@@ -368,7 +379,9 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
 def review_clean(*, record: ScreeningRecord, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a review's fields for `record` (forms call this to show errors in place)."""
     if record.status == S.DRAFT:
-        raise ValidationError(_("Upload at least one photo before writing a review."), code="no_photos")
+        raise ValidationError(
+            _("Upload at least one photo before writing a review."), code="no_photos"
+        )
     latest = record.reviews.order_by("-version").first()
     is_amendment = latest is not None and (latest.is_signed or latest.supersedes_id is not None)
     return _clean_review(fields, is_amendment=is_amendment)
@@ -398,7 +411,9 @@ def review_save_draft(
         "amendment_reason": amendment_reason,
     }
     with transaction.atomic():
-        ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        record = (
+            ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
+        )
         cleaned = review_clean(record=record, fields=fields)
         latest = record.reviews.order_by("-version").first()
         if latest is not None and not latest.is_signed:
@@ -435,7 +450,8 @@ def review_sign(*, doctor, review: DoctorReview) -> DoctorReview:
         locked = DoctorReview.objects.select_for_update().get(pk=review.pk)
         if locked.is_signed:
             raise ValidationError(
-                _("This review was already signed; write an amendment instead."), code="already_signed"
+                _("This review was already signed; write an amendment instead."),
+                code="already_signed",
             )
         now = timezone.now()
         locked.signed_at = now
@@ -453,4 +469,3 @@ def review_sign(*, doctor, review: DoctorReview) -> DoctorReview:
         )
         _enqueue_configured("REVIEW_SIGNED_TASK", locked.record_id)
     return locked
-

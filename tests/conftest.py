@@ -25,8 +25,13 @@ def fundus_like_jpeg(size: int = 320, *, seed: int = 0, fmt: str = "JPEG") -> by
     draw.ellipse((margin, margin, size - margin, size - margin), fill=(170 + seed % 40, 70, 30))
     disc = size // 10
     centre = (size * 2 // 3, size // 2)
-    draw.ellipse((centre[0] - disc, centre[1] - disc, centre[0] + disc, centre[1] + disc), fill=(250, 220, 150))
-    draw.line((size // 6, size // 2 + seed % 7, size * 5 // 6, size // 3), fill=(120, 30, 20), width=3)
+    draw.ellipse(
+        (centre[0] - disc, centre[1] - disc, centre[0] + disc, centre[1] + disc),
+        fill=(250, 220, 150),
+    )
+    draw.line(
+        (size // 6, size // 2 + seed % 7, size * 5 // 6, size // 3), fill=(120, 30, 20), width=3
+    )
     buffer = io.BytesIO()
     image.save(buffer, fmt, quality=90) if fmt == "JPEG" else image.save(buffer, fmt)
     return buffer.getvalue()
@@ -37,7 +42,9 @@ def photo_file():
     """A factory of valid upload files: photo_file(name="od.jpg", seed=1)."""
 
     def make(name: str = "fundus.jpg", *, seed: int = 0, size: int = 320) -> SimpleUploadedFile:
-        return SimpleUploadedFile(name, fundus_like_jpeg(size, seed=seed), content_type="image/jpeg")
+        return SimpleUploadedFile(
+            name, fundus_like_jpeg(size, seed=seed), content_type="image/jpeg"
+        )
 
     return make
 

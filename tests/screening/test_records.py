@@ -12,7 +12,12 @@ from screening.services import record_create, record_transition, record_update
 
 def test_a_screening_stores_decimal_acuity_with_logmar_and_flags_pressure(patient, technician):
     record = record_create(
-        actor=technician, patient=patient, va_od="0.8", va_os=Decimal("1.0"), iop_od="23.5", iop_os="9"
+        actor=technician,
+        patient=patient,
+        va_od="0.8",
+        va_os=Decimal("1.0"),
+        iop_od="23.5",
+        iop_os="9",
     )
     record.refresh_from_db()
     assert (record.va_od, record.logmar_od) == (Decimal("0.80"), Decimal("0.10"))
@@ -20,7 +25,10 @@ def test_a_screening_stores_decimal_acuity_with_logmar_and_flags_pressure(patien
     assert (record.iop_od_flag, record.iop_os_flag) == ("high", "low")
     assert record.status == RecordStatus.DRAFT
     assert record.operator == technician
-    assert AuditEvent.objects.filter(action="create", object_type="screening.screeningrecord").count() == 1
+    assert (
+        AuditEvent.objects.filter(action="create", object_type="screening.screeningrecord").count()
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,10 +49,16 @@ def test_iop_limits_are_inclusive():
         ({"va_od": "3"}, "va_od", "between 0.01 and 2.00"),
         ({"va_os": "abc"}, "va_os", "Enter a number."),
         ({"iop_od": "95"}, "iop_od", "between 1 and 80 mmHg"),
-        ({"screened_at": timezone.now() + dt.timedelta(days=1)}, "screened_at", "cannot be in the future"),
+        (
+            {"screened_at": timezone.now() + dt.timedelta(days=1)},
+            "screened_at",
+            "cannot be in the future",
+        ),
     ],
 )
-def test_implausible_measurements_are_refused_and_nothing_is_stored(patient, technician, fields, field, message):
+def test_implausible_measurements_are_refused_and_nothing_is_stored(
+    patient, technician, fields, field, message
+):
     with pytest.raises(ValidationError) as excinfo:
         record_create(actor=technician, patient=patient, **fields)
     assert message in " ".join(excinfo.value.message_dict[field])

@@ -37,7 +37,11 @@ class Command(BaseCommand):
                 "administrator with `manage.py createsuperuser`."
             )
         User = get_user_model()
-        existing = set(User.objects.filter(username__in=[u for u, _r, _n in FIRST_USERS]).values_list("username", flat=True))
+        existing = set(
+            User.objects.filter(username__in=[u for u, _r, _n in FIRST_USERS]).values_list(
+                "username", flat=True
+            )
+        )
         created: list[tuple[str, str, str]] = []
         with transaction.atomic():
             for username, role, display_name in FIRST_USERS:
@@ -45,14 +49,18 @@ class Command(BaseCommand):
                     continue
                 password = secrets.token_urlsafe(12)
                 first_name = display_name
-                user = User.objects.create_user(username=username, password=password, first_name=first_name)
+                user = User.objects.create_user(
+                    username=username, password=password, first_name=first_name
+                )
                 if role == Role.ADMINISTRATOR:
                     user.is_superuser = True
                     user.save(update_fields=["is_superuser"])
                 role_assign(user=user, role=role)
                 created.append((username, str(role), password))
         if not created:
-            self.stdout.write(f"First users already exist; their first-run passwords are in {credentials_file()}.")
+            self.stdout.write(
+                f"First users already exist; their first-run passwords are in {credentials_file()}."
+            )
             return
         lines = [f"{role:<14} {username:<10} {password}" for username, role, password in created]
         path = credentials_file()
@@ -60,7 +68,11 @@ class Command(BaseCommand):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
-        self.stdout.write(self.style.SUCCESS("Created these accounts (shown once; also saved in " f"{path}, mode 600):"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created these accounts (shown once; also saved in {path}, mode 600):"
+            )
+        )
         for line in lines:
             self.stdout.write(f"  {line}")
         self.stdout.write("Change them at /admin/password_change/ after the first login.")
