@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "clinic",
     "patients",
     "screening",
+    "ai_engine",
 ]
 
 MIDDLEWARE = [
