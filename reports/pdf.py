@@ -1,0 +1,283 @@
+"""Rendering a report to PDF with WeasyPrint, fetching nothing but the report's own media.
+
+Photos and heatmaps are downscaled here (≤ 1200 px JPEG) and embedded as `data:` URIs; the
+URL fetcher serves `data:` URIs and the explicitly allowed files of this report, and refuses
+everything else (other files, http(s), ftp…) without following any redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import mimetypes
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import segno
+import weasyprint
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from PIL import Image, ImageFile, ImageOps
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from clinic.branding import clinic_name
+from reports.facts import ReportInputs
+from reports.models import Report
+
+logger = logging.getLogger(__name__)
+
+# WeasyPrint's import sets this process-wide Pillow flag to True, which would let truncated
+# photos through the upload validator (screening.uploads refuses to run with it). Everything
+# WeasyPrint decodes here is a JPEG we have just encoded, so the strict default is safe.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+MAX_IMAGE_SIDE = 1200
+JPEG_QUALITY = 80
+# Safety marks are always bilingual, whatever the report's language or catalogue state.
+DRAFT_WATERMARK = "草稿 / DRAFT — not reviewed"
+DEMONSTRATION_WARNING = "演示模型——不可用于诊断 / demonstration model — not for diagnosis"
+SUMMARY_MARK_APPROVED = "AI 起草、医生审核 / AI-drafted, doctor-approved"
+SUMMARY_MARK_UNAPPROVED = "AI 起草，医生尚未审核 / AI-drafted, not yet approved by the doctor"
+SUMMARY_MARK_TEMPLATE = "模板生成 / template"
+SUMMARY_MARK_TEMPLATE_APPROVED = "模板生成、医生审核 / template, doctor-approved"
+
+
+class RefusedURL(ValueError):
+    """A resource the report may not load."""
+
+
+class ReportURLFetcher(URLFetcher):
+    """Serves `data:` URIs and the allowed files only; never the network, never redirects."""
+
+    def __init__(self, *, allowed_files: Iterable[str | Path] = ()) -> None:
+        super().__init__(timeout=1, allowed_protocols=("data", "file"), allow_redirects=False)
+        self.allowed_files = {Path(p).resolve() for p in allowed_files}
+        self.refused: list[str] = []
+
+    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "data":
+            return super().fetch(url, headers)
+        if scheme == "file":
+            path = Path(url2pathname(urlsplit(url).path)).resolve()
+            if path in self.allowed_files and path.is_file():
+                content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return URLFetcherResponse(
+                    url, path.read_bytes(), headers={"Content-Type": content_type}
+                )
+        self.refused.append(url)
+        logger.warning("Report rendering refused to fetch %s", url[:200])
+        raise RefusedURL(f"refused: {url[:200]}")
+
+
+@dataclass(frozen=True)
+class RenderedPdf:
+    content: bytes
+    refused_urls: tuple[str, ...] = ()
+
+
+def html_to_pdf(html: str, *, allowed_files: Iterable[str | Path] = ()) -> RenderedPdf:
+    fetcher = ReportURLFetcher(allowed_files=allowed_files)
+    document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None)
+    content = document.write_pdf(optimize_images=True, jpeg_quality=JPEG_QUALITY)
+    return RenderedPdf(content=content, refused_urls=tuple(fetcher.refused))
+
+
+def render_report_pdf(*, report: Report, inputs: ReportInputs) -> RenderedPdf:
+    """The PDF of `report` (saved row: its ID and codes are printed), in its language."""
+    with translation.override(report.language):
+        html = render_to_string("reports/report.html", report_context(report=report, inputs=inputs))
+    return html_to_pdf(html, allowed_files=_local_paths(inputs.media_names()))
+
+
+def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
+    record = report.record
+    patient = record.patient
+    review = inputs.review
+    facts = inputs.facts
+    zh = report.language == "zh-hans"
+    eyes = []
+    for eye, label in (("OD", _("Right eye (OD)")), ("OS", _("Left eye (OS)"))):
+        values = facts["eyes"][eye]
+        media = inputs.media[eye]
+        eyes.append(
+            {
+                "code": eye,
+                "label": label,
+                "values": values,
+                "photo": image_data_uri(media.photo) if media.photo else "",
+                "heatmap": image_data_uri(media.heatmap) if media.heatmap else "",
+                "models": _models(values["ai_findings"], zh=zh),
+            }
+        )
+    demonstration = any(m["demonstration"] for eye in eyes for m in eye["models"])
+    verify_url = verification_url(report)
+    return {
+        "report": report,
+        "lang_attr": "zh-CN" if zh else "en",
+        "clinic": {
+            "name": clinic_name(),
+            "address": settings.CLINIC_ADDRESS,
+            "phone": settings.CLINIC_PHONE,
+            "logo": _logo_data_uri(),
+        },
+        "patient": {
+            "patient_id": patient.patient_id,
+            "name": patient.name,
+            "sex": patient.get_sex_display(),
+            "age": facts["patient"]["age"],
+            "phone": patient.masked_phone,
+        },
+        "record": record,
+        "operator": _person(record.operator),
+        "eyes": eyes,
+        "triage": _triage(facts.get("triage")),
+        "review": review,
+        "review_facts": facts.get("doctor_review"),
+        "doctor": _person(review.doctor) if review else "",
+        "summary_mark": _summary_mark(report),
+        "demonstration": demonstration,
+        "draft_watermark": DRAFT_WATERMARK,
+        "demonstration_warning": DEMONSTRATION_WARNING,
+        "verify_url": verify_url,
+        "qr": segno.make(verify_url, error="m").svg_data_uri(scale=3, border=1),
+        "generated_at": timezone.localtime(report.generated_at),
+    }
+
+
+def verification_url(report: Report) -> str:
+    path = reverse("api-v1:report-verify", args=[report.verification_code])
+    return f"{settings.REPORT_VERIFY_BASE_URL.rstrip('/')}{path}"
+
+
+def image_data_uri(name: str, *, max_side: int = MAX_IMAGE_SIDE) -> str:
+    """A stored image, downscaled to ≤ max_side px, as a JPEG data: URI ("" if unreadable)."""
+    try:
+        with default_storage.open(name, "rb") as stored, Image.open(stored) as image:
+            image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, fast
+            image = ImageOps.exif_transpose(image)
+            image = _flatten(image)
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        logger.warning("Report image %s could not be embedded: %s", name, exc)
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (0, 0, 0))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I"):
+        return image.point(lambda value: value / 257).convert("RGB")
+    return image.convert("RGB")
+
+
+def _logo_data_uri() -> str:
+    path = settings.CLINIC_LOGO
+    if not path:
+        return ""
+    try:
+        with Image.open(path) as logo:
+            logo = _flatten_logo(logo)
+            logo.thumbnail((600, 200))
+            buffer = io.BytesIO()
+            logo.save(buffer, "PNG")
+    except (OSError, ValueError) as exc:
+        logger.warning("CLINIC_LOGO %s could not be read: %s", path, exc)
+        return ""
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _flatten_logo(logo: Image.Image) -> Image.Image:
+    # Logos keep transparency (white paper behind them), unlike fundus photos.
+    return logo.convert("RGBA")
+
+
+def _local_paths(names: Iterable[str]) -> list[Path]:
+    paths = []
+    for name in names:
+        try:
+            paths.append(Path(default_storage.path(name)))
+        except NotImplementedError:  # remote storage (S3): nothing local to allow
+            continue
+    return paths
+
+
+def _models(findings: list[dict[str, Any]], *, zh: bool) -> list[dict[str, Any]]:
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+    for finding in findings:
+        key = (finding["model_name"], finding["model_version"])
+        model = models.setdefault(
+            key,
+            {
+                "name": finding["model_name"],
+                "version": finding["model_version"],
+                "demonstration": finding["demonstration"],
+                "evidence": finding["evidence"],
+                "findings": [],
+            },
+        )
+        model["findings"].append(
+            {
+                **finding,
+                "label": finding["label_zh"] if zh else finding["label_en"],
+                "other_label": finding["label_en"] if zh else finding["label_zh"],
+                "probability_pct": f"{finding['probability'] * 100:.1f}%",
+                "threshold_pct": f"{finding['threshold'] * 100:.1f}%",
+            }
+        )
+    return list(models.values())
+
+
+def _triage(triage: dict[str, Any] | None) -> dict[str, Any] | None:
+    if triage is None:
+        return None
+    from ai_engine.models import TriageLevel
+
+    return {
+        "level": triage["level"],
+        "label": str(dict(TriageLevel.choices).get(triage["level"], triage["level"])),
+        "reasons": [_triage_reason_text(reason) for reason in triage["reasons"]],
+    }
+
+
+def _triage_reason_text(reason: dict[str, Any]) -> str:
+    try:
+        from ai_engine.triage import triage_reason_text
+    except ImportError:  # the engine's wording is not there: show the reason's code
+        return _triage_reason_code(reason)
+    try:
+        return str(triage_reason_text(reason))
+    except (KeyError, TypeError, ValueError):  # parameters the wording does not expect
+        return _triage_reason_code(reason)
+
+
+def _triage_reason_code(reason: dict[str, Any]) -> str:
+    return " ".join(part for part in (reason.get("eye", ""), reason.get("code", "")) if part)
+
+
+def _summary_mark(report: Report) -> str:
+    approved = report.summary_approved_by_id is not None
+    if report.summary_is_template:
+        return SUMMARY_MARK_TEMPLATE_APPROVED if approved else SUMMARY_MARK_TEMPLATE
+    return SUMMARY_MARK_APPROVED if approved else SUMMARY_MARK_UNAPPROVED
+
+
+def _person(user) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()

@@ -1,0 +1,271 @@
+"""Writes of reports: generate a version, approve its summary (a new version), log downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from clinic.audit import audit_log
+from clinic.models import AuditEvent
+from clinic.roles import require_permission
+from reports.facts import ReportInputs, report_inputs
+from reports.llm import SummaryResult, summary_for_facts
+from reports.models import Report, ReportLanguage, ReportStatus
+from screening.models import ScreeningRecord
+from screening.services import record_mark_reported
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_EDIT_MAX_CHARS = 4000
+CODE_ATTEMPTS = 3
+
+
+def report_storage_name() -> str:
+    """A server-chosen name, e.g. ``reports/2026/11/<uuid4 hex>.pdf``."""
+    return f"reports/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.pdf"
+
+
+def report_generate(
+    *,
+    record: ScreeningRecord,
+    actor=None,
+    language: str = ReportLanguage.ZH_HANS,
+    only_if_missing: bool = False,
+) -> Report:
+    """Render a new report version of `record` (final when a signed review exists).
+
+    `actor` None means the system (the task after signing). With `only_if_missing`, an existing
+    report for the current signed review in `language` is returned instead of a new version.
+    """
+    if actor is not None:
+        require_permission(actor, "reports.add_report")
+    _check_language(language)
+    with translation.override(language):
+        inputs = report_inputs(record=record)
+        if only_if_missing and (existing := _current_report(record, inputs, language)):
+            return existing
+        # Outside any transaction: an LLM call may take seconds and must hold no row lock.
+        summary = summary_for_facts(inputs.facts, language=language)
+    return _save_version(
+        record=record,
+        inputs=inputs,
+        language=language,
+        summary=summary,
+        actor=actor,
+        only_if_missing=only_if_missing,
+    )
+
+
+def report_approve_summary(*, report: Report, doctor, text: str) -> Report:
+    """The doctor's edited/approved summary, rendered as a new version; the AI text is kept."""
+    require_permission(doctor, "reports.approve_summary")
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": [_("The summary cannot be empty.")]})
+    if len(text) > SUMMARY_EDIT_MAX_CHARS:
+        raise ValidationError(
+            {
+                "text": [
+                    _("The summary is limited to %(max)d characters.")
+                    % {"max": SUMMARY_EDIT_MAX_CHARS}
+                ]
+            }
+        )
+    newer = Report.objects.filter(
+        record_id=report.record_id, language=report.language, version__gt=report.version
+    ).first()
+    if newer is not None:
+        raise ValidationError(
+            _("Version %(version)d of this report is newer; approve the summary there.")
+            % {"version": newer.version},
+            code="stale",
+        )
+    with translation.override(report.language):
+        inputs = report_inputs(record=report.record)
+    summary = SummaryResult(
+        text=report.summary_ai,
+        source=report.summary_source,
+        fallback_reason=report.summary_fallback_reason,
+    )
+    return _save_version(
+        record=report.record,
+        inputs=inputs,
+        language=report.language,
+        summary=summary,
+        actor=doctor,
+        approved_text=text,
+        based_on=report,
+    )
+
+
+def report_record_download(*, report: Report, actor) -> None:
+    """Log that `actor` downloaded the report's PDF (the caller has checked permission)."""
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.DOWNLOAD,
+        obj=report,
+        patient_ref=report.record.patient.patient_id,
+        changes={"version": [None, report.version]},
+    )
+
+
+def _check_language(language: str) -> None:
+    if language not in ReportLanguage.values:
+        raise ValidationError(
+            {
+                "language": [
+                    _("Choose one of: %(choices)s.") % {"choices": ", ".join(ReportLanguage.values)}
+                ]
+            }
+        )
+
+
+def _current_report(record: ScreeningRecord, inputs: ReportInputs, language: str) -> Report | None:
+    """The report already built from the record's current signed review in `language`."""
+    if inputs.review is None:
+        return None
+    return (
+        Report.objects.filter(
+            record=record,
+            language=language,
+            status=ReportStatus.FINAL,
+            review_version=inputs.review_version,
+        )
+        .order_by("-version")
+        .first()
+    )
+
+
+def _save_version(
+    *,
+    record: ScreeningRecord,
+    inputs: ReportInputs,
+    language: str,
+    summary: SummaryResult,
+    actor,
+    only_if_missing: bool = False,
+    approved_text: str = "",
+    based_on: Report | None = None,
+) -> Report:
+    """Number, render and store one version; the row and its PDF exist together or not at all."""
+    status = ReportStatus.FINAL if inputs.review is not None else ReportStatus.DRAFT
+    stored_name = ""
+    try:
+        with transaction.atomic():
+            # The record's row lock serialises version numbers (and the only_if_missing check).
+            locked = (
+                ScreeningRecord.objects.select_for_update()
+                .select_related("patient")
+                .get(pk=record.pk)
+            )
+            if only_if_missing and (existing := _current_report(locked, inputs, language)):
+                return existing
+            last = locked.reports.order_by("-version").values_list("version", flat=True).first()
+            report = _create_row(
+                record=locked,
+                version=(last or 0) + 1,
+                status=status,
+                language=language,
+                review_version=inputs.review_version,
+                summary=summary,
+                approved_text=approved_text,
+                approver=actor if approved_text else None,
+                based_on=based_on,
+                actor=actor,
+            )
+            # Imported here: WeasyPrint parses its stylesheets on import (about a second), a
+            # cost only the processes that render should pay.
+            from reports.pdf import render_report_pdf
+
+            rendered = render_report_pdf(report=report, inputs=inputs)
+            stored_name = default_storage.save(report_storage_name(), ContentFile(rendered.content))
+            report.pdf = stored_name
+            report.pdf_sha256 = hashlib.sha256(rendered.content).hexdigest()
+            report.pdf_size = len(rendered.content)
+            report.save(update_fields=["pdf", "pdf_sha256", "pdf_size"])
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.CREATE,
+                obj=report,
+                patient_ref=locked.patient.patient_id,
+                changes={
+                    "version": [None, report.version],
+                    "status": [None, report.status],
+                    "language": [None, report.language],
+                    "summary_source": [None, report.summary_source],
+                    **({"summary_approved_from": [None, based_on.version]} if based_on else {}),
+                    **(
+                        {"summary_fallback_reason": [None, summary.fallback_reason]}
+                        if summary.fallback_reason
+                        else {}
+                    ),
+                },
+            )
+            if status == ReportStatus.FINAL:
+                record_mark_reported(record=locked)
+    except BaseException:
+        if stored_name:
+            default_storage.delete(stored_name)
+        raise
+    record.status = locked.status
+    logger.info(
+        "Report %s v%s (%s, %s) for record %s: summary %s%s",
+        report.number,
+        report.version,
+        report.status,
+        report.language,
+        record.pk,
+        report.summary_source,
+        f" ({summary.fallback_reason})" if summary.fallback_reason else "",
+    )
+    return report
+
+
+def _create_row(
+    *,
+    record,
+    version,
+    status,
+    language,
+    review_version,
+    summary,
+    approved_text,
+    approver,
+    based_on,
+    actor,
+) -> Report:
+    fields = {
+        "record": record,
+        "version": version,
+        "status": status,
+        "language": language,
+        "review_version": review_version,
+        "summary_ai": summary.text,
+        "summary_final": approved_text or summary.text,
+        "summary_source": summary.source,
+        "summary_fallback_reason": summary.fallback_reason,
+        "summary_approved_by": approver,
+        "summary_approved_at": timezone.now() if approver else None,
+        "based_on": based_on,
+        "generated_by": actor,
+    }
+    for attempt in range(CODE_ATTEMPTS):
+        try:
+            # A savepoint: a (vanishingly rare) code collision must not break the transaction.
+            with transaction.atomic():
+                return Report.objects.create(**fields)
+        except IntegrityError:
+            if (
+                attempt == CODE_ATTEMPTS - 1
+                or Report.objects.filter(record=record, version=version).exists()
+            ):
+                raise
+    raise AssertionError("unreachable")

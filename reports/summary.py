@@ -1,0 +1,139 @@
+"""The deterministic template summary, in Chinese and English, built from the report's facts.
+
+It is the default without an LLM and the fallback whenever the LLM fails. The sentences live
+here side by side, per language, rather than in the gettext catalogue: this is patient-facing
+clinical wording that is reviewed as one text, and it must exist in both languages even while a
+catalogue is incomplete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Labels that mean "nothing found": a positive "normal" is not an abnormality to mention.
+NORMAL_LABEL_CODES = {"n", "normal", "0", "grade0"}
+SENTENCE_END = tuple("。！？.!?")
+
+EYE_NAMES = {"zh-hans": {"OD": "右眼", "OS": "左眼"}, "en": {"OD": "right eye", "OS": "left eye"}}
+
+SENTENCES = {
+    "zh-hans": {
+        "intro": "您于 {date} 进行了眼底筛查。",
+        "iop_high": "{eye}眼压 {value} mmHg，高于正常范围（10–21 mmHg）。",
+        "iop_low": "{eye}眼压 {value} mmHg，低于正常范围（10–21 mmHg）。",
+        "iop_normal": "双眼眼压在正常范围内。",
+        "va_low": "{eye}视力 {value}，低于正常。",
+        "ungradable": "{eye}照片质量不足以判读，建议重新拍摄。",
+        "ai_positive": "AI 辅助分析提示{eye}可能存在：{labels}。",
+        "ai_none": "AI 辅助分析未发现明显异常。",
+        "draft": "本报告尚未经医生审核，AI 结果仅为提示，不能作为诊断。",
+        "conclusion": "医生结论：{labels}。",
+        "conclusion_text": "医生说明：{text}",
+        "recommendation": "医生建议：{label}。",
+        "recommendation_text": "{text}",
+        "follow_up": "请于 {date} 前后复查。",
+        "authority": "以上 AI 结果已由医生审核，请以医生结论为准。",
+        "closing": "如出现视力下降、眼痛、眼红或视物变形，请及时就医。",
+        "list_sep": "、",
+    },
+    "en": {
+        "intro": "You had an eye (fundus) screening on {date}.",
+        "iop_high": "The eye pressure in your {eye} is {value} mmHg, above the normal range (10–21 mmHg).",
+        "iop_low": "The eye pressure in your {eye} is {value} mmHg, below the normal range (10–21 mmHg).",
+        "iop_normal": "The eye pressure in both eyes is within the normal range.",
+        "va_low": "The vision in your {eye} ({value}) is below normal.",
+        "ungradable": "The photo of your {eye} was not clear enough to assess; it should be retaken.",
+        "ai_positive": "The AI-assisted analysis suggests possible signs in your {eye}: {labels}.",
+        "ai_none": "The AI-assisted analysis found no clear abnormality.",
+        "draft": "A doctor has not reviewed this report yet; the AI results are suggestions only and are not a diagnosis.",
+        "conclusion": "The doctor's conclusion: {labels}.",
+        "conclusion_text": "The doctor notes: {text}",
+        "recommendation": "The doctor recommends: {label}.",
+        "recommendation_text": "{text}",
+        "follow_up": "Please come back for a check-up around {date}.",
+        "authority": "A doctor has reviewed the AI results; the doctor's conclusion is what counts.",
+        "closing": "If your vision gets worse, or your eye hurts, turns red or sees straight lines as wavy, see a doctor promptly.",
+        "list_sep": ", ",
+    },
+}
+
+
+def template_summary(facts: dict[str, Any], *, language: str) -> str:
+    """A plain-language explanation for the patient, in `language` ("zh-hans" or "en")."""
+    lang = language if language in SENTENCES else "zh-hans"
+    s, eye_names = SENTENCES[lang], EYE_NAMES[lang]
+    sep = "" if lang == "zh-hans" else " "
+    lines = [s["intro"].format(date=facts["screening"]["date"])]
+    eyes = facts["eyes"]
+
+    iop_flags = []
+    for eye, values in eyes.items():
+        iop = values.get("iop")
+        if iop and iop["flag"] in ("high", "low"):
+            iop_flags.append(
+                s[f"iop_{iop['flag']}"].format(eye=eye_names[eye], value=_num(iop["mmhg"]))
+            )
+    if iop_flags:
+        lines.extend(iop_flags)
+    elif all(values.get("iop") for values in eyes.values()):
+        lines.append(s["iop_normal"])
+    for eye, values in eyes.items():
+        va = values.get("visual_acuity")
+        if va and va["flag"] == "low":
+            lines.append(s["va_low"].format(eye=eye_names[eye], value=_num(va["decimal"])))
+    for eye, values in eyes.items():
+        quality = values.get("quality")
+        if quality and not quality["gradable"]:
+            lines.append(s["ungradable"].format(eye=eye_names[eye]))
+
+    positive_any = False
+    for eye, values in eyes.items():
+        labels = _unique(
+            f["label_zh"] if lang == "zh-hans" else f["label_en"]
+            for f in values["ai_findings"]
+            if f["positive"] and f["label_code"].lower() not in NORMAL_LABEL_CODES
+        )
+        if labels:
+            positive_any = True
+            lines.append(
+                s["ai_positive"].format(eye=eye_names[eye], labels=s["list_sep"].join(labels))
+            )
+    if not positive_any and any(values["ai_findings"] for values in eyes.values()):
+        lines.append(s["ai_none"])
+
+    review = facts.get("doctor_review")
+    if review is None:
+        lines.append(s["draft"])
+    else:
+        lines.append(s["conclusion"].format(labels=s["list_sep"].join(review["conclusion_labels"])))
+        if review["conclusion_text"]:
+            lines.append(
+                s["conclusion_text"].format(text=_sentence(review["conclusion_text"], lang))
+            )
+        if review["recommendation_label"]:
+            lines.append(s["recommendation"].format(label=review["recommendation_label"]))
+        if review["recommendation_text"]:
+            lines.append(
+                s["recommendation_text"].format(text=_sentence(review["recommendation_text"], lang))
+            )
+        if review["follow_up_date"]:
+            lines.append(s["follow_up"].format(date=review["follow_up_date"]))
+        lines.append(s["authority"])
+    lines.append(s["closing"])
+    return sep.join(lines)
+
+
+def _sentence(text: str, lang: str) -> str:
+    """The doctor's free text as one sentence, ended with the language's full stop."""
+    text = " ".join(text.split())
+    if text.endswith(SENTENCE_END):
+        return text
+    return text + ("。" if lang == "zh-hans" else ".")
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _unique(values) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
