@@ -58,10 +58,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "rest_framework",
     "clinic",
     "patients",
     "screening",
     "ai_engine",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -199,6 +201,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CLINIC_NAME = env_str("CLINIC_NAME")
 CLINIC_ADDRESS = env_str("CLINIC_ADDRESS")
 CLINIC_PHONE = env_str("CLINIC_PHONE")
+# Path of an image (PNG/JPEG) printed in the report header; empty for none.
+CLINIC_LOGO = env_str("CLINIC_LOGO")
 PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
 
 # --- Security (production) ------------------------------------------------------------------
@@ -224,12 +228,33 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint logs every rendering step at INFO.
+        "weasyprint.progress": {"level": "WARNING"},
+    },
 }
 
 # --- Workflow hooks -------------------------------------------------------------------------
 # Earlier apps start later steps by the later app's task name (DESIGN §1), never by import.
 AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
 FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "")
-REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "")
+REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", IS_PRODUCTION)
+
+# --- Reports --------------------------------------------------------------------------------
+# An OpenAI-compatible server writes the patient summary; without one, the template does.
+# LLM_TIMEOUT × (LLM_MAX_RETRIES + 1) × 2 must fit in Q_CLUSTER["timeout"] (check reports.E001).
+LLM_BASE_URL = env_str("LLM_BASE_URL")
+LLM_API_KEY = env_secret("LLM_API_KEY")
+LLM_MODEL = env_str("LLM_MODEL")
+LLM_TIMEOUT = float(env_int("LLM_TIMEOUT", 20))
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 1)
+# The QR code on each report points at {REPORT_VERIFY_BASE_URL}/api/v1/reports/verify/<code>.
+REPORT_VERIFY_BASE_URL = env_str("REPORT_VERIFY_BASE_URL", "http://localhost:8000")
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
