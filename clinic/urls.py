@@ -15,4 +15,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
+    path("reports/", include("reports.urls")),
+    path("api/v1/", include("clinic.api_urls")),
 ]
