@@ -58,6 +58,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "reports.view_report",
         "reports.add_report",
         "reports.change_report",
+        "reports.approve_summary",
     ],
     Role.TECHNICIAN: [
         "patients.view_patient",
