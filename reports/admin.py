@@ -13,7 +13,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_utils import AuditedViewMixin
@@ -129,23 +130,22 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
     @admin.display(description=_("versions of this screening"))
     def other_versions(self, obj: Report) -> str:
         rows = obj.record.reports.order_by("-version")
-        return format_html(
-            "<ul>{}</ul>",
-            format_html(
-                "".join(
-                    format_html(
-                        '<li><a href="{}">v{} · {} · {} · {}</a> (<a href="{}">PDF</a>)</li>',
-                        reverse("admin:reports_report_change", args=[row.pk]),
-                        row.version,
-                        row.get_status_display(),
-                        row.get_language_display(),
-                        row.generated_at.strftime("%Y-%m-%d %H:%M"),
-                        reverse("reports:report-pdf", args=[row.pk]),
-                    )
-                    for row in rows
+        items = format_html_join(
+            "",
+            '<li><a href="{}">v{} · {} · {} · {}</a> (<a href="{}">PDF</a>)</li>',
+            (
+                (
+                    reverse("admin:reports_report_change", args=[row.pk]),
+                    row.version,
+                    row.get_status_display(),
+                    row.get_language_display(),
+                    timezone.localtime(row.generated_at).strftime("%Y-%m-%d %H:%M"),
+                    reverse("reports:report-pdf", args=[row.pk]),
                 )
+                for row in rows
             ),
         )
+        return format_html("<ul>{}</ul>", items)
 
     def audit_view(self, request, obj: Report) -> None:
         patient_record_view(actor=request.user, patient=obj.record.patient)

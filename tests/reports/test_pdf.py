@@ -1,0 +1,185 @@
+"""Real PDFs, read back with pdftotext; the URL fetcher lets nothing but the report's media in."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from ai_engine.models import ModelPackage
+from reports.pdf import DEMONSTRATION_WARNING, RefusedURL, ReportURLFetcher, html_to_pdf
+from reports.services import report_approve_summary, report_generate
+from screening.models import ScreeningRecord
+from tests.reports.conftest import EVIDENCE, pdf_text
+
+
+def read_pdf(report, tmp_path: Path) -> str:
+    with report.pdf.open("rb") as stored:
+        return pdf_text(stored.read(), tmp_path, f"{report.number}-v{report.version}.pdf")
+
+
+def squash(text: str) -> str:
+    """pdftotext -layout spreads table cells with spaces and wraps lines: compare without them."""
+    return "".join(text.split())
+
+
+def test_a_final_report_shows_the_patient_findings_model_and_conclusion(
+    signed_record, doctor, tmp_path
+):
+    report = report_generate(record=signed_record, actor=doctor)
+    text = read_pdf(report, tmp_path)
+    flat = squash(text)
+    patient = signed_record.patient
+
+    assert report.status == "final"
+    assert patient.patient_id in text
+    assert patient.name in text  # Chinese characters render as text, not tofu
+    assert "138****" in text and patient.phone not in text
+    assert "糖尿病视网膜病变" in text and "Diabetic retinopathy" in text
+    assert "83.0%" in text and "50.0%" in text
+    assert "odir-demo 1.2.0" in text
+    assert squash(EVIDENCE) in flat
+    assert "右眼黄斑区可见硬性渗出" in text  # the doctor's own words
+    assert "doctor1" in text
+    assert squash(DEMONSTRATION_WARNING) in flat
+    assert report.number in text and report.verification_code in text
+    assert re.findall(r"(\d) / 2\s*$", text, flags=re.MULTILINE) == ["1", "2"]  # every page
+    assert "DRAFT" not in text and "草稿" not in text
+
+
+def test_a_report_before_sign_off_is_a_watermarked_draft(analysed_record, doctor, tmp_path):
+    report = report_generate(record=analysed_record, actor=doctor)
+    text = read_pdf(report, tmp_path)
+    assert report.status == "draft"
+    assert report.review_version is None
+    assert "草稿 / DRAFT — not reviewed" in text
+    assert ScreeningRecord.objects.get(pk=analysed_record.pk).status == "analysed"
+
+
+def test_no_demonstration_warning_for_a_validated_model(signed_record, doctor, tmp_path):
+    ModelPackage.objects.update(demonstration=False)
+    for image in signed_record.images.all():
+        image.analyses.update(demonstration=False)
+    text = read_pdf(report_generate(record=signed_record, actor=doctor), tmp_path)
+    assert "演示模型" not in text and "demonstration model" not in text
+
+
+def test_an_english_report(signed_record, doctor, tmp_path):
+    report = report_generate(record=signed_record, actor=doctor, language="en")
+    text = read_pdf(report, tmp_path)
+    assert report.language == "en"
+    assert "Fundus screening report" in text
+    assert "Moderate non-proliferative diabetic retinopathy" in text
+    assert "You had an eye (fundus) screening" in squash(text) or "You had an eye" in text
+
+
+def test_text_from_notes_and_summary_is_escaped_and_nothing_is_fetched(
+    signed_record, doctor, httpserver, caplog, tmp_path
+):
+    hostile = f'<img src="file:///etc/passwd"> <img src="{httpserver.url_for("/track.png")}">'
+    ScreeningRecord.objects.filter(pk=signed_record.pk).update(notes=hostile)
+    report = report_generate(record=signed_record, actor=doctor)
+    caplog.set_level(logging.WARNING)
+
+    approved = report_approve_summary(report=report, doctor=doctor, text=f"请复查。{hostile}")
+
+    text = squash(read_pdf(approved, tmp_path))
+    assert text.count(squash('<img src="file:///etc/passwd">')) == 2  # shown as text, twice
+    assert "root:x:0:0" not in text
+    assert httpserver.log == []
+    assert "refused to fetch" not in caplog.text  # escaped: never even an <img> to refuse
+
+
+def test_the_fetcher_refuses_files_outside_the_allow_list_and_the_network(httpserver, tmp_path):
+    allowed = tmp_path / "allowed.png"
+    Image.new("RGB", (4, 4), (200, 0, 0)).save(allowed)
+    httpserver.expect_request("/secret").respond_with_data("secret")
+    fetcher = ReportURLFetcher(allowed_files=[allowed])
+
+    assert fetcher.fetch(allowed.as_uri()).read() == allowed.read_bytes()
+    assert fetcher.fetch("data:text/plain;base64,aGk=").read() == b"hi"
+    for url in (
+        "file:///etc/passwd",
+        (tmp_path / "allowed.png/../../../etc/passwd").as_uri(),
+        httpserver.url_for("/secret"),
+        "https://example.org/logo.png",
+        "ftp://example.org/x",
+    ):
+        with pytest.raises(RefusedURL):
+            fetcher.fetch(url)
+    assert httpserver.log == []
+    assert len(fetcher.refused) == 5
+
+
+def test_rendering_html_with_hostile_references_fetches_nothing(httpserver, caplog):
+    httpserver.expect_request("/x.png").respond_with_data(
+        b"", status=302, headers={"Location": "file:///etc/passwd"}
+    )
+    html = f"""<html><head><link rel="stylesheet" href="{httpserver.url_for("/style.css")}"></head>
+    <body><p>hello</p><img src="file:///etc/passwd"><img src="{httpserver.url_for("/x.png")}">
+    <div style="background: url('file:///etc/shadow')"></div></body></html>"""
+
+    rendered = html_to_pdf(html)
+
+    assert rendered.content.startswith(b"%PDF")
+    assert set(rendered.refused_urls) == {
+        "file:///etc/passwd",
+        httpserver.url_for("/x.png"),
+        httpserver.url_for("/style.css"),
+        "file:///etc/shadow",
+    }
+    assert httpserver.log == []
+    assert "refused to fetch file:///etc/passwd" in caplog.text
+
+
+def test_photos_are_downscaled_before_embedding(signed_record, doctor, tmp_path):
+    # A camera-sized photo (stored directly; uploads of this size are tested in screening).
+    image = signed_record.images.get(eye="OD")
+    big = Image.new("RGB", (3000, 2000), (150, 60, 30))
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=85)
+    name = default_storage.save("fundus/test/big.jpg", ContentFile(path.read_bytes()))
+    type(image).objects.filter(pk=image.pk).update(file=name)
+
+    report = report_generate(record=signed_record, actor=doctor)
+
+    out = tmp_path / "images"
+    out.mkdir()
+    with report.pdf.open("rb") as stored:
+        (tmp_path / "r.pdf").write_bytes(stored.read())
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(tmp_path / "r.pdf")], capture_output=True, text=True, check=True
+    ).stdout
+    sizes = [(int(row.split()[3]), int(row.split()[4])) for row in listing.splitlines()[2:]]
+    assert (1200, 800) in sizes
+    assert max(max(w, h) for w, h in sizes) <= 1200
+
+
+def test_a_page_as_png_for_a_human_look(signed_record, doctor, tmp_path):
+    """Writes tmp_path/page-1.png: open it to check the layout and the Chinese glyphs."""
+    report = report_generate(record=signed_record, actor=doctor)
+    with report.pdf.open("rb") as stored:
+        (tmp_path / "report.pdf").write_bytes(stored.read())
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-r",
+            "60",
+            "-png",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(tmp_path / "report.pdf"),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+    )
+    with Image.open(tmp_path / "page-1.png") as page:
+        assert page.size == (497, 702)  # A4 at 60 dpi
