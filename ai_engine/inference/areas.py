@@ -80,7 +80,7 @@ class AbnormalArea:
         }
 
 
-def _normalise_eye(eye: str | None) -> str | None:
+def normalise_eye(eye: str | None) -> str | None:
     if eye is None:
         return None
     eye = eye.strip().lower()
@@ -113,7 +113,7 @@ def locate_landmarks(
         square = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
     gray = cv2.cvtColor(square, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mask = fov_mask(geometry, box, size, shrink=0.85)  # rim glare is bright too
-    side = _normalise_eye(eye)
+    side = normalise_eye(eye)
     dd = DD_PER_RADIUS * radius
     disc: tuple[float, float] | None = None
     found = False

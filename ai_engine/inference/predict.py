@@ -1,0 +1,377 @@
+"""Forward passes, findings and the per-photo pipeline (decode → crop → quality → models → CAMs).
+
+Positivity (see card.py): multilabel and binary findings are positive at probability ≥
+threshold; a multiclass model has exactly one positive finding, its argmax (the DR grade),
+and the image is referable when that label is. ``referable_probability`` adds up the
+probabilities of the referable labels (for multiclass: P(grade ≥ referable grade)).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .areas import LANDMARK_SIZE, AbnormalArea, Landmarks, extract_areas, locate_landmarks
+from .cam import compute_cams, render_overlay
+from .decode import ImageDecodeError, load_fundus_image
+from .package import ModelPackage, resolve_device
+from .preprocess import (
+    CropBox,
+    FundusGeometry,
+    as_array,
+    detect_fundus,
+    model_square,
+    normalise,
+    render_box,
+)
+from .quality import QualityResult, check_quality
+
+STAGES = ("decode", "crop", "quality", "forward", "cam", "png")
+
+
+@dataclass
+class Finding:
+    code: str
+    zh: str
+    en: str
+    probability: float
+    threshold: float
+    positive: bool
+    referable: bool
+    normal: bool = False
+    cam_method: str = ""
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # model input space, [0, 1]
+    overlay_png: bytes | None = field(default=None, repr=False)
+    areas: list[AbnormalArea] = field(default_factory=list)
+
+    def name(self, language: str) -> str:
+        return self.zh if language.startswith("zh") else self.en
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "zh": self.zh,
+            "en": self.en,
+            "probability": round(self.probability, 6),
+            "threshold": self.threshold,
+            "positive": self.positive,
+            "referable": self.referable,
+            "normal": self.normal,
+            "cam_method": self.cam_method,
+            "has_overlay": self.overlay_png is not None,
+            "abnormal_areas": [area.code for area in self.areas],
+            "areas": [area.to_dict() for area in self.areas],
+        }
+
+
+@dataclass
+class Prediction:
+    """One model's output for one photo."""
+
+    model_name: str
+    model_version: str
+    task: str
+    demonstration: bool
+    evidence: str
+    findings: list[Finding]
+    referable: bool
+    referable_probability: float
+    grade: str | None = None  # multiclass: the argmax label code
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def positive_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.positive]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {"name": self.model_name, "version": self.model_version, "task": self.task},
+            "demonstration": self.demonstration,
+            "evidence": self.evidence,
+            "grade": self.grade,
+            "referable": self.referable,
+            "referable_probability": round(self.referable_probability, 6),
+            "findings": [f.to_dict() for f in self.findings],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class ImageAnalysis:
+    """Everything the pipeline learnt about one photo."""
+
+    source: str
+    eye: str | None
+    width: int = 0
+    height: int = 0
+    geometry: FundusGeometry | None = None
+    quality: QualityResult | None = None
+    landmarks: Landmarks | None = None
+    predictions: list[Prediction] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def gradable(self) -> bool:
+        return self.error is None and self.quality is not None and self.quality.gradable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "eye": self.eye,
+            "width": self.width,
+            "height": self.height,
+            "error": self.error,
+            "gradable": self.gradable,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "geometry": self.geometry.to_dict() if self.geometry else None,
+            "landmarks": self.landmarks.to_dict() if self.landmarks else None,
+            "predictions": [p.to_dict() for p in self.predictions],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+class Predictor:
+    """Batched inference for one loaded package."""
+
+    def __init__(self, package: ModelPackage, device: str | torch.device | None = None) -> None:
+        self.package = package
+        self.card = package.card
+        self.model = package.model
+        self.device = package.device if device is None else resolve_device(device)
+        if self.device != package.device:
+            self.model.to(self.device)
+            package.device = self.device
+
+    def prepare(
+        self, image: Image.Image | np.ndarray, geometry: FundusGeometry | None = None
+    ) -> tuple[torch.Tensor, CropBox]:
+        if geometry is None:
+            geometry = detect_fundus(image)
+        square, box = model_square(image, geometry, self.card)
+        return normalise(square, self.card.mean, self.card.std), box
+
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        """``N×C×H×W`` normalised inputs → ``N×K`` probabilities (float64)."""
+        cuda = self.device.type == "cuda"
+        batch = batch.to(self.device, non_blocking=cuda)
+        if cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            autocast = torch.autocast("cuda", dtype=dtype)
+        else:
+            autocast = nullcontext()
+        with torch.inference_mode(), autocast:
+            logits = self.model(batch).float()
+        if self.card.task == "multiclass":
+            probs = torch.softmax(logits, dim=1)
+        else:
+            probs = torch.sigmoid(logits)
+        return probs.cpu().double().numpy()
+
+    def findings_from(self, probs: np.ndarray) -> Prediction:
+        card = self.card
+        labels = card.labels
+        grade = None
+        if card.task == "multiclass":
+            top = int(np.argmax(probs))
+            positive = [i == top for i in range(len(labels))]
+            grade = labels[top].code
+            referable = labels[top].referable
+        else:
+            positive = [bool(probs[i] >= label.threshold) for i, label in enumerate(labels)]
+            referable = any(
+                p and label.referable for p, label in zip(positive, labels, strict=True)
+            )
+        findings = [
+            Finding(
+                code=label.code,
+                zh=label.zh,
+                en=label.en,
+                probability=float(probs[i]),
+                threshold=label.threshold,
+                positive=positive[i],
+                referable=label.referable,
+                normal=label.normal,
+            )
+            for i, label in enumerate(labels)
+        ]
+        referable_p = [float(probs[i]) for i, label in enumerate(labels) if label.referable]
+        if card.task == "multiclass":
+            referable_probability = float(sum(referable_p))
+        else:
+            referable_probability = max(referable_p, default=0.0)
+        return Prediction(
+            model_name=card.name,
+            model_version=card.version,
+            task=card.task,
+            demonstration=card.demonstration,
+            evidence=card.evidence,
+            findings=findings,
+            referable=referable,
+            referable_probability=referable_probability,
+            grade=grade,
+        )
+
+    def predict_tensors(
+        self, tensors: Sequence[torch.Tensor], batch_size: int = 16
+    ) -> list[Prediction]:
+        results: list[Prediction] = []
+        for start in range(0, len(tensors), batch_size):
+            chunk = torch.stack(list(tensors[start : start + batch_size]))
+            began = time.perf_counter()
+            probs = self.probabilities(chunk)
+            share = (time.perf_counter() - began) / len(chunk)
+            for row in probs:
+                prediction = self.findings_from(row)
+                prediction.timings["forward"] = share
+                results.append(prediction)
+        return results
+
+    def predict(
+        self, images: Sequence[Image.Image | np.ndarray], batch_size: int = 16
+    ) -> list[Prediction]:
+        """Photos (decoded RGB) → one :class:`Prediction` each, without quality gate or CAMs."""
+        tensors = []
+        crop_times = []
+        for image in images:
+            began = time.perf_counter()
+            tensors.append(self.prepare(as_array(image))[0])
+            crop_times.append(time.perf_counter() - began)
+        predictions = self.predict_tensors(tensors, batch_size)
+        for prediction, spent in zip(predictions, crop_times, strict=True):
+            prediction.timings["crop"] = spent
+        return predictions
+
+    def cam_targets(self, prediction: Prediction) -> list[int]:
+        """Output indices to explain: each positive non-normal finding, else the top one."""
+        findings = prediction.findings
+        chosen = [i for i, f in enumerate(findings) if f.positive and not f.normal]
+        if not chosen:
+            candidates = [i for i, f in enumerate(findings) if not f.normal] or list(
+                range(len(findings))
+            )
+            chosen = [max(candidates, key=lambda i: findings[i].probability)]
+        return chosen
+
+    def explain(self, tensor: torch.Tensor, prediction: Prediction) -> None:
+        """Attach heatmaps (model input space) to the findings chosen by :meth:`cam_targets`."""
+        targets = self.cam_targets(prediction)
+        outputs = [0 if self.card.task == "binary" else i for i in targets]
+        maps = compute_cams(self.model, self.card, tensor, outputs)
+        by_output = {m.target_index: m for m in maps}
+        for finding_index, output in zip(targets, outputs, strict=True):
+            finding = prediction.findings[finding_index]
+            finding.heatmap = by_output[output].heatmap
+            finding.cam_method = by_output[output].method
+
+
+def _source_name(source: str | Path | bytes | Image.Image, index: int) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return f"image[{index}]"
+
+
+def analyse_images(
+    sources: Sequence[str | Path | bytes | Image.Image],
+    packages: Sequence[ModelPackage | str | Path],
+    device: str | torch.device = "auto",
+    cam: bool = True,
+    *,
+    eyes: Sequence[str | None] | None = None,
+    overlay: bool = True,
+    batch_size: int = 16,
+    max_pixels: int | None = None,
+) -> list[ImageAnalysis]:
+    """The whole pipeline for a batch of photos; ungradable photos get no findings.
+
+    ``packages`` may be loaded packages or package folders (loaded here on ``device``).
+    Per-photo failures (unreadable files) are reported in ``ImageAnalysis.error``.
+    """
+    loaded = [p if isinstance(p, ModelPackage) else ModelPackage.load(p, device) for p in packages]
+    predictors = [Predictor(p) for p in loaded]
+    eye_list = list(eyes) if eyes is not None else [None] * len(sources)
+    if len(eye_list) != len(sources):
+        raise ValueError("eyes must have one entry per image")
+    analyses: list[ImageAnalysis] = []
+    photos: list[np.ndarray | None] = []
+    for index, (source, eye) in enumerate(zip(sources, eye_list, strict=True)):
+        analysis = ImageAnalysis(source=_source_name(source, index), eye=eye)
+        timings = dict.fromkeys(STAGES, 0.0)
+        analysis.timings = timings
+        began = time.perf_counter()
+        try:
+            kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
+            array = np.asarray(load_fundus_image(source, **kwargs))
+        except ImageDecodeError as exc:
+            analysis.error = str(exc)
+            analyses.append(analysis)
+            photos.append(None)
+            continue
+        timings["decode"] = time.perf_counter() - began
+        analysis.height, analysis.width = array.shape[:2]
+        began = time.perf_counter()
+        analysis.geometry = detect_fundus(array)
+        timings["crop"] = time.perf_counter() - began
+        began = time.perf_counter()
+        analysis.quality = check_quality(array, analysis.geometry)
+        if analysis.quality.gradable and cam and predictors:
+            box = analysis.geometry.box
+            square = render_box(array, box, LANDMARK_SIZE)
+            analysis.landmarks = locate_landmarks(square, analysis.geometry, box, eye)
+        timings["quality"] = time.perf_counter() - began
+        analyses.append(analysis)
+        photos.append(array)
+
+    gradable = [i for i, a in enumerate(analyses) if a.gradable]
+    for predictor in predictors:
+        tensors, boxes = [], []
+        for i in gradable:
+            began = time.perf_counter()
+            tensor, box = predictor.prepare(photos[i], analyses[i].geometry)
+            analyses[i].timings["crop"] += time.perf_counter() - began
+            tensors.append(tensor)
+            boxes.append(box)
+        predictions = predictor.predict_tensors(tensors, batch_size)
+        for i, tensor, box, prediction in zip(gradable, tensors, boxes, predictions, strict=True):
+            analysis = analyses[i]
+            analysis.timings["forward"] += prediction.timings["forward"]
+            analysis.predictions.append(prediction)
+            if not cam:
+                continue
+            began = time.perf_counter()
+            predictor.explain(tensor, prediction)
+            geometry = analysis.geometry
+            assert geometry is not None  # noqa: S101 - gradable photos have a geometry
+            landmarks = analysis.landmarks
+            if landmarks is None or box != geometry.box:
+                landmarks = locate_landmarks(
+                    render_box(photos[i], box, LANDMARK_SIZE), geometry, box, analysis.eye
+                )
+            for finding in prediction.findings:
+                if finding.heatmap is not None:
+                    finding.areas = extract_areas(finding.heatmap, landmarks, geometry, box)
+            spent = time.perf_counter() - began
+            prediction.timings["cam"] = spent
+            analysis.timings["cam"] += spent
+            if overlay:
+                began = time.perf_counter()
+                for finding in prediction.findings:
+                    if finding.heatmap is not None:
+                        finding.overlay_png = render_overlay(
+                            photos[i], finding.heatmap, box, geometry
+                        )
+                spent = time.perf_counter() - began
+                prediction.timings["png"] = spent
+                analysis.timings["png"] += spent
+    for analysis in analyses:
+        analysis.timings["total"] = sum(analysis.timings.get(s, 0.0) for s in STAGES)
+    return analyses
