@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import RedirectView
 
+from clinic import views
 from clinic.branding import clinic_name
 
 admin.site.site_header = _("OphAI Clinic administration")
@@ -11,7 +12,13 @@ admin.site.site_title = _("OphAI Clinic")
 admin.site.index_title = lazy(clinic_name, str)()
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # The staff web UI; /admin/ stays for administrators.
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("statistics/", views.statistics, name="statistics"),
+    path("patients/", include("patients.urls")),
+    path("ai/", include("ai_engine.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
