@@ -1,0 +1,162 @@
+"""Staff web UI of the AI engine: heatmaps (private media), model cards, live status, re-runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding, ModelPackage
+from clinic.media import private_file_response
+from clinic.web import staff_view
+from screening.models import FundusImage, RecordStatus, ScreeningRecord
+
+
+def latest_analyses_by_image(images: Iterable[FundusImage]) -> dict[int, list[Analysis]]:
+    """{image id: the latest run of each package's analysis}, in two queries for all images.
+
+    The findings come prefetched, positive first, then by probability.
+    """
+    image_ids = [image.pk for image in images]
+    analyses = (
+        Analysis.objects.filter(image_id__in=image_ids)
+        .select_related("package")
+        .prefetch_related(
+            Prefetch("findings", queryset=Finding.objects.order_by("-positive", "-probability"))
+        )
+        .order_by("image_id", "package_id", "-run")
+    )
+    latest: dict[int, list[Analysis]] = {image_id: [] for image_id in image_ids}
+    seen: set[tuple[int, int]] = set()
+    for analysis in analyses:
+        key = (analysis.image_id, analysis.package_id)
+        if key not in seen:
+            seen.add(key)
+            latest[analysis.image_id].append(analysis)
+    return latest
+
+
+def record_ai_state(record: ScreeningRecord, analyses: dict[int, list[Analysis]]) -> dict:
+    """What the status area shows: one state for the visit, and whether polling can stop."""
+    every = [analysis for runs in analyses.values() for analysis in runs]
+    pending = [a for a in every if a.status not in TERMINAL_STATUSES]
+    if record.status == RecordStatus.DRAFT:
+        state, text = "no_photos", _("Waiting for photos.")
+    elif pending:
+        running = any(a.status == AnalysisStatus.RUNNING for a in pending)
+        state = "running" if running else "queued"
+        text = (
+            _("AI analysis running (%(done)d of %(total)d done)…")
+            if running
+            else _("Waiting in the AI queue (%(done)d of %(total)d done)…")
+        ) % {"done": len(every) - len(pending), "total": len(every)}
+    elif not every:
+        state, text = "waiting", _("Photos uploaded; waiting for the AI to start…")
+    elif any(a.status == AnalysisStatus.UNGRADABLE for a in every):
+        state, text = (
+            "ungradable",
+            _("AI finished: at least one photo is not gradable — please retake it."),
+        )
+    elif any(a.status == AnalysisStatus.FAILED for a in every):
+        state, text = (
+            "failed",
+            _("AI analysis failed for at least one photo; the doctor reviews it without AI."),
+        )
+    else:
+        state, text = "done", _("AI analysis finished; waiting for the doctor's review.")
+    return {"state": state, "text": text, "finished": state in ("ungradable", "failed", "done")}
+
+
+@staff_view("screening.view_screeningrecord", "ai_engine.view_analysis")
+def record_status(request: HttpRequest, record_id: int) -> JsonResponse:
+    """Polled every 2 s by the upload and screening pages until the analyses are finished."""
+    record = get_object_or_404(ScreeningRecord, pk=record_id)
+    images = list(record.images.all())
+    analyses = latest_analyses_by_image(images)
+    state = record_ai_state(record, analyses)
+    return JsonResponse(
+        {
+            "record": {
+                "id": record.pk,
+                "status": record.status,
+                "status_label": str(record.get_status_display()),
+            },
+            **state,
+            "images": [
+                {
+                    "id": image.pk,
+                    "eye": image.eye,
+                    "analyses": [
+                        {
+                            "id": analysis.pk,
+                            "model": f"{analysis.model_name} {analysis.model_version}",
+                            "demonstration": analysis.demonstration,
+                            "status": analysis.status,
+                            "status_label": str(analysis.get_status_display()),
+                            "positive": [
+                                finding.label_code
+                                for finding in analysis.findings.all()
+                                if finding.positive
+                            ],
+                        }
+                        for analysis in analyses[image.pk]
+                    ],
+                }
+                for image in images
+            ],
+        }
+    )
+
+
+@staff_view("ai_engine.view_finding", "screening.view_fundusimage")
+def heatmap_file(request: HttpRequest, finding_id: int) -> HttpResponse:
+    finding = get_object_or_404(Finding, pk=finding_id)
+    # Heatmaps show on the screening page, whose opening is already audited.
+    return private_file_response(finding.heatmap.name)
+
+
+@staff_view("ai_engine.view_modelpackage")
+def model_card(request: HttpRequest, package_id: int) -> HttpResponse:
+    package = get_object_or_404(ModelPackage, pk=package_id)
+    card = package.card or {}
+    validation = card.get("validation") or {}
+    scalar_metrics = {k: v for k, v in validation.items() if not isinstance(v, dict | list)}
+    per_label = {k: v for k, v in validation.items() if isinstance(v, dict)}
+    other_metrics = {k: v for k, v in validation.items() if isinstance(v, list)}
+    return render(
+        request,
+        "ai_engine/model_card.html",
+        {
+            "package": package,
+            "card": card,
+            "labels": card.get("labels") or [],
+            "scalar_metrics": scalar_metrics,
+            "per_label": per_label,
+            "other_metrics": other_metrics,
+        },
+    )
+
+
+@require_POST
+@staff_view("ai_engine.rerun_analysis")
+def rerun(request: HttpRequest, analysis_id: int) -> HttpResponse:
+    analysis = get_object_or_404(
+        Analysis.objects.select_related("image__record__patient", "package"), pk=analysis_id
+    )
+    record = analysis.image.record
+    from ai_engine.services import analysis_rerun  # the engine's services import its task chain
+
+    try:
+        analysis_rerun(analysis=analysis, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("A new AI analysis of this photo was requested."))
+    return redirect(reverse("screening:detail", args=[record.pk]) + f"#image-{analysis.image_id}")

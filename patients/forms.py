@@ -1,0 +1,44 @@
+"""Forms of the staff web UI for patients; validation proper is the service's (patient_clean_fields)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from patients.models import Sex
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(
+        label=_("Patient ID, name or phone"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+
+
+class PatientForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect)
+    date_of_birth = forms.DateField(
+        label=_("Date of birth"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+    )
+    phone = forms.CharField(
+        label=_("Phone"),
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+        help_text=_("Mobile (11 digits) or landline with area code."),
+    )
+    national_id = forms.CharField(
+        label=_("Resident ID number"),
+        required=False,
+        max_length=18,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text=_("Optional; 18 characters. Must match the date of birth."),
+    )
+    notes = forms.CharField(
+        label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )

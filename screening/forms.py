@@ -1,0 +1,75 @@
+"""Forms of the staff web UI for screenings; the services validate ranges and the workflow."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from screening.models import ConclusionCode, Recommendation
+
+
+def _decimal(label, *, step: str, help_text="") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"step": step, "inputmode": "decimal"}),
+    )
+
+
+class RecordForm(forms.Form):
+    va_od = _decimal(
+        _("Visual acuity, right eye (OD)"), step="0.01", help_text=_("Decimal, e.g. 0.8")
+    )
+    va_os = _decimal(
+        _("Visual acuity, left eye (OS)"), step="0.01", help_text=_("Decimal, e.g. 0.8")
+    )
+    iop_od = _decimal(_("IOP, right eye (OD), mmHg"), step="0.1", help_text=_("Normal 10–21 mmHg"))
+    iop_os = _decimal(_("IOP, left eye (OS), mmHg"), step="0.1", help_text=_("Normal 10–21 mmHg"))
+    notes = forms.CharField(
+        label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ReviewForm(forms.Form):
+    conclusion_codes = forms.MultipleChoiceField(
+        label=_("Conclusion"),
+        choices=ConclusionCode.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    conclusion_text = forms.CharField(
+        label=_("Conclusion (free text)"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    recommendation = forms.ChoiceField(
+        label=_("Recommendation"),
+        choices=Recommendation.choices,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    recommendation_text = forms.CharField(
+        label=_("Recommendation (free text)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    follow_up_months = forms.IntegerField(
+        label=_("Follow-up in (months)"), required=False, min_value=1, max_value=36
+    )
+    follow_up_date = forms.DateField(
+        label=_("or on a date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+    )
+    amendment_reason = forms.CharField(
+        label=_("Reason for the amendment"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, is_amendment: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not is_amendment:
+            del self.fields["amendment_reason"]
+        else:
+            self.fields["amendment_reason"].widget.attrs["required"] = True

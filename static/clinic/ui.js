@@ -1,0 +1,86 @@
+/* OphAI Clinic web UI: small behaviours, no dependencies. */
+(function () {
+  "use strict";
+
+  /* Confirm before destructive or final actions: <form data-confirm="..."> or <button data-confirm>. */
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    var message = (submitter && submitter.dataset.confirm) || event.target.dataset.confirm;
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
+
+  /* Zoom: a button.photo-frame with data-full opens the full-size photo in a <dialog>. */
+  var dialog = document.getElementById("zoom-dialog");
+  if (dialog) {
+    var zoomImage = dialog.querySelector("img");
+    var zoomCaption = dialog.querySelector(".zoom-caption");
+    document.querySelectorAll("[data-zoom]").forEach(function (trigger) {
+      trigger.addEventListener("click", function () {
+        zoomImage.src = trigger.dataset.zoom;
+        zoomImage.alt = trigger.dataset.caption || "";
+        zoomCaption.textContent = trigger.dataset.caption || "";
+        dialog.showModal();
+      });
+    });
+    dialog.addEventListener("click", function (event) {
+      if (event.target === dialog) { dialog.close(); }
+    });
+  }
+
+  /* Heatmap overlay: a checkbox shows it, a select picks the finding, a range sets opacity. */
+  document.querySelectorAll("[data-heatmap-controls]").forEach(function (controls) {
+    var frame = document.getElementById(controls.dataset.heatmapControls);
+    var overlay = frame && frame.querySelector("img.heatmap");
+    if (!overlay) { return; }
+    var toggle = controls.querySelector("input[type=checkbox]");
+    var picker = controls.querySelector("select");
+    var opacity = controls.querySelector("input[type=range]");
+    function update() {
+      overlay.hidden = !toggle.checked;
+      if (picker) { overlay.src = picker.value; }
+      overlay.style.opacity = String(Number(opacity.value) / 100);
+    }
+    [toggle, picker, opacity].forEach(function (input) {
+      if (input) { input.addEventListener("input", update); input.addEventListener("change", update); }
+    });
+    update();
+  });
+
+  /* Live AI status: poll the JSON endpoint every 2 s until the analyses are finished. */
+  var status = document.getElementById("ai-status");
+  if (status) {
+    var timer = null;
+    var started = 0;
+    var text = status.querySelector(".ai-status-text");
+    var POLL_MS = 2000;
+    var GIVE_UP_MS = 15 * 60 * 1000;
+    function poll() {
+      fetch(status.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          var changed = status.dataset.state !== data.state;
+          status.dataset.state = data.state;
+          text.textContent = data.text;
+          status.dispatchEvent(new CustomEvent("ai-status", { detail: data }));
+          if (data.finished) {
+            stop();
+            if (changed && status.dataset.reload === "true") { window.location.reload(); }
+          }
+        })
+        .catch(function () { /* offline for a moment: the next tick tries again */ });
+      if (Date.now() - started > GIVE_UP_MS) { stop(); }
+    }
+    function stop() { if (timer) { clearInterval(timer); timer = null; } }
+    function start() {
+      if (timer) { return; }
+      started = Date.now();
+      timer = setInterval(poll, POLL_MS);
+      poll();
+    }
+    status.addEventListener("ai-status-start", start);
+    if (status.dataset.finished !== "true" && status.dataset.state !== "no_photos") { start(); }
+  }
+})();
