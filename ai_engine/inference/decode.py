@@ -73,6 +73,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(eight, mode="L").convert("RGB")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        if image.mode == "RGB":
+            return image
         mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # Transparent pixels may hold white; the fundus background is black.
