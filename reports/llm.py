@@ -113,24 +113,30 @@ def _ask_with_one_retry(facts: dict[str, Any], *, language: str) -> str:
 
 
 def _ask(client: openai.OpenAI, messages: list[dict[str, str]]) -> str:
-    completion = client.chat.completions.create(
+    # The raw body, read by us: a proxy's HTML page or a truncated body must be a malformed
+    # reply, not an AttributeError from the client's model parsing.
+    raw = client.chat.completions.with_raw_response.create(
         model=settings.LLM_MODEL,
         messages=messages,
         response_format={"type": "json_object"},
         temperature=0.2,
         max_tokens=1200,
     )
-    if not completion.choices:
-        raise MalformedReply("no choices")
-    message = completion.choices[0].message
-    if getattr(message, "refusal", None):
+    try:
+        body = json.loads(raw.text)
+        message = body["choices"][0]["message"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise MalformedReply("not a chat completion") from exc
+    if not isinstance(message, dict):
+        raise MalformedReply("not a chat completion")
+    if message.get("refusal"):
         raise Refusal("the model refused")
-    return parse_summary(message.content)
+    return parse_summary(message.get("content"))
 
 
-def parse_summary(content: str | None) -> str:
+def parse_summary(content: object) -> str:
     """The summary text of a reply `{"summary": "..."}`; MalformedReply if unusable."""
-    if not content or not content.strip():
+    if not isinstance(content, str) or not content.strip():
         raise MalformedReply("empty reply")
     try:
         payload = json.loads(content)

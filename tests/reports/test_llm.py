@@ -142,6 +142,26 @@ def test_a_malformed_reply_is_asked_once_more_then_falls_back(llm, facts, conten
     assert len(llm.log) == 2
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Response("<html>proxy login</html>", status=200, content_type="text/html"),
+        Response("{not json", status=200, content_type="application/json"),
+        Response('{"choices": []}', status=200, content_type="application/json"),
+        Response('{"hello": 1}', status=200, content_type="application/json"),
+    ],
+    ids=["html-page", "broken-json", "no-choices", "not-a-completion"],
+)
+def test_a_body_that_is_not_a_chat_completion_falls_back(llm, facts, reply):
+    llm.expect_request(CHAT_PATH, method="POST").respond_with_response(reply)
+    result = summary_for_facts(facts, language="en")
+    assert (result.source, result.fallback_reason) == (
+        "template",
+        "malformed reply: not a chat completion",
+    )
+    assert len(llm.log) == 2
+
+
 def test_a_malformed_reply_followed_by_a_good_one_uses_the_good_one(llm, facts):
     llm.expect_ordered_request(CHAT_PATH, method="POST").respond_with_json(completion("oops"))
     llm.expect_ordered_request(CHAT_PATH, method="POST").respond_with_json(
