@@ -183,3 +183,26 @@ def test_a_page_as_png_for_a_human_look(signed_record, doctor, tmp_path):
     )
     with Image.open(tmp_path / "page-1.png") as page:
         assert page.size == (497, 702)  # A4 at 60 dpi
+
+
+def test_the_clinic_logo_and_details_are_in_the_header(signed_record, doctor, settings, tmp_path):
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (300, 100), (31, 93, 140, 255)).save(logo)
+    settings.CLINIC_LOGO = str(logo)
+    settings.CLINIC_NAME = "光明眼科诊所"
+    settings.CLINIC_ADDRESS = "北京市朝阳区示例路 1 号"
+    settings.CLINIC_PHONE = "010-12345678"
+
+    report = report_generate(record=signed_record, actor=doctor)
+
+    text = read_pdf(report, tmp_path)
+    assert "光明眼科诊所" in text and "北京市朝阳区示例路 1 号" in text and "010-12345678" in text
+    with report.pdf.open("rb") as stored:
+        (tmp_path / "logo.pdf").write_bytes(stored.read())
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(tmp_path / "logo.pdf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert any(row.split()[3:5] == ["300", "100"] for row in listing.splitlines()[2:])

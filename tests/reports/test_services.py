@@ -191,3 +191,12 @@ def test_on_demand_generation_checks_the_requesting_user(analysed_record, doctor
     with pytest.raises(PermissionDenied):
         generate_report_on_demand(analysed_record.pk, technician.pk)
     assert Report.objects.count() == 1
+
+
+def test_the_llm_budget_must_fit_in_the_task_timeout(settings):
+    from reports.checks import llm_fits_in_task_timeout
+
+    assert llm_fits_in_task_timeout(None) == []
+    settings.LLM_TIMEOUT = 100.0
+    settings.LLM_MAX_RETRIES = 1
+    assert [error.id for error in llm_fits_in_task_timeout(None)] == ["reports.E001"]
