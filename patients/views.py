@@ -28,8 +28,10 @@ PAGE_SIZE = 25
 def patient_list(request: HttpRequest) -> HttpResponse:
     form = PatientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    patients = patient_search(query=query).annotate(
-        last_screened_at=Max("screening_records__screened_at")
+    patients = (
+        patient_search(query=query)
+        .annotate(last_screened_at=Max("screening_records__screened_at"))
+        .order_by("-created_at", "-id")
     )
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(

@@ -228,8 +228,9 @@ def _detail_context(
     reviews = list(record.reviews.select_related("doctor").order_by("-version"))
     draft, signed, is_amendment = _review_state(reviews)
     user = request.user
-    can_review = (
-        user.has_perm("screening.change_doctorreview") and record.status != RecordStatus.DRAFT
+    # A refused submission is shown back with its errors, even on a screening without photos.
+    can_review = user.has_perm("screening.change_doctorreview") and (
+        record.status != RecordStatus.DRAFT or review_form is not None
     )
     if review_form is None and can_review:
         review_form = ReviewForm(
