@@ -35,6 +35,8 @@ class CropBox:
         return self.y1 - self.y0
 
     def squared(self) -> CropBox:
+        if abs(self.width - self.height) <= 1e-9 * max(self.width, self.height):
+            return self
         side = max(self.width, self.height)
         cx, cy = (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
         return CropBox(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
