@@ -1,0 +1,255 @@
+"""The staff web UI in a real headless Chromium (Debian's package, driven by Playwright).
+
+Few and fast: a technician's visit with two real photos and a bad file, a doctor's review,
+and a technician refused the signature. Screenshots of the main pages (1366×768) go to
+var/test-artifacts/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.apps import apps as django_apps
+from django.core.servers.basehttp import WSGIServer
+from django.test.testcases import LiveServerThread
+
+from clinic.roles import sync_role_groups
+from screening.models import DoctorReview, FundusImage, RecordStatus
+from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
+from tests.web.conftest import make_analysed
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "var" / "test-artifacts" / "screenshots"
+PASSWORD = "correct horse battery staple"
+AI_STATES = {"waiting", "queued", "running", "done", "ungradable", "failed"}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in the tests are
+    # still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+class SerialWSGIServer(WSGIServer):
+    """One request at a time: with SQLite in memory every thread shares one connection."""
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _serial_live_server():
+    original = LiveServerThread.server_class
+    LiveServerThread.server_class = SerialWSGIServer
+    yield
+    LiveServerThread.server_class = original
+
+
+@pytest.fixture
+def roles(transactional_db):
+    """transactional_db flushes the tables between tests, the role groups with them."""
+    saved = {config.label: config.models_module for config in django_apps.get_app_configs()}
+    try:
+        sync_role_groups(django_apps)
+    finally:
+        for config in django_apps.get_app_configs():
+            config.models_module = saved[config.label]
+
+
+@pytest.fixture
+def page_for(browser, live_server, roles):
+    contexts = []
+
+    def open_as(user, *, language: str = "zh-hans"):
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale=language)
+        context.add_cookies(
+            [{"name": "django_language", "value": language, "url": live_server.url}]
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit] >> nth=-1")
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def test_a_technician_registers_a_patient_and_uploads_both_eyes(page_for, live_server, tmp_path):
+    right = SHARED_DATA / "reference" / "odir_11_right.jpg"
+    left = SHARED_DATA / "reference" / "odir_11_left.jpg"
+    if not (right.exists() and left.exists()):
+        pytest.skip("the reference photos in ../shared/data/reference are not available")
+    technician = UserFactory(role="technician", username="tech-b")
+    page = page_for(technician)
+    shot(page, "01-worklist-technician")
+
+    page.click("a[href='/patients/new/']")
+    page.fill("#id_name", "王小明")
+    page.check("input[name=sex][value=male]")
+    page.fill("#id_date_of_birth", "1958-04-02")
+    page.fill("#id_phone", "12345")  # wrong first: the service's message shows on the field
+    page.click("main button[type=submit]")
+    assert page.locator("#id_phone_error").is_visible()
+    shot(page, "02-patient-form-error")
+    page.fill("#id_phone", "13812348000")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/patients/P*/")
+    assert "138****8000" in page.content()
+
+    page.click("a[href^='/screening/new/']")
+    page.fill("#id_va_od", "0.6")
+    page.fill("#id_va_os", "0.8")
+    page.fill("#id_iop_od", "24")
+    page.fill("#id_iop_os", "17")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/photos/")
+
+    page.set_input_files("#file-OD", str(right))
+    od_item = page.locator("[data-eye=OD] .upload-item.uploaded")
+    od_item.wait_for()
+    page.set_input_files("#file-OS", str(left))
+    os_item = page.locator("[data-eye=OS] .upload-item.uploaded")
+    os_item.wait_for()
+    assert "odir_11_right.jpg" in od_item.inner_text()
+    status = page.locator("#ai-status")
+    page.wait_for_function(
+        "states => states.includes(document.getElementById('ai-status').dataset.state)",
+        arg=sorted(AI_STATES),
+    )
+    assert status.get_attribute("data-state") in AI_STATES
+    assert status.locator(".ai-status-text").inner_text().strip()
+
+    # A .jpg that is really text: refused by the server, the message next to that photo.
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("this is not a fundus photo\n" * 40, encoding="utf-8")
+    page.set_input_files("#file-OD", str(fake))
+    error = page.locator("[data-eye=OD] .upload-item.failed .upload-error")
+    error.wait_for()
+    assert "fake.jpg" in page.locator("[data-eye=OD] .upload-item.failed").inner_text()
+    assert any("\u4e00" <= char <= "\u9fff" for char in error.inner_text())
+    shot(page, "03-upload-photos")
+    page.goto("about:blank")  # stop polling before the test's own queries
+    assert FundusImage.objects.count() == 2
+    assert sorted(FundusImage.objects.values_list("eye", flat=True)) == ["OD", "OS"]
+
+
+def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from ai_engine.models import ModelPackage
+    from tests.conftest import fundus_like_jpeg
+    from tests.web.conftest import CARD
+
+    settings.REVIEW_SIGNED_TASK = ""
+    technician = UserFactory(role="technician", username="tech-c")
+    doctor = UserFactory(role="doctor", username="doctor-c", first_name="李医生")
+    package = ModelPackage.objects.create(
+        name="odir-demo",
+        version="1.2.0",
+        task="multilabel",
+        architecture="mobilenetv3_small_100",
+        path="/nonexistent",
+        weights_sha256="ab" * 32,
+        card=CARD,
+        demonstration=True,
+        is_active=False,
+    )
+    record = ScreeningRecordFactory(
+        patient=PatientFactory(name="张建国"), operator=technician, iop_od="24.0"
+    )
+    make_analysed(
+        record,
+        technician,
+        lambda name="f.jpg", seed=0: SimpleUploadedFile(name, fundus_like_jpeg(320, seed=seed)),
+        package,
+    )
+    page = page_for(doctor)
+    shot(page, "04-worklist-doctor")
+    page.click(f"a[href='/screening/{record.pk}/']")
+    page.wait_for_url(f"**/screening/{record.pk}/")
+    assert page.locator(".demo-banner").first.is_visible()
+    page.check(f"#heatmap-toggle-{record.images.get(eye='OD').pk}")
+    assert page.locator("img.heatmap:not([hidden])").count() == 1
+    shot(page, "05-screening-detail")
+    page.locator("#review").scroll_into_view_if_needed()
+    page.check("input[name=conclusion_codes][value=dr_moderate]")
+    page.check("input[name=recommendation][value=refer]")
+    page.fill("#id_follow_up_months", "3")
+    page.fill("#id_conclusion_text", "右眼黄斑区可见硬性渗出")
+    shot(page, "06-review-form")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[name=action][value=sign]")
+    page.locator("#review .notice.ok").wait_for()
+    review = DoctorReview.objects.get(record=record)
+    assert review.is_signed
+    assert review.doctor == doctor
+    record.refresh_from_db()
+    assert record.status == RecordStatus.REVIEWED
+
+    page.goto(f"{live_server.url}/patients/{record.patient.patient_id}/")
+    shot(page, "07-patient-detail")
+    page.goto(f"{live_server.url}/statistics/")
+    shot(page, "08-statistics")
+    page.goto(f"{live_server.url}/ai/models/{package.pk}/")
+    shot(page, "09-model-card")
+
+
+def test_a_technician_is_not_offered_the_signature_and_cannot_post_it(page_for, live_server):
+    technician = UserFactory(role="technician", username="tech-d")
+    record = ScreeningRecordFactory(operator=technician)
+    type(record).objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    page = page_for(technician, language="en")
+    page.goto(f"{live_server.url}/screening/{record.pk}/")
+    assert page.locator("button[value=sign]").count() == 0
+    assert page.locator("#review-form").count() == 0
+    token = page.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
+    response = page.request.post(
+        f"{live_server.url}/screening/{record.pk}/review",
+        form={
+            "csrfmiddlewaretoken": token,
+            "action": "sign",
+            "conclusion_codes": "normal",
+            "recommendation": "routine",
+        },
+        headers={"Referer": f"{live_server.url}/screening/{record.pk}/"},
+    )
+    assert response.status == 403
+    assert not DoctorReview.objects.exists()
+    shot(page, "10-screening-technician-en")
