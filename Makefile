@@ -15,6 +15,7 @@ setup: python system
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py sync_roles
 	$(PY) manage.py compilemessages --ignore=.venv -v 0
+	$(PY) manage.py register_model --bundled --activate-if-none
 	$(PY) manage.py bootstrap_users
 	$(PY) manage.py seed_demo
 

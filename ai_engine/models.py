@@ -21,7 +21,12 @@ class ModelPackage(models.Model):
     demonstration = models.BooleanField(_("demonstration model"), default=True)
     is_active = models.BooleanField(_("active"), default=False)
     registered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("registered by"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("registered by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     registered_at = models.DateTimeField(_("registered at"), default=timezone.now, editable=False)
 
@@ -29,7 +34,9 @@ class ModelPackage(models.Model):
         verbose_name = _("model package")
         verbose_name_plural = _("model packages")
         ordering = ["name", "-registered_at"]
-        constraints = [models.UniqueConstraint(fields=["name", "version"], name="unique_package_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="unique_package_version")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -53,15 +60,24 @@ TERMINAL_STATUSES = (AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.
 class Analysis(models.Model):
     """One model package's analysis of one photo; a re-run is a new row with the next run number."""
 
-    image = models.ForeignKey(FundusImage, verbose_name=_("photo"), on_delete=models.CASCADE, related_name="analyses")
-    package = models.ForeignKey(ModelPackage, verbose_name=_("model package"), on_delete=models.PROTECT, related_name="analyses")
+    image = models.ForeignKey(
+        FundusImage, verbose_name=_("photo"), on_delete=models.CASCADE, related_name="analyses"
+    )
+    package = models.ForeignKey(
+        ModelPackage,
+        verbose_name=_("model package"),
+        on_delete=models.PROTECT,
+        related_name="analyses",
+    )
     run = models.PositiveIntegerField(_("run"), default=1)
     # A snapshot of what produced the result, kept even if the package is later retired.
     model_name = models.CharField(_("model"), max_length=100)
     model_version = models.CharField(_("model version"), max_length=50)
     weights_sha256 = models.CharField(_("weights SHA-256"), max_length=64)
     demonstration = models.BooleanField(_("demonstration model"), default=True)
-    status = models.CharField(_("status"), max_length=20, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED)
+    status = models.CharField(
+        _("status"), max_length=20, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED
+    )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     quality_score = models.FloatField(_("quality score"), null=True, blank=True)
     quality_gradable = models.BooleanField(_("gradable"), null=True, blank=True)
@@ -72,9 +88,16 @@ class Analysis(models.Model):
     device = models.CharField(_("device"), max_length=20, blank=True)
     error = models.TextField(_("error"), blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    # When a task for this analysis was last put on the queue (the reconciler re-queues lost ones).
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -83,7 +106,9 @@ class Analysis(models.Model):
         verbose_name_plural = _("analyses")
         ordering = ["image", "package", "-run"]
         permissions = [("rerun_analysis", _("Can re-run AI analyses"))]
-        constraints = [models.UniqueConstraint(fields=["image", "package", "run"], name="unique_analysis_run")]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "package", "run"], name="unique_analysis_run")
+        ]
         indexes = [models.Index(fields=["status", "started_at"])]
 
     def __str__(self) -> str:
@@ -97,7 +122,9 @@ class Analysis(models.Model):
 class Finding(models.Model):
     """One label's output of an analysis, with its heatmap and the areas it points at."""
 
-    analysis = models.ForeignKey(Analysis, verbose_name=_("analysis"), on_delete=models.CASCADE, related_name="findings")
+    analysis = models.ForeignKey(
+        Analysis, verbose_name=_("analysis"), on_delete=models.CASCADE, related_name="findings"
+    )
     label_code = models.CharField(_("label"), max_length=50)
     label_zh = models.CharField(_("label (Chinese)"), max_length=100)
     label_en = models.CharField(_("label (English)"), max_length=100)
@@ -113,7 +140,9 @@ class Finding(models.Model):
         verbose_name = _("finding")
         verbose_name_plural = _("findings")
         ordering = ["analysis", "-positive", "-probability"]
-        constraints = [models.UniqueConstraint(fields=["analysis", "label_code"], name="unique_finding_label")]
+        constraints = [
+            models.UniqueConstraint(fields=["analysis", "label_code"], name="unique_finding_label")
+        ]
 
     def __str__(self) -> str:
         return f"{self.label_code} {self.probability:.2f}"
@@ -126,14 +155,22 @@ class TriageLevel(models.TextChoices):
     NONE = "none", _("No AI concern")
 
 
-TRIAGE_PRIORITY = {TriageLevel.URGENT: 3, TriageLevel.HIGH: 2, TriageLevel.ROUTINE: 1, TriageLevel.NONE: 0}
+TRIAGE_PRIORITY = {
+    TriageLevel.URGENT: 3,
+    TriageLevel.HIGH: 2,
+    TriageLevel.ROUTINE: 1,
+    TriageLevel.NONE: 0,
+}
 
 
 class RecordTriage(models.Model):
     """The AI engine's priority for a screening in the doctor's worklist, with its reasons."""
 
     record = models.OneToOneField(
-        ScreeningRecord, verbose_name=_("screening record"), on_delete=models.CASCADE, related_name="triage"
+        ScreeningRecord,
+        verbose_name=_("screening record"),
+        on_delete=models.CASCADE,
+        related_name="triage",
     )
     level = models.CharField(_("triage level"), max_length=10, choices=TriageLevel.choices)
     priority = models.PositiveSmallIntegerField(_("priority"), db_index=True)

@@ -240,7 +240,7 @@ LOGGING = {
 # --- Workflow hooks -------------------------------------------------------------------------
 # Earlier apps start later steps by the later app's task name (DESIGN §1), never by import.
 AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
-FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "")
+FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "ai_engine.tasks.analyse_image")
 REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", IS_PRODUCTION)
 
@@ -260,3 +260,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- AI engine ------------------------------------------------------------------------------
+AI_DEVICE = env_str("AI_DEVICE", "auto")  # auto | cpu | cuda
+AI_MODEL_DIRS = env_list("AI_MODEL_DIRS", [str(BASE_DIR / "ai_engine" / "packages")])
+AI_TASK_TIMEOUT = Q_CLUSTER["ALT_CLUSTERS"]["ai"]["timeout"]
+AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
+AI_RECONCILE_GRACE = env_int("AI_RECONCILE_GRACE", 60)
+AI_QUEUED_STALE_SECONDS = env_int("AI_QUEUED_STALE_SECONDS", 900)
+AI_RECONCILE_LOOKBACK_DAYS = env_int("AI_RECONCILE_LOOKBACK_DAYS", 7)

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from ai_engine.models import Analysis, Finding, ModelPackage, RecordTriage
+from ai_engine.services import analysis_rerun, package_set_active
+from ai_engine.triage import triage_reason_text
+
+
+@admin.register(ModelPackage)
+class ModelPackageAdmin(admin.ModelAdmin):
+    """Registered packages with their model cards; registration itself is `manage.py register_model`."""
+
+    list_display = (
+        "name",
+        "version",
+        "task",
+        "architecture",
+        "is_active",
+        "demonstration_flag",
+        "registered_at",
+    )
+    list_filter = ("is_active", "demonstration", "task")
+    search_fields = ("name", "version", "architecture")
+    readonly_fields = (
+        "name",
+        "version",
+        "task",
+        "architecture",
+        "path",
+        "weights_sha256",
+        "demonstration",
+        "registered_by",
+        "registered_at",
+        "card_summary",
+        "card_json",
+    )
+    fields = ("is_active", *readonly_fields)
+    actions = ["activate", "deactivate"]
+
+    @admin.display(description=_("demonstration model"), boolean=True)
+    def demonstration_flag(self, obj: ModelPackage) -> bool:
+        return obj.demonstration
+
+    @admin.display(description=_("model card"))
+    def card_summary(self, obj: ModelPackage) -> str:
+        card = obj.card
+        labels = format_html_join(
+            "",
+            "<li>{} · {} / {} · threshold {}</li>",
+            (
+                (label.get("code"), label.get("zh"), label.get("en"), label.get("threshold"))
+                for label in card.get("labels", [])
+            ),
+        )
+        warning = (
+            format_html(
+                '<p style="color:#b00020;font-weight:600">{}</p>',
+                _("Demonstration model — not for diagnosis"),
+            )
+            if obj.demonstration
+            else ""
+        )
+        return format_html(
+            "{}<p><strong>{}</strong> {}</p><p><strong>{}</strong> {}</p><p><strong>{}</strong> {}</p><ul>{}</ul>",
+            warning,
+            _("Evidence:"),
+            card.get("evidence", ""),
+            _("Intended use:"),
+            card.get("intended_use", ""),
+            _("Training data:"),
+            card.get("training_data", ""),
+            labels,
+        )
+
+    @admin.display(description=_("model.json"))
+    def card_json(self, obj: ModelPackage) -> str:
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>",
+            json.dumps(obj.card, ensure_ascii=False, indent=2),
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # packages are validated and registered by `manage.py register_model`
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: ModelPackage, form, change: bool) -> None:
+        if "is_active" in form.changed_data:
+            package_set_active(
+                package=ModelPackage.objects.get(pk=obj.pk),
+                active=obj.is_active,
+                actor=request.user,
+            )
+
+    @admin.action(description=_("Activate the selected packages"), permissions=["change"])
+    def activate(self, request, queryset) -> None:
+        for package in queryset:
+            package_set_active(package=package, active=True, actor=request.user)
+
+    @admin.action(description=_("Deactivate the selected packages"), permissions=["change"])
+    def deactivate(self, request, queryset) -> None:
+        for package in queryset:
+            package_set_active(package=package, active=False, actor=request.user)
+
+
+class FindingInline(admin.TabularInline):
+    model = Finding
+    extra = 0
+    can_delete = False
+    fields = (
+        "label_code",
+        "label_zh",
+        "label_en",
+        "probability",
+        "threshold",
+        "positive",
+        "referable",
+        "abnormal_areas",
+        "cam_method",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Analysis)
+class AnalysisAdmin(admin.ModelAdmin):
+    """Analyses are written by the engine only; staff may ask for a re-run."""
+
+    inlines = [FindingInline]
+    list_display = (
+        "image",
+        "model_name",
+        "model_version",
+        "run",
+        "status",
+        "quality_score",
+        "attempts",
+        "device",
+        "finished_at",
+    )
+    list_filter = ("status", "model_name", "device", "demonstration")
+    search_fields = ("image__record__patient__patient_id", "image__record__patient__name")
+    list_select_related = ("image__record__patient",)
+    actions = ["rerun"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Analysis._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Re-run the selected analyses"), permissions=["rerun"])
+    def rerun(self, request, queryset) -> None:
+        for analysis in queryset.select_related("image__record__patient", "package"):
+            try:
+                analysis_rerun(analysis=analysis, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{analysis}: {' '.join(exc.messages)}", level=messages.WARNING
+                )
+
+    def has_rerun_permission(self, request) -> bool:
+        return request.user.has_perm("ai_engine.rerun_analysis")
+
+
+@admin.register(RecordTriage)
+class RecordTriageAdmin(admin.ModelAdmin):
+    list_display = ("record", "level", "priority", "reasons_text", "updated_at")
+    list_filter = ("level",)
+    list_select_related = ("record__patient",)
+    search_fields = ("record__patient__patient_id", "record__patient__name")
+
+    @admin.display(description=_("reasons"))
+    def reasons_text(self, obj: RecordTriage) -> str:
+        return format_html_join(
+            "", "<div>{}</div>", ((triage_reason_text(reason),) for reason in obj.reasons)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in RecordTriage._meta.fields] + ["reasons_text"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from ai_engine.models import ModelPackage
+from ai_engine.services import package_register
+from clinic.audit import audit_source
+
+
+class Command(BaseCommand):
+    help = (
+        "Register model package folders (model.json + weights) after checking card and SHA-256; "
+        "--activate makes them analyse new photos. With --bundled, registers every package under AI_MODEL_DIRS."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("paths", nargs="*", type=Path, help="package folders")
+        parser.add_argument(
+            "--bundled", action="store_true", help="register the packages in AI_MODEL_DIRS"
+        )
+        parser.add_argument(
+            "--activate", action="store_true", help="activate the registered packages"
+        )
+        parser.add_argument(
+            "--activate-if-none",
+            action="store_true",
+            help="activate them only when no package is active yet (what `make run` does)",
+        )
+
+    def handle(
+        self,
+        *args,
+        paths: list[Path],
+        bundled: bool,
+        activate: bool,
+        activate_if_none: bool,
+        **options,
+    ) -> None:
+        folders = list(paths)
+        if bundled:
+            for root in map(Path, settings.AI_MODEL_DIRS):
+                if root.is_dir():
+                    folders.extend(sorted(p.parent for p in root.glob("*/model.json")))
+        if not folders:
+            self.stdout.write(
+                "No model packages to register."
+                + (" (AI_MODEL_DIRS holds none.)" if bundled else "")
+            )
+            return
+        should_activate = activate or (
+            activate_if_none and not ModelPackage.objects.filter(is_active=True).exists()
+        )
+        with audit_source("command"):
+            for folder in folders:
+                try:
+                    package = package_register(path=folder, activate=should_activate)
+                except ValidationError as exc:
+                    raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
+                state = "active" if package.is_active else "inactive"
+                demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
+                self.stdout.write(f"Registered {package.name} {package.version} ({state}){demo}")

@@ -1,0 +1,421 @@
+"""Writes of the AI engine: packages, analyses, findings, triage. Every write is transactional."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ai_engine.models import (
+    TERMINAL_STATUSES,
+    Analysis,
+    AnalysisStatus,
+    Finding,
+    ModelPackage,
+    RecordTriage,
+)
+from ai_engine.triage import EyeFindings, triage_compute
+from clinic.audit import audit_log
+from clinic.models import AuditEvent
+from clinic.roles import require_permission
+from clinic.tasks import enqueue_on_commit
+from screening.models import FundusImage, ScreeningRecord
+from screening.services import record_mark_analysed, record_mark_analysing
+
+logger = logging.getLogger(__name__)
+ANALYSE_TASK = "ai_engine.tasks.analyse_image"
+
+
+# --- packages -------------------------------------------------------------------------------
+def package_register(*, path: str | Path, actor=None, activate: bool = False) -> ModelPackage:
+    """Register the package folder at `path` after checking its card and weights' SHA-256.
+
+    Registering the same name and version again is harmless; the same version with other
+    weights is refused (bump the version instead), so a result always names what made it.
+    """
+    from ai_engine.inference.card import CardError, load_card
+    from ai_engine.inference.package import file_sha256
+
+    if actor is not None:
+        require_permission(actor, "ai_engine.add_modelpackage")
+    folder = Path(path).resolve()
+    try:
+        card = load_card(folder)
+    except CardError as exc:
+        raise ValidationError(str(exc), code="invalid_card") from exc
+    weights = folder / card.weights.file
+    if not weights.is_file():
+        raise ValidationError(
+            f"{folder}: weights file {card.weights.file!r} is missing", code="missing_weights"
+        )
+    actual = file_sha256(weights)
+    if actual != card.weights.sha256:
+        raise ValidationError(
+            f"{weights.name}: SHA-256 {actual} does not match the card's {card.weights.sha256}",
+            code="sha256_mismatch",
+        )
+    with transaction.atomic():
+        package, created = ModelPackage.objects.select_for_update().get_or_create(
+            name=card.name,
+            version=card.version,
+            defaults={
+                "task": card.task,
+                "architecture": card.architecture,
+                "path": str(folder),
+                "weights_sha256": actual,
+                "card": card.to_dict(),
+                "demonstration": card.demonstration,
+                "registered_by": actor,
+            },
+        )
+        if not created:
+            if package.weights_sha256 != actual:
+                raise ValidationError(
+                    f"{card.name} {card.version} is already registered with other weights "
+                    f"({package.weights_sha256[:12]}…); give the new weights a new version.",
+                    code="version_conflict",
+                )
+            package.path, package.card = str(folder), card.to_dict()
+            package.save(update_fields=["path", "card"])
+        else:
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.CREATE,
+                obj=package,
+                changes={"path": [None, str(folder)]},
+            )
+    if activate:
+        package_set_active(package=package, active=True, actor=actor)
+    return package
+
+
+def package_set_active(*, package: ModelPackage, active: bool, actor=None) -> ModelPackage:
+    """Enable or disable a package; several packages may be active at once."""
+    if actor is not None:
+        require_permission(actor, "ai_engine.change_modelpackage")
+    if package.is_active == active:
+        return package
+    with transaction.atomic():
+        package.is_active = active
+        package.save(update_fields=["is_active"])
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            obj=package,
+            changes={"is_active": [not active, active]},
+        )
+    return package
+
+
+# --- analyses -------------------------------------------------------------------------------
+def _snapshot(package: ModelPackage) -> dict[str, Any]:
+    return {
+        "model_name": package.name,
+        "model_version": package.version,
+        "weights_sha256": package.weights_sha256,
+        "demonstration": package.demonstration,
+    }
+
+
+def analyses_ensure(*, image: FundusImage) -> list[Analysis]:
+    """The analyses `image` needs: one per active package, created queued where none exists yet.
+
+    Safe to call from several workers at once: the unique (image, package, run) constraint
+    decides, and a loser reads the winner's row.
+    """
+    analyses = []
+    for package in ModelPackage.objects.filter(is_active=True):
+        latest = Analysis.objects.filter(image=image, package=package).order_by("-run").first()
+        if latest is None:
+            try:
+                with transaction.atomic():
+                    latest = Analysis.objects.create(
+                        image=image, package=package, run=1, **_snapshot(package)
+                    )
+            except IntegrityError:
+                latest = Analysis.objects.get(image=image, package=package, run=1)
+        analyses.append(latest)
+    return analyses
+
+
+def analysis_rerun(*, analysis: Analysis, actor) -> Analysis:
+    """Staff ask for a fresh analysis (after a failure, or with a new package version)."""
+    require_permission(actor, "ai_engine.rerun_analysis")
+    if not analysis.is_terminal:
+        raise ValidationError(_("This analysis is still queued or running."), code="not_finished")
+    if analysis.image.record.is_locked:
+        raise ValidationError(
+            _("This screening has a signed review; its analyses are final."), code="locked"
+        )
+    package = analysis.package
+    with transaction.atomic():
+        next_run = (
+            Analysis.objects.filter(image=analysis.image, package=package).aggregate(Max("run"))[
+                "run__max"
+            ]
+            or 0
+        ) + 1
+        rerun = Analysis.objects.create(
+            image=analysis.image,
+            package=package,
+            run=next_run,
+            requested_by=actor,
+            **_snapshot(package),
+        )
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            obj=rerun,
+            patient_ref=analysis.image.record.patient.patient_id,
+            changes={"rerun_of": [None, analysis.pk]},
+        )
+        enqueue_on_commit(ANALYSE_TASK, analysis.image_id, cluster=settings.AI_CLUSTER_NAME)
+    return rerun
+
+
+def analyses_claim(*, image_ids: list[int]) -> list[Analysis]:
+    """Mark the queued analyses of these photos running and return them.
+
+    Rows another worker holds are skipped; an analysis that has used up its attempts is
+    failed instead of run again (a photo that kills its worker must not loop forever).
+    """
+    claimed: list[Analysis] = []
+    now = timezone.now()
+    with transaction.atomic():
+        queued = (
+            Analysis.objects.select_for_update(skip_locked=True)
+            .filter(image_id__in=image_ids, status=AnalysisStatus.QUEUED)
+            .select_related("package", "image")
+        )
+        for analysis in queued:
+            if analysis.attempts >= settings.AI_MAX_ATTEMPTS:
+                analysis.status = AnalysisStatus.FAILED
+                analysis.error = _(
+                    "Stopped after %(attempts)d attempts; the worker did not finish."
+                ) % {"attempts": analysis.attempts}
+                analysis.finished_at = now
+                analysis.save(update_fields=["status", "error", "finished_at"])
+                continue
+            analysis.status = AnalysisStatus.RUNNING
+            analysis.attempts += 1
+            analysis.started_at = now
+            analysis.save(update_fields=["status", "attempts", "started_at"])
+            claimed.append(analysis)
+    return claimed
+
+
+@dataclass
+class FindingOutcome:
+    label_code: str
+    label_zh: str
+    label_en: str
+    probability: float
+    threshold: float
+    positive: bool
+    referable: bool = False
+    heatmap_png: bytes | None = None
+    cam_method: str = ""
+    abnormal_areas: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AnalysisOutcome:
+    """What the inference core produced for one (photo, package), in plain values."""
+
+    gradable: bool
+    quality_score: float
+    quality_reasons: list[str]
+    quality_metrics: dict[str, Any]
+    findings: list[FindingOutcome]
+    result: dict[str, Any]
+    timings: dict[str, float]
+    device: str
+
+
+def analysis_save_outcome(*, analysis: Analysis, outcome: AnalysisOutcome) -> bool:
+    """Write findings and heatmaps atomically; False if the analysis was no longer ours."""
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = Analysis.objects.select_for_update().get(pk=analysis.pk)
+            if locked.status != AnalysisStatus.RUNNING or locked.attempts != analysis.attempts:
+                # The reconciler took it back, or another attempt finished first.
+                return False
+            for finding in outcome.findings:
+                heatmap_name = ""
+                if finding.heatmap_png:
+                    heatmap_name = default_storage.save(
+                        f"heatmaps/{timezone.localdate():%Y/%m}/{analysis.pk}-{finding.label_code}.png",
+                        ContentFile(finding.heatmap_png),
+                    )
+                    stored.append(heatmap_name)
+                Finding.objects.create(
+                    analysis=locked,
+                    label_code=finding.label_code,
+                    label_zh=finding.label_zh,
+                    label_en=finding.label_en,
+                    probability=finding.probability,
+                    threshold=finding.threshold,
+                    positive=finding.positive,
+                    referable=finding.referable,
+                    heatmap=heatmap_name,
+                    cam_method=finding.cam_method,
+                    abnormal_areas=finding.abnormal_areas,
+                )
+            locked.status = AnalysisStatus.DONE if outcome.gradable else AnalysisStatus.UNGRADABLE
+            locked.quality_gradable = outcome.gradable
+            locked.quality_score = outcome.quality_score
+            locked.quality_reasons = outcome.quality_reasons
+            locked.quality_metrics = outcome.quality_metrics
+            locked.result = outcome.result
+            locked.timings = outcome.timings
+            locked.device = outcome.device
+            locked.error = ""
+            locked.finished_at = timezone.now()
+            locked.save()
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+    return True
+
+
+def analysis_mark_failed(*, analysis: Analysis, error: str) -> None:
+    Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
+        status=AnalysisStatus.FAILED, error=error[:4000], finished_at=timezone.now()
+    )
+
+
+def record_start_analysis(*, record: ScreeningRecord) -> None:
+    record_mark_analysing(record=record)
+
+
+def record_finish_analysis(*, record: ScreeningRecord) -> None:
+    """Once every photo's analyses are finished: the record waits for review, triage is updated."""
+    pending = (
+        Analysis.objects.filter(image__record=record).exclude(status__in=TERMINAL_STATUSES).exists()
+    )
+    if not pending:
+        record_mark_analysed(record=record)
+    triage_update(record=record)
+
+
+def _latest_analyses(record: ScreeningRecord) -> list[Analysis]:
+    latest: dict[tuple[int, int], Analysis] = {}
+    for analysis in (
+        Analysis.objects.filter(image__record=record)
+        .select_related("image")
+        .prefetch_related("findings")
+        .order_by("run")
+    ):
+        latest[(analysis.image_id, analysis.package_id)] = analysis
+    return list(latest.values())
+
+
+def triage_update(*, record: ScreeningRecord) -> RecordTriage:
+    eyes: list[EyeFindings] = []
+    for analysis in _latest_analyses(record):
+        if not analysis.is_terminal:
+            continue
+        eyes.append(
+            EyeFindings(
+                eye=analysis.image.eye,
+                gradable=analysis.quality_gradable,
+                failed=analysis.status == AnalysisStatus.FAILED,
+                positive=[
+                    {
+                        "code": finding.label_code,
+                        "label_zh": finding.label_zh,
+                        "label_en": finding.label_en,
+                        "probability": finding.probability,
+                        "referable": finding.referable,
+                    }
+                    for finding in analysis.findings.all()
+                    if finding.positive
+                ],
+            )
+        )
+    result = triage_compute(
+        eyes=eyes,
+        iop={"OD": record.iop_od, "OS": record.iop_os},
+        va={"OD": record.va_od, "OS": record.va_os},
+    )
+    triage, _created = RecordTriage.objects.update_or_create(
+        record=record,
+        defaults={"level": result.level, "priority": result.priority, "reasons": result.reasons},
+    )
+    return triage
+
+
+# --- reconciliation -------------------------------------------------------------------------
+def analyses_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Bound every analysis in time: a worker killed mid-task, or a task the broker lost.
+
+    - running longer than the task timeout (+ grace): queued again, or failed once out of attempts;
+    - queued for long with nobody working on it: queued again (Redis drops in-flight tasks);
+    - recent photos of open screenings without analyses for the active packages: queued.
+    """
+    now = now or timezone.now()
+    counts = {
+        "requeued_running": 0,
+        "failed_running": 0,
+        "requeued_waiting": 0,
+        "queued_missing": 0,
+    }
+    stale_running = now - dt.timedelta(
+        seconds=settings.AI_TASK_TIMEOUT + settings.AI_RECONCILE_GRACE
+    )
+    image_ids: set[int] = set()
+    with transaction.atomic():
+        for analysis in Analysis.objects.select_for_update(skip_locked=True).filter(
+            status=AnalysisStatus.RUNNING, started_at__lt=stale_running
+        ):
+            if analysis.attempts >= settings.AI_MAX_ATTEMPTS:
+                analysis.status = AnalysisStatus.FAILED
+                analysis.error = _(
+                    "The worker stopped responding %(attempts)d times; re-run it when the cause is fixed."
+                ) % {"attempts": analysis.attempts}
+                analysis.finished_at = now
+                counts["failed_running"] += 1
+            else:
+                analysis.status = AnalysisStatus.QUEUED
+                analysis.queued_at = now
+                counts["requeued_running"] += 1
+                image_ids.add(analysis.image_id)
+            analysis.save(update_fields=["status", "error", "finished_at", "queued_at"])
+        stale_queued = now - dt.timedelta(seconds=settings.AI_QUEUED_STALE_SECONDS)
+        waiting = Analysis.objects.select_for_update(skip_locked=True).filter(
+            status=AnalysisStatus.QUEUED, queued_at__lt=stale_queued
+        )
+        for analysis in waiting:
+            analysis.queued_at = now
+            analysis.save(update_fields=["queued_at"])
+            if analysis.image_id not in image_ids:
+                image_ids.add(analysis.image_id)
+                counts["requeued_waiting"] += 1
+        recent = now - dt.timedelta(days=settings.AI_RECONCILE_LOOKBACK_DAYS)
+        for package in ModelPackage.objects.filter(is_active=True):
+            missing = (
+                FundusImage.objects.filter(uploaded_at__gte=recent)
+                .exclude(record__status__in=("reviewed", "reported"))
+                .exclude(analyses__package=package)
+            )
+            for image_id in missing.values_list("id", flat=True):
+                image_ids.add(image_id)
+                counts["queued_missing"] += 1
+        for image_id in sorted(image_ids):
+            enqueue_on_commit(ANALYSE_TASK, image_id, cluster=settings.AI_CLUSTER_NAME)
+    if any(counts.values()):
+        logger.warning("AI reconciler: %s", counts)
+    return counts

@@ -1,0 +1,122 @@
+"""Triage: combine AI findings with the visit's measurements into a worklist priority.
+
+Reasons are stored as codes with parameters and rendered in the reader's language, so a
+worklist in Chinese and one in English say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from ai_engine.models import TRIAGE_PRIORITY, TriageLevel
+
+IOP_HIGH = Decimal("21")
+IOP_VERY_HIGH = Decimal("30")
+LOW_VISION = Decimal("0.3")
+GLAUCOMA_CODES = {"G", "glaucoma", "glaucoma_suspect"}
+SIGHT_THREATENING_DR_CODES = {"4", "3", "grade3", "grade4", "dr_severe", "dr_proliferative", "pdr"}
+NORMAL_CODES = {"N", "normal", "0", "grade0"}
+
+
+@dataclass(frozen=True)
+class EyeFindings:
+    """What the engine concluded for one eye, in plain values (from Analysis/Finding rows)."""
+
+    eye: str
+    gradable: bool | None
+    failed: bool = False
+    positive: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {code, label_zh, label_en, probability, referable}
+
+
+@dataclass
+class TriageResult:
+    level: str = TriageLevel.NONE
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def priority(self) -> int:
+        return TRIAGE_PRIORITY[self.level]
+
+    def add(self, level: str, code: str, eye: str = "", **params: Any) -> None:
+        self.reasons.append({"code": code, "eye": eye, "level": str(level), "params": params})
+        if TRIAGE_PRIORITY[level] > TRIAGE_PRIORITY[self.level]:
+            self.level = level
+
+
+def triage_compute(
+    *,
+    eyes: list[EyeFindings],
+    iop: dict[str, Decimal | None],
+    va: dict[str, Decimal | None],
+) -> TriageResult:
+    result = TriageResult()
+    for eye_findings in eyes:
+        eye = eye_findings.eye
+        eye_iop = iop.get(eye)
+        if eye_findings.failed:
+            result.add(TriageLevel.HIGH, "analysis_failed", eye)
+            continue
+        if eye_findings.gradable is False:
+            result.add(TriageLevel.HIGH, "ungradable", eye)
+            continue
+        abnormal = [f for f in eye_findings.positive if f["code"] not in NORMAL_CODES]
+        for finding in abnormal:
+            params = {
+                "label_zh": finding["label_zh"],
+                "label_en": finding["label_en"],
+                "probability": round(float(finding["probability"]), 2),
+            }
+            if finding["code"] in GLAUCOMA_CODES and eye_iop is not None and eye_iop > IOP_HIGH:
+                result.add(
+                    TriageLevel.URGENT, "glaucoma_with_high_iop", eye, iop=str(eye_iop), **params
+                )
+            elif finding["code"] in SIGHT_THREATENING_DR_CODES:
+                result.add(TriageLevel.URGENT, "sight_threatening", eye, **params)
+            elif finding.get("referable"):
+                result.add(TriageLevel.HIGH, "referable_finding", eye, **params)
+            else:
+                result.add(TriageLevel.ROUTINE, "finding", eye, **params)
+        eye_va = va.get(eye)
+        if eye_va is not None and eye_va < LOW_VISION and not abnormal:
+            result.add(TriageLevel.HIGH, "low_vision_normal_photo", eye, va=str(eye_va))
+    for eye, value in sorted(iop.items()):
+        if value is None:
+            continue
+        if value > IOP_VERY_HIGH:
+            result.add(TriageLevel.URGENT, "iop_very_high", eye, iop=str(value))
+        elif value > IOP_HIGH:
+            result.add(TriageLevel.HIGH, "iop_high", eye, iop=str(value))
+    return result
+
+
+def triage_reason_text(reason: dict[str, Any]) -> str:
+    """One reason in the active language, e.g. "OD: glaucoma suspicion (p=0.81) with IOP 24 mmHg"."""
+    params = dict(reason.get("params", {}))
+    if "label_zh" in params:
+        params["label"] = (
+            params["label_zh"]
+            if (get_language() or "zh-hans").startswith("zh")
+            else params["label_en"]
+        )
+    templates = {
+        "analysis_failed": _("AI analysis failed: review the photo yourself"),
+        "ungradable": _("photo not gradable: retake"),
+        "glaucoma_with_high_iop": _("%(label)s (p=%(probability)s) with IOP %(iop)s mmHg"),
+        "sight_threatening": _("possible sight-threatening %(label)s (p=%(probability)s)"),
+        "referable_finding": _("referable finding: %(label)s (p=%(probability)s)"),
+        "finding": _("finding: %(label)s (p=%(probability)s)"),
+        "low_vision_normal_photo": _("low vision (%(va)s) with a normal-looking photo"),
+        "iop_very_high": _("IOP %(iop)s mmHg, far above normal"),
+        "iop_high": _("IOP %(iop)s mmHg, above 21"),
+    }
+    template = templates.get(reason.get("code", ""), reason.get("code", ""))
+    text = template % params if params else template
+    eye = reason.get("eye")
+    return f"{eye}: {text}" if eye else text

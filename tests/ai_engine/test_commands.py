@@ -1,0 +1,80 @@
+import json
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ai_engine.models import ModelPackage
+
+
+def test_validate_model_runs_a_real_photo_and_reports(package_folder, shared_data, capsys):
+    call_command(
+        "validate_model",
+        str(package_folder),
+        "--image",
+        str(shared_data / "reference" / "retina_cc0.jpg"),
+    )
+    out = capsys.readouterr().out
+    assert "Package     tiny-odir 0.1 (multilabel, resnet10t, input 64px)" in out
+    assert "Demonstration model — not for diagnosis" in out
+    assert "gradable" in out
+    assert "tiny-odir 0.1 is valid." in out
+
+
+def test_validate_model_explains_a_broken_card(package_folder, tmp_path, shared_data):
+    broken = tmp_path / "broken"
+    shutil.copytree(package_folder, broken)
+    card = json.loads((broken / "model.json").read_text())
+    card["labels"][2]["threshold"] = 7
+    (broken / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CommandError, match=r"labels\[2\]\.threshold"):
+        call_command(
+            "validate_model",
+            str(broken),
+            "--image",
+            str(shared_data / "reference" / "retina_cc0.jpg"),
+        )
+
+
+def test_validate_model_refuses_tampered_weights(package_folder, tmp_path, shared_data):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(package_folder, tampered)
+    weights = tampered / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"evil")
+    with pytest.raises(CommandError, match="does not match"):
+        call_command(
+            "validate_model",
+            str(tampered),
+            "--image",
+            str(shared_data / "reference" / "retina_cc0.jpg"),
+        )
+
+
+def test_register_activate_and_list(db, package_folder, capsys):
+    call_command("register_model", str(package_folder))
+    assert ModelPackage.objects.get().is_active is False
+    call_command("register_model", str(package_folder), "--activate-if-none")
+    assert ModelPackage.objects.get().is_active is True
+    call_command("activate_model", "tiny-odir", "0.1", "--off")
+    assert ModelPackage.objects.get().is_active is False
+    call_command("activate_model")
+    assert "inactive tiny-odir 0.1 (demonstration)" in capsys.readouterr().out
+
+
+def test_the_same_version_with_other_weights_is_refused(db, package_folder, tmp_path):
+    call_command("register_model", str(package_folder))
+    other = tmp_path / "other"
+    shutil.copytree(package_folder, other)
+    from ai_engine.inference.package import write_package
+    from tests.ai_engine.inference.conftest import card_dict, tiny_model
+
+    card = card_dict(name="tiny-odir", version="0.1")
+    write_package(other, tiny_model(card, seed=99), card)
+    with pytest.raises(CommandError, match="already registered with other weights"):
+        call_command("register_model", str(other))
+    assert ModelPackage.objects.count() == 1
+
+
+def test_an_unknown_package_name_lists_what_exists(db):
+    with pytest.raises(CommandError, match="Registered: none"):
+        call_command("activate_model", "nope")

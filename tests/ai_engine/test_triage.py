@@ -1,0 +1,71 @@
+from decimal import Decimal
+
+from django.utils import translation
+
+from ai_engine.triage import EyeFindings, triage_compute, triage_reason_text
+
+GLAUCOMA = {
+    "code": "G",
+    "label_zh": "青光眼",
+    "label_en": "glaucoma",
+    "probability": 0.81,
+    "referable": True,
+}
+CATARACT = {
+    "code": "C",
+    "label_zh": "白内障",
+    "label_en": "cataract",
+    "probability": 0.7,
+    "referable": False,
+}
+NORMAL = {
+    "code": "N",
+    "label_zh": "正常",
+    "label_en": "normal",
+    "probability": 0.9,
+    "referable": False,
+}
+
+
+def compute(eyes, iop=None, va=None):
+    return triage_compute(
+        eyes=eyes, iop=iop or {"OD": None, "OS": None}, va=va or {"OD": None, "OS": None}
+    )
+
+
+def test_glaucoma_suspicion_with_raised_pressure_in_the_same_eye_is_urgent():
+    result = compute(
+        [EyeFindings("OD", True, positive=[GLAUCOMA])],
+        iop={"OD": Decimal("24.0"), "OS": Decimal("15")},
+    )
+    assert (result.level, result.priority) == ("urgent", 3)
+    assert [r["code"] for r in result.reasons] == ["glaucoma_with_high_iop", "iop_high"]
+    with translation.override("en"):
+        assert triage_reason_text(result.reasons[0]) == "OD: glaucoma (p=0.81) with IOP 24.0 mmHg"
+    with translation.override("zh-hans"):
+        assert "青光眼" in triage_reason_text(result.reasons[0])
+
+
+def test_a_referable_finding_without_pressure_is_high_and_a_minor_one_routine():
+    assert compute([EyeFindings("OS", True, positive=[GLAUCOMA])]).level == "high"
+    assert compute([EyeFindings("OS", True, positive=[CATARACT])]).level == "routine"
+
+
+def test_low_vision_with_a_normal_looking_photo_is_flagged():
+    result = compute(
+        [EyeFindings("OD", True, positive=[NORMAL])],
+        va={"OD": Decimal("0.2"), "OS": Decimal("1.0")},
+    )
+    assert result.level == "high"
+    assert [(r["code"], r["eye"]) for r in result.reasons] == [("low_vision_normal_photo", "OD")]
+
+
+def test_ungradable_and_failed_photos_ask_for_a_person():
+    result = compute([EyeFindings("OD", False), EyeFindings("OS", None, failed=True)])
+    assert [r["code"] for r in result.reasons] == ["ungradable", "analysis_failed"]
+    assert result.level == "high"
+
+
+def test_very_high_pressure_alone_is_urgent_and_nothing_at_all_is_none():
+    assert compute([], iop={"OD": Decimal("35"), "OS": None}).level == "urgent"
+    assert compute([EyeFindings("OD", True, positive=[NORMAL])]).level == "none"
