@@ -52,7 +52,7 @@ def report_generate(
         inputs = report_inputs(record=record)
         if only_if_missing and (existing := _current_report(record, inputs, language)):
             return existing
-        # Outside any transaction: an LLM call may take seconds and must hold no row lock.
+        # Before the transaction below: an LLM call may take seconds and must hold no row lock.
         summary = summary_for_facts(inputs.facts, language=language)
     return _save_version(
         record=record,
