@@ -1,0 +1,156 @@
+"""Time the inference pipeline per stage on a 400 px photo and a camera-resolution photo.
+
+    .venv/bin/python bench/ai_pipeline.py [PACKAGE_DIR] [--device auto] [--batch 8] [--repeat 3]
+
+Without a package (and none in ai_engine/models/), builds a temporary UNTRAINED resnet18
+package at 224 px: its findings are meaningless, its timings are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from ai_engine.inference.decode import load_fundus_image  # noqa: E402
+from ai_engine.inference.package import ModelPackage, write_package  # noqa: E402
+from ai_engine.inference.predict import STAGES, Predictor, analyse_images  # noqa: E402
+
+DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+PHOTOS = {
+    "400 px (ODIR)": DATA / "fundus/images/odir/normal/2996_left.jpg",
+    "4752x3168 (camera)": DATA / "highres/1.jpg",
+}
+
+
+def default_package(tmp: Path) -> tuple[Path, bool]:
+    models = REPO_ROOT / "ai_engine" / "models"
+    if models.is_dir():
+        for card in sorted(models.glob("*/model.json")):
+            return card.parent, False
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=8)
+    labels = [
+        {"code": c, "zh": c, "en": c, "threshold": 0.5, "normal": c == "N"} for c in "NDGCAHMO"
+    ]
+    card = {
+        "name": "bench-untrained-resnet18",
+        "version": "0",
+        "task": "multilabel",
+        "architecture": "resnet18",
+        "input_size": 224,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "preprocessing": ["fundus_crop", "pad_square", "resize", "normalize"],
+        "labels": labels,
+        "cam": {"method": "layercam", "target_layers": ["layer4.-1", "layer3.-1"]},
+        "weights": {"file": "model.safetensors", "sha256": "0" * 64},
+        "demonstration": True,
+        "evidence": "untrained, timing only",
+    }
+    write_package(tmp / "bench", model, card)
+    return tmp / "bench", True
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("package", nargs="?", type=Path)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    with tempfile.TemporaryDirectory() as tmp:
+        path, untrained = (args.package, False) if args.package else default_package(Path(tmp))
+        package = ModelPackage.load(path, args.device)
+        card = package.card
+        print(
+            f"package: {card.name} {card.version} ({card.architecture}, {card.input_size} px, cam {card.cam.method})"
+        )
+        if untrained:
+            print(
+                "NOTE: temporary UNTRAINED model, generated for timing only; findings are meaningless."
+            )
+        print(
+            f"device: {package.device}; torch threads: {torch.get_num_threads()}; torch {torch.__version__}"
+        )
+        missing = [str(p) for p in PHOTOS.values() if not p.exists()]
+        if missing:
+            print(f"photos missing: {missing}")
+            return 1
+        analyse_images([next(iter(PHOTOS.values()))], [package], cam=True)  # warm-up
+        print(
+            f"\nper photo, median of {args.repeat} runs, seconds (one positive finding explained)"
+        )
+        header = "".join(f"{s:>9s}" for s in (*STAGES, "total"))
+        print(f"{'photo':22s}{header}")
+        for name, photo in PHOTOS.items():
+            runs = [
+                analyse_images([photo], [package], cam=True)[0].timings for _ in range(args.repeat)
+            ]
+            cells = "".join(f"{np.median([r[s] for r in runs]):9.3f}" for s in (*STAGES, "total"))
+            print(f"{name:22s}{cells}")
+
+        predictor = Predictor(package)
+        photo = np.asarray(load_fundus_image(PHOTOS["400 px (ODIR)"]))
+        tensor, _ = predictor.prepare(photo)
+        batch = torch.stack([tensor] * args.batch)
+        predictor.predict_tensors(list(batch), args.batch)
+        began = time.perf_counter()
+        for _ in range(args.repeat):
+            predictor.predict_tensors(list(batch), args.batch)
+        sync(package.device)
+        ours = (time.perf_counter() - began) / args.repeat
+        bare = package.model
+        device_batch = batch.to(package.device)
+        with torch.inference_mode():
+            bare(device_batch)
+            sync(package.device)
+            began = time.perf_counter()
+            for _ in range(args.repeat):
+                bare(device_batch)
+            sync(package.device)
+        bare_time = (time.perf_counter() - began) / args.repeat
+        print(
+            f"\nforward, batch {args.batch}: ours {ours:.3f} s ({args.batch / ours:.1f} img/s), "
+            f"bare timm forward {bare_time:.3f} s; ratio {ours / bare_time:.2f}"
+        )
+
+        sources = [PHOTOS["400 px (ODIR)"]] * args.batch
+        began = time.perf_counter()
+        analyse_images(sources, [package], cam=False, batch_size=args.batch)
+        no_cam = time.perf_counter() - began
+        began = time.perf_counter()
+        analyse_images(sources, [package], cam=True, batch_size=args.batch)
+        with_cam = time.perf_counter() - began
+        print(
+            f"pipeline throughput, {args.batch} x 400 px photos: {args.batch / no_cam:.1f} img/s without CAMs, "
+            f"{args.batch / with_cam:.1f} img/s with CAMs + overlays"
+        )
+        print(f"peak RSS: {peak_rss_mb():.0f} MiB")
+        if package.device.type == "cuda":
+            print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
