@@ -84,3 +84,16 @@ def can_see_statistics_filter(user) -> bool:
     from clinic.web import can_see_statistics
 
     return can_see_statistics(user)
+
+
+NORMAL_LABEL_CODES = {"n", "normal", "0", "grade0"}
+
+
+@register.filter
+def is_normal_finding(finding) -> bool:
+    """A label that means "no disease" (the card's `normal` flag, or the usual codes)."""
+    card = getattr(getattr(finding.analysis, "package", None), "card", None) or {}
+    for label in card.get("labels", []):
+        if label.get("code") == finding.label_code and "normal" in label:
+            return bool(label["normal"])
+    return finding.label_code.lower() in NORMAL_LABEL_CODES

@@ -229,6 +229,9 @@ def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, set
     shot(page, "08-statistics")
     page.goto(f"{live_server.url}/ai/models/{package.pk}/")
     shot(page, "09-model-card")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+    page.goto(f"{live_server.url}/screening/{record.pk}/")
+    shot(page, "11-screening-detail-tablet")
 
 
 def test_a_technician_is_not_offered_the_signature_and_cannot_post_it(page_for, live_server):
