@@ -142,7 +142,7 @@ Q_CLUSTER = {
         "ai": {
             "workers": env_int("AI_WORKERS", 1),
             "timeout": env_int("AI_TASK_TIMEOUT", 600),
-            "retry": env_int("AI_TASK_TIMEOUT", 600) + 120,
+            "retry": env_int("AI_TASK_RETRY", env_int("AI_TASK_TIMEOUT", 600) + 120),
             "max_attempts": 3,
             "recycle": 200,
             # kilobytes: a worker that grew past this is replaced after its task
