@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from screening.models import FundusImage, ScreeningRecord
 
@@ -11,7 +12,7 @@ from screening.models import FundusImage, ScreeningRecord
 class ModelPackage(models.Model):
     """A registered model package: a folder with its card (model.json) and weights."""
 
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(pgettext_lazy("model package", "name"), max_length=100)
     version = models.CharField(_("version"), max_length=50)
     task = models.CharField(_("task"), max_length=20)
     architecture = models.CharField(_("architecture"), max_length=100)

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from clinic.admin_utils import AuditedViewMixin, add_service_errors
 from patients.services import patient_record_view
@@ -376,7 +377,9 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
                 self.message_user(
                     request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING
                 )
-        self.message_user(request, _("%(count)d review(s) signed.") % {"count": signed})
+        self.message_user(
+            request, ngettext("%(count)d review signed.", "%(count)d reviews signed.", signed) % {"count": signed}
+        )
 
     def has_sign_permission(self, request) -> bool:
         return request.user.has_perm("screening.sign_doctorreview")

@@ -236,7 +236,7 @@ class DoctorReview(models.Model):
     amendment_reason = models.TextField(_("reason for amendment"), blank=True)
     supersedes = models.OneToOneField(
         "self",
-        verbose_name=_("amends"),
+        verbose_name=_("amended review"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,

@@ -282,7 +282,7 @@ def _refuse_duplicate(record: ScreeningRecord, sha256: str) -> None:
     existing = record.images.filter(sha256=sha256).first()
     if existing is not None:
         raise ValidationError(
-            _("This photo was already uploaded to this screening (%(eye)s, photo #%(number)s).")
+            _("This photo was already uploaded to this screening (%(eye)s, photo ID %(number)s).")
             % {"eye": Eye(existing.eye).label, "number": existing.pk},
             code="duplicate",
         )
