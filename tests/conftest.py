@@ -10,7 +10,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageDraw
 
-from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
@@ -56,37 +55,52 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# Factories are imported inside the fixtures: the Django-free inference tests share this
+# conftest and must collect without Django settings (`pytest -p no:django tests/ai_engine/inference`).
+def make_user(role: str, username: str):
+    from tests.factories import UserFactory
+
+    return UserFactory(role=role, username=username)
+
+
 @pytest.fixture
 def admin_user(db):
-    return UserFactory(role="administrator", username="admin1")
+    return make_user("administrator", "admin1")
 
 
 @pytest.fixture
 def doctor(db):
-    return UserFactory(role="doctor", username="doctor1")
+    return make_user("doctor", "doctor1")
 
 
 @pytest.fixture
 def technician(db):
-    return UserFactory(role="technician", username="tech1")
+    return make_user("technician", "tech1")
 
 
 @pytest.fixture
 def patient_user(db):
-    return UserFactory(role="patient", username="patient1")
+    return make_user("patient", "patient1")
 
 
 @pytest.fixture
 def patient(db, technician):
+    from tests.factories import PatientFactory
+
     return PatientFactory(created_by=technician)
 
 
 @pytest.fixture
 def record(db, patient, technician):
+    from tests.factories import ScreeningRecordFactory
+
     return ScreeningRecordFactory(patient=patient, operator=technician)
 
 
 @pytest.fixture(autouse=True)
-def _english_messages_and_own_media(settings, tmp_path):
+def _english_messages_and_own_media(request, tmp_path):
+    if not request.config.pluginmanager.hasplugin("django"):
+        return  # the Django-free inference tests, run with -p no:django
+    settings = request.getfixturevalue("settings")
     settings.LANGUAGE_CODE = "en"
     settings.MEDIA_ROOT = tmp_path / "media"
