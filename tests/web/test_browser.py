@@ -95,6 +95,8 @@ def page_for(browser, live_server, roles):
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.goto(f"{live_server.url}/login/")
+        if not (ARTIFACTS / "00-login.png").exists():
+            shot(page, "00-login")
         page.fill("#id_username", user.username)
         page.fill("#id_password", PASSWORD)
         page.click("button[type=submit] >> nth=-1")
