@@ -1,0 +1,263 @@
+"""What every REST API view shares: the error body, permissions, pagination, throttles and
+the audit of reads.
+
+Errors always have one shape, whatever raised them (DRF, a service's Django
+``ValidationError`` or ``PermissionDenied``, a 404)::
+
+    {"error": {"code": "invalid", "message": "Check the fields below.", "fields": {"name": ["…"]}}}
+
+Scoping: ``has_object_permission`` is not called for lists and creates, so each view builds
+its queryset from ``records_visible_to`` / ``patients_visible_to`` and a foreign or unknown ID
+is simply not found (404). Staff operations additionally need the model permissions named in
+the view's ``required_permissions``; the services check them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from clinic.audit import audit_log
+from clinic.models import AuditEvent
+from clinic.roles import Role
+
+# --- errors ---------------------------------------------------------------------------------
+NON_FIELD_KEYS = ("non_field_errors", "detail", "__all__")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with service errors mapped and every body in the one error shape."""
+    if isinstance(exc, DjangoValidationError):
+        exc = validation_error_from_django(exc)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*(exc.args[:1] or ()))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a server error: Django's handler logs it and answers 500
+    response.data = {"error": error_body(exc)}
+    return response
+
+
+def validation_error_from_django(exc: DjangoValidationError) -> exceptions.ValidationError:
+    """A service's ValidationError as DRF's, keeping each message's code (e.g. ``too_large``)."""
+
+    def details(errors: list[DjangoValidationError]) -> list[exceptions.ErrorDetail]:
+        result = []
+        for error in errors:
+            message = error.message % error.params if error.params else error.message
+            result.append(exceptions.ErrorDetail(str(message), code=error.code or "invalid"))
+        return result
+
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(
+            {
+                ("non_field_errors" if field == "__all__" else field): details(errors)
+                for field, errors in exc.error_dict.items()
+            }
+        )
+    return exceptions.ValidationError({"non_field_errors": details(exc.error_list)})
+
+
+def error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    if not isinstance(exc, exceptions.ValidationError):
+        code = exc.get_codes()
+        return {
+            "code": code if isinstance(code, str) else exc.default_code,
+            "message": str(exc.detail),
+            "fields": {},
+        }
+    detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    fields: dict[str, Any] = {}
+    general: list[exceptions.ErrorDetail] = []
+    for key, value in detail.items():
+        if key in NON_FIELD_KEYS:
+            general.extend(_flatten(value))
+        else:
+            fields[key] = _messages(value)
+    if general and not fields:
+        return {
+            "code": general[0].code or "invalid",
+            "message": " ".join(str(message) for message in general),
+            "fields": {},
+        }
+    codes = {error.code for value in detail.values() for error in _flatten(value)}
+    return {
+        "code": codes.pop() if len(codes) == 1 else "invalid",
+        "message": " ".join(str(message) for message in general)
+        or _("Some fields are not valid: check them and try again."),
+        "fields": fields,
+    }
+
+
+def _flatten(value: Any) -> list[exceptions.ErrorDetail]:
+    if isinstance(value, dict):
+        return [item for nested in value.values() for item in _flatten(nested)]
+    if isinstance(value, list):
+        return [item for nested in value for item in _flatten(nested)]
+    return [value if isinstance(value, exceptions.ErrorDetail) else exceptions.ErrorDetail(value)]
+
+
+def _messages(value: Any) -> Any:
+    """Field errors as lists of strings; nested serializers keep their nesting."""
+    if isinstance(value, dict):
+        return {key: _messages(nested) for key, nested in value.items()}
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        return [_messages(item) for item in value]
+    return [str(item) for item in (value if isinstance(value, list) else [value])]
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Inside a view: a service's Django errors become DRF errors (400 / 403)."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        raise validation_error_from_django(exc) from exc
+    except DjangoPermissionDenied as exc:
+        raise exceptions.PermissionDenied(*(exc.args[:1] or ())) from exc
+
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorDetail",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(child=serializers.JSONField()),
+            },
+        )
+    },
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for the error statuses an operation can answer."""
+    descriptions = {
+        400: gettext_lazy("Invalid input"),
+        401: gettext_lazy("Not authenticated"),
+        403: gettext_lazy("Not allowed"),
+        404: gettext_lazy("Not found (or not yours)"),
+        429: gettext_lazy("Too many requests"),
+        503: gettext_lazy("Service unavailable"),
+    }
+    return {
+        code: OpenApiResponse(response=ErrorSerializer, description=descriptions[code])
+        for code in codes
+    }
+
+
+# --- who is calling -------------------------------------------------------------------------
+def is_patient_user(user) -> bool:
+    """A mini-program patient account (patient role, never staff)."""
+    if not (user and user.is_authenticated) or user.is_staff or user.is_superuser:
+        return False
+    return hasattr(user, "patient_account")
+
+
+def caller_patient_id(user) -> int | None:
+    """The database ID of the patient a patient account belongs to, or None."""
+    account = getattr(user, "patient_account", None) if is_patient_user(user) else None
+    return account.patient_id if account is not None else None
+
+
+class HasRequiredPermissions(BasePermission):
+    """Staff operations: the user holds every model permission the view names for the method.
+
+    ``required_permissions = {"GET": [...], "POST": [...]}``; HEAD uses GET's. A method the view
+    does not list is refused, so a forgotten entry fails closed.
+    """
+
+    message = gettext_lazy("You do not have permission to do this.")
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method == "OPTIONS":
+            return True
+        method = "GET" if request.method == "HEAD" else request.method
+        required = getattr(view, "required_permissions", {}).get(method)
+        if required is None:
+            return False
+        return user.has_perms(required)
+
+
+class IsPatientAccount(BasePermission):
+    """Mini-program endpoints about "me": a bound patient account only."""
+
+    message = gettext_lazy("Only a patient signed in through the mini-program can do this.")
+
+    def has_permission(self, request, view) -> bool:
+        return is_patient_user(request.user)
+
+
+class StaffOrOwningPatient(BasePermission):
+    """Reads open to staff with the permissions and to patients (their querysets are scoped)."""
+
+    message = HasRequiredPermissions.message
+
+    def has_permission(self, request, view) -> bool:
+        if is_patient_user(request.user):
+            return request.method in ("GET", "HEAD", "OPTIONS")
+        return HasRequiredPermissions().has_permission(request, view)
+
+
+def has_role(user, role: Role) -> bool:
+    return bool(user and user.is_authenticated and user.groups.filter(name=role).exists())
+
+
+# --- lists ----------------------------------------------------------------------------------
+class CursorPage(CursorPagination):
+    """Cursor pagination: stable pages while rows are added, no COUNT query."""
+
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    ordering = "-id"
+
+
+def cursor_page(ordering: str) -> type[CursorPage]:
+    """A CursorPage ordered by one unique (or nearly unique) field, e.g. ``"-screened_at"``."""
+    return type(f"CursorPage_{ordering.strip('-')}", (CursorPage,), {"ordering": ordering})
+
+
+# --- throttles ------------------------------------------------------------------------------
+class ScopedThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle with rates read from ``settings.API_THROTTLE_RATES`` per request
+    (DRF binds its own rates at import, so tests and deployments could not change them)."""
+
+    def get_rate(self) -> str | None:
+        return settings.API_THROTTLE_RATES.get(self.scope)
+
+
+# --- audit ----------------------------------------------------------------------------------
+def audit_list_read(*, actor, object_type: str, patient_refs: list[str], filters: dict) -> None:
+    """One audit line per list request naming every patient it showed (constant queries)."""
+    refs = list(dict.fromkeys(patient_refs))
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.VIEW,
+        object_type=object_type,
+        object_repr=f"list ({len(refs)} patients)",
+        patient_ref=refs[0] if len(refs) == 1 else "",
+        changes={"listed_patients": refs, "filters": filters},
+    )
