@@ -60,3 +60,34 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only and cannot be deleted.")
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver an outbound webhook event; attempts of one event share event_id."""
+
+    event_id = models.UUIDField(_("event ID"), db_index=True)
+    event = models.CharField(_("event"), max_length=50)
+    # The report's ID without a foreign key: clinic's tables must not depend on later apps.
+    object_id = models.CharField(_("object ID"), max_length=64)
+    url = models.URLField(_("URL"), max_length=500)
+    payload = models.JSONField(_("payload"), encoder=DjangoJSONEncoder)
+    attempt = models.PositiveSmallIntegerField(_("attempt"))
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    delivered = models.BooleanField(_("delivered"), default=False)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    next_retry_at = models.DateTimeField(_("next retry"), null=True, blank=True)
+    attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-attempted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event_id", "attempt"], name="unique_webhook_attempt")
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.event} {self.object_id} #{self.attempt} {self.status_code or self.error[:40]}"
+        )

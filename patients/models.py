@@ -81,3 +81,28 @@ class PatientIdCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last_value}"
+
+
+class PatientAccount(models.Model):
+    """A mini-program login: a user with the patient role, bound to one patient by WeChat openid."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="patient_account",
+    )
+    patient = models.ForeignKey(
+        Patient, verbose_name=_("patient"), on_delete=models.CASCADE, related_name="accounts"
+    )
+    wechat_openid = models.CharField(_("WeChat openid"), max_length=64, unique=True)
+    bound_at = models.DateTimeField(_("bound at"), default=timezone.now, editable=False)
+    last_login_at = models.DateTimeField(_("last login"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("patient account")
+        verbose_name_plural = _("patient accounts")
+        ordering = ["-bound_at"]
+
+    def __str__(self) -> str:
+        return f"{self.patient.patient_id} (WeChat)"
