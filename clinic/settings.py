@@ -7,6 +7,7 @@ come from the environment, and missing ones fail loudly at start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -59,6 +60,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "clinic",
     "patients",
     "screening",
@@ -242,6 +247,7 @@ LOGGING = {
 AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
 FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "ai_engine.tasks.analyse_image")
 REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
+REPORT_FINAL_TASK = env_str("REPORT_FINAL_TASK", "clinic.webhooks.report_final_webhook")
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", IS_PRODUCTION)
 
 # --- Reports --------------------------------------------------------------------------------
@@ -256,10 +262,65 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 1)
 REPORT_VERIFY_BASE_URL = env_str("REPORT_VERIFY_BASE_URL", "http://localhost:8000")
 
 # --- REST API -------------------------------------------------------------------------------
+# JWT first: an expired or missing token answers 401 with a WWW-Authenticate header, which
+# tells the mini-program to refresh; the session serves the staff web UI (see README "API").
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "clinic.api.CursorPage",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "clinic.api.exception_handler",
 }
+# Requests per scope and client (user, or IP address when anonymous); read at request time.
+API_THROTTLE_RATES = {
+    "login": env_str("API_THROTTLE_LOGIN", "10/minute"),
+    "wechat_bind": env_str("API_THROTTLE_WECHAT_BIND", "10/hour"),
+    "upload": env_str("API_THROTTLE_UPLOAD", "120/minute"),
+}
+# Failed first-time bindings of a WeChat account allowed per openid and per IP in 15 minutes.
+WECHAT_BIND_MAX_FAILURES = env_int("WECHAT_BIND_MAX_FAILURES", 5)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": dt.timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": dt.timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OphAI Clinic API",
+    "DESCRIPTION": "REST API v1 for the WeChat mini-program and integrations (see README, API).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Served from this site's static files: clinics may be offline (no CDN).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ReportStatusEnum": "reports.models.ReportStatus",
+        "RecordStatusEnum": "screening.models.RecordStatus",
+        "AnalysisStatusEnum": "ai_engine.models.AnalysisStatus",
+    },
+}
+# WeChat mini-program login (jscode2session); the base URL is configurable so tests run a
+# local server. The secret comes from the environment or WECHAT_SECRET_FILE.
+WECHAT_API_BASE = env_str("WECHAT_API_BASE", "https://api.weixin.qq.com")
+WECHAT_APPID = env_str("WECHAT_APPID")
+WECHAT_SECRET = env_secret("WECHAT_SECRET")
+WECHAT_TIMEOUT = float(env_int("WECHAT_TIMEOUT", 5))
+# Outbound webhook when a report becomes final (signed with HMAC-SHA256, see README "API").
+REPORT_WEBHOOK_URL = env_str("REPORT_WEBHOOK_URL")
+REPORT_WEBHOOK_SECRET = env_secret("REPORT_WEBHOOK_SECRET")
+REPORT_WEBHOOK_TIMEOUT = float(env_int("REPORT_WEBHOOK_TIMEOUT", 10))
+REPORT_WEBHOOK_MAX_ATTEMPTS = env_int("REPORT_WEBHOOK_MAX_ATTEMPTS", 6)
+REPORT_WEBHOOK_BACKOFF_SECONDS = env_int("REPORT_WEBHOOK_BACKOFF_SECONDS", 30)
 
 # --- AI engine ------------------------------------------------------------------------------
 AI_DEVICE = env_str("AI_DEVICE", "auto")  # auto | cpu | cuda
