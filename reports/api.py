@@ -12,12 +12,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from clinic.api import validation_error_from_django
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
 from clinic.tasks import enqueue_on_commit
@@ -46,9 +47,8 @@ class HasPermission(BasePermission):
 
 
 def _service_errors(exc: DjangoValidationError) -> ValidationError:
-    if hasattr(exc, "error_dict"):
-        return ValidationError(exc.message_dict)
-    return ValidationError({"detail": exc.messages})
+    # The API's one error shape, with the service's message codes (clinic.api).
+    return validation_error_from_django(exc)
 
 
 class ReportListApi(APIView):
@@ -191,8 +191,5 @@ class ReportVerifyApi(APIView):
     def get(self, request, code: str) -> Response:
         report = report_by_verification_code(code=code)
         if report is None:
-            return Response(
-                {"detail": _("No report has this verification code.")},
-                status=status.HTTP_404_NOT_FOUND,
-            )
+            raise NotFound(_("No report has this verification code."))
         return Response(self.OutputSerializer(report).data)

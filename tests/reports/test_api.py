@@ -49,11 +49,17 @@ def test_staff_list_every_version_of_a_records_report(api, technician, signed_re
 
 def test_the_list_is_for_staff_only(api, report, signed_record):
     url = reverse("api-v1:record-reports", args=[signed_record.pk])
-    assert api.get(url).status_code == 403
+    assert api.get(url).status_code == 401  # JWT first: a client without a token is told so
     api.force_login(UserFactory(role="patient"))
     response = api.get(url)
     assert response.status_code == 403
-    assert response.json() == {"detail": "You do not have permission to do this."}
+    assert response.json() == {
+        "error": {
+            "code": "permission_denied",
+            "message": "You do not have permission to do this.",
+            "fields": {},
+        }
+    }
 
 
 def test_an_unknown_record_is_404(api, doctor, db):
@@ -96,10 +102,14 @@ def test_generation_input_is_validated(api, doctor, signed_record, record_withou
         format="json",
     )
     assert response.status_code == 400
-    assert list(response.json()) == ["language"]
+    assert list(response.json()["error"]["fields"]) == ["language"]
     response = api.post(reverse("api-v1:record-reports-generate", args=[record_without_photos.pk]))
     assert response.status_code == 400
-    assert response.json() == {"detail": ["Upload at least one photo before generating a report."]}
+    assert response.json()["error"] == {
+        "code": "invalid",
+        "message": "Upload at least one photo before generating a report.",
+        "fields": {},
+    }
 
 
 @pytest.fixture
@@ -148,7 +158,13 @@ def test_verify_by_code_is_public_and_shows_no_patient_data(api, report, signed_
 def test_verify_an_unknown_code(api, db):
     response = api.get(reverse("api-v1:report-verify", args=["NOPE2345"]))
     assert response.status_code == 404
-    assert response.json() == {"detail": "No report has this verification code."}
+    assert response.json() == {
+        "error": {
+            "code": "not_found",
+            "message": "No report has this verification code.",
+            "fields": {},
+        }
+    }
 
 
 def test_a_doctor_approves_a_summary_through_the_api(api, doctor, report):
@@ -182,8 +198,10 @@ def test_approving_a_stale_version_is_a_400(api, doctor, report, signed_record):
         reverse("api-v1:report-approve-summary", args=[report.pk]), {"text": "x"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": ["Version 2 of this report is newer; approve the summary there."]
+    assert response.json()["error"] == {
+        "code": "stale",
+        "message": "Version 2 of this report is newer; approve the summary there.",
+        "fields": {},
     }
 
 
