@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from .areas import LANDMARK_SIZE, AbnormalArea, Landmarks, extract_areas, locate_landmarks
-from .cam import compute_cams, render_overlay
+from .cam import compute_cams, overlay_base, render_overlay
 from .decode import ImageDecodeError, load_fundus_image
 from .package import ModelPackage, resolve_device
 from .preprocess import (
@@ -364,11 +364,12 @@ def analyse_images(
             analysis.timings["cam"] += spent
             if overlay:
                 began = time.perf_counter()
+                base = None
                 for finding in prediction.findings:
                     if finding.heatmap is not None:
-                        finding.overlay_png = render_overlay(
-                            photos[i], finding.heatmap, box, geometry
-                        )
+                        if base is None:
+                            base = overlay_base(photos[i], geometry)
+                        finding.overlay_png = render_overlay(base, finding.heatmap, box, geometry)
                 spent = time.perf_counter() - began
                 prediction.timings["png"] = spent
                 analysis.timings["png"] += spent
