@@ -250,7 +250,9 @@ class ScopedThrottle(ScopedRateThrottle):
 
 
 # --- audit ----------------------------------------------------------------------------------
-def audit_list_read(*, actor, object_type: str, patient_refs: list[str], filters: dict) -> None:
+def audit_list_read(
+    *, actor, object_type: str, patient_refs: list[str], filters: list[str]
+) -> None:
     """One audit line per list request naming every patient it showed (constant queries)."""
     refs = list(dict.fromkeys(patient_refs))
     audit_log(
@@ -261,3 +263,28 @@ def audit_list_read(*, actor, object_type: str, patient_refs: list[str], filters
         patient_ref=refs[0] if len(refs) == 1 else "",
         changes={"listed_patients": refs, "filters": filters},
     )
+
+
+class AuditedListMixin:
+    """A list view that writes one audit line per page it returns (see `audit_list_read`).
+
+    Filter values are not logged (a search may be a phone number), only which filters were used.
+    """
+
+    audit_object_type = ""
+
+    def audit_patient_ref(self, obj) -> str:
+        raise NotImplementedError
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            audit_list_read(
+                actor=self.request.user,
+                object_type=self.audit_object_type,
+                patient_refs=[self.audit_patient_ref(obj) for obj in page],
+                filters=sorted(
+                    key for key in self.request.query_params if key not in ("cursor", "page_size")
+                ),
+            )
+        return page

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from clinic import views
 from clinic.branding import clinic_name
@@ -24,4 +25,7 @@ urlpatterns = [
     path("screening/", include("screening.urls")),
     path("reports/", include("reports.urls")),
     path("api/v1/", include("clinic.api_urls")),
+    # OpenAPI 3 schema and Swagger UI (assets from drf-spectacular-sidecar: no CDN)
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

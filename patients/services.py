@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -14,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from clinic.audit import audit_log, field_changes
 from clinic.models import AuditEvent
-from clinic.roles import require_permission
+from clinic.roles import Role, require_permission, role_assign
 from patients.identifiers import (
     mask_national_id,
     mask_phone,
@@ -22,7 +24,7 @@ from patients.identifiers import (
     normalize_national_id,
     normalize_phone,
 )
-from patients.models import Patient, PatientIdCounter, Sex
+from patients.models import Patient, PatientAccount, PatientIdCounter, Sex
 
 MAX_AGE_YEARS = 130
 EDITABLE_FIELDS = ("name", "sex", "date_of_birth", "phone", "national_id", "notes")
@@ -200,3 +202,27 @@ def patient_record_view(*, actor, patient: Patient) -> None:
     audit_log(
         actor=actor, action=AuditEvent.Action.VIEW, obj=patient, patient_ref=patient.patient_id
     )
+
+
+def patient_account_create(*, patient: Patient, wechat_openid: str) -> PatientAccount:
+    """Bind a WeChat account to `patient`: a user with the patient role and no staff access.
+
+    The caller has verified the patient's credentials (the mini-program's binding step).
+    """
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(
+            username=f"wx-{uuid.uuid4().hex[:20]}", is_staff=False
+        )
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        role_assign(user=user, role=Role.PATIENT)
+        account = PatientAccount.objects.create(
+            user=user, patient=patient, wechat_openid=wechat_openid, last_login_at=timezone.now()
+        )
+        audit_log(
+            actor=user,
+            action=AuditEvent.Action.CREATE,
+            obj=account,
+            patient_ref=patient.patient_id,
+        )
+    return account

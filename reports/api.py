@@ -11,6 +11,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
@@ -18,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from clinic.api import validation_error_from_django
+from clinic.api import error_responses, validation_error_from_django
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
 from clinic.tasks import enqueue_on_commit
@@ -57,6 +64,7 @@ class ReportListApi(APIView):
     permission_classes = [IsAuthenticated, HasPermission]
     required_permission = "reports.view_report"
 
+    @extend_schema_serializer(component_name="Report")
     class OutputSerializer(serializers.ModelSerializer):
         number = serializers.CharField(read_only=True)
         summary_approved_by = serializers.SerializerMethodField()
@@ -92,6 +100,10 @@ class ReportListApi(APIView):
         def get_pdf_url(self, report: Report) -> str:
             return reverse("api-v1:report-pdf", args=[report.pk])
 
+    @extend_schema(
+        operation_id="reports_list",
+        responses={200: OutputSerializer(many=True), **error_responses(401, 403, 404)},
+    )
     def get(self, request, record_id: int) -> Response:
         record = get_object_or_404(ScreeningRecord, pk=record_id)
         self.check_object_permissions(request, record)
@@ -105,11 +117,27 @@ class ReportGenerateApi(APIView):
     permission_classes = [IsAuthenticated, HasPermission]
     required_permission = "reports.add_report"
 
+    @extend_schema_serializer(component_name="ReportGenerateInput")
     class InputSerializer(serializers.Serializer):
         language = serializers.ChoiceField(
             choices=ReportLanguage.choices, default=ReportLanguage.ZH_HANS
         )
 
+    @extend_schema(
+        operation_id="reports_generate",
+        request=InputSerializer,
+        responses={
+            202: inline_serializer(
+                "ReportGenerateQueued",
+                fields={
+                    "record": serializers.IntegerField(),
+                    "language": serializers.CharField(),
+                    "queued": serializers.BooleanField(),
+                },
+            ),
+            **error_responses(400, 401, 403, 404),
+        },
+    )
     def post(self, request, record_id: int) -> Response:
         record = get_object_or_404(ScreeningRecord, pk=record_id)
         self.check_object_permissions(request, record)
@@ -134,9 +162,15 @@ class ReportApproveSummaryApi(APIView):
     permission_classes = [IsAuthenticated, HasPermission]
     required_permission = "reports.approve_summary"
 
+    @extend_schema_serializer(component_name="ReportApproveSummaryInput")
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(max_length=4000, trim_whitespace=True)
 
+    @extend_schema(
+        operation_id="reports_approve_summary",
+        request=InputSerializer,
+        responses={201: ReportListApi.OutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     def post(self, request, report_id: int) -> Response:
         report = get_object_or_404(Report.objects.select_related("record"), pk=report_id)
         self.check_object_permissions(request, report)
@@ -158,6 +192,13 @@ class ReportPdfApi(APIView):
     permission_classes = [IsAuthenticated, HasPermission]
     required_permission = "reports.view_report"
 
+    @extend_schema(
+        operation_id="reports_pdf",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF"),
+            **error_responses(401, 403, 404),
+        },
+    )
     def get(self, request, report_id: int):
         report = get_object_or_404(Report.objects.select_related("record__patient"), pk=report_id)
         self.check_object_permissions(request, report)
@@ -177,6 +218,7 @@ class ReportVerifyApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [VerifyThrottle]
 
+    @extend_schema_serializer(component_name="ReportVerification")
     class OutputSerializer(serializers.ModelSerializer):
         report_id = serializers.CharField(source="number")
         clinic = serializers.SerializerMethodField()
@@ -188,6 +230,10 @@ class ReportVerifyApi(APIView):
         def get_clinic(self, report: Report) -> str:
             return clinic_name()
 
+    @extend_schema(
+        operation_id="reports_verify",
+        responses={200: OutputSerializer, **error_responses(404, 429)},
+    )
     def get(self, request, code: str) -> Response:
         report = report_by_verification_code(code=code)
         if report is None:

@@ -1,0 +1,161 @@
+"""Output serializers of AI results (analyses, findings, triage, the per-record summary)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ai_engine.models import Analysis, Finding, RecordTriage
+from ai_engine.triage import triage_reason_text
+from patients.serializers import PatientBriefSerializer
+from screening.models import ScreeningRecord
+
+
+class FindingOutputSerializer(serializers.ModelSerializer):
+    has_heatmap = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Finding
+        fields = (
+            "id",
+            "label_code",
+            "label_zh",
+            "label_en",
+            "probability",
+            "threshold",
+            "positive",
+            "referable",
+            "abnormal_areas",
+            "cam_method",
+            "has_heatmap",
+        )
+
+    def get_has_heatmap(self, finding: Finding) -> bool:
+        return bool(finding.heatmap)
+
+
+class AnalysisOutputSerializer(serializers.ModelSerializer):
+    """One model's analysis of one photo: model identity, quality gate, findings."""
+
+    eye = serializers.CharField(source="image.eye", read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    evidence = serializers.SerializerMethodField(help_text="The model card's one-line evidence.")
+    findings = FindingOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Analysis
+        fields = (
+            "id",
+            "image",
+            "eye",
+            "run",
+            "model_name",
+            "model_version",
+            "weights_sha256",
+            "demonstration",
+            "evidence",
+            "status",
+            "status_label",
+            "attempts",
+            "quality_score",
+            "quality_gradable",
+            "quality_reasons",
+            "error",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "findings",
+        )
+
+    def get_evidence(self, analysis: Analysis) -> str:
+        return analysis.package.evidence
+
+
+class TriageReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    eye = serializers.CharField(allow_blank=True)
+    text = serializers.CharField()
+
+
+class TriageOutputSerializer(serializers.ModelSerializer):
+    level_label = serializers.CharField(source="get_level_display", read_only=True)
+    reasons = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RecordTriage
+        fields = ("level", "level_label", "priority", "reasons", "updated_at")
+
+    @extend_schema_field(TriageReasonSerializer(many=True))
+    def get_reasons(self, triage: RecordTriage) -> list[dict]:
+        return TriageReasonSerializer(
+            [
+                {
+                    "code": r.get("code", ""),
+                    "eye": r.get("eye") or "",
+                    "text": triage_reason_text(r),
+                }
+                for r in triage.reasons
+            ],
+            many=True,
+        ).data
+
+
+class WorklistItemSerializer(serializers.ModelSerializer):
+    """A screening waiting for review, with the AI's priority and its reasons."""
+
+    patient = PatientBriefSerializer(read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    triage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScreeningRecord
+        fields = (
+            "id",
+            "patient",
+            "screened_at",
+            "status",
+            "status_label",
+            "va_od",
+            "va_os",
+            "iop_od",
+            "iop_os",
+            "triage",
+        )
+
+    @extend_schema_field(TriageOutputSerializer(allow_null=True))
+    def get_triage(self, record: ScreeningRecord) -> dict | None:
+        triage = getattr(record, "triage", None)
+        return TriageOutputSerializer(triage).data if triage is not None else None
+
+
+# --- the per-record summary (ai_engine.selectors.record_ai_result), for the schema -----------
+class ModelRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    demonstration = serializers.BooleanField()
+    evidence = serializers.CharField(allow_blank=True)
+
+
+class EyeSummarySerializer(serializers.Serializer):
+    conclusion = serializers.CharField()
+    confidence = serializers.FloatField(allow_null=True)
+    abnormal_areas = serializers.ListField(child=serializers.CharField())
+    abnormal_codes = serializers.ListField(child=serializers.CharField(), required=False)
+    referable = serializers.BooleanField()
+    photos = serializers.IntegerField()
+    gradable = serializers.BooleanField()
+    quality_reasons = serializers.ListField(child=serializers.CharField())
+    models = ModelRefSerializer(many=True)
+    demonstration = serializers.BooleanField()
+    findings = serializers.ListField(child=serializers.DictField())
+
+
+class CombinedSummarySerializer(EyeSummarySerializer):
+    ungradable_eyes = serializers.ListField(child=serializers.CharField())
+
+
+class AiResultSerializer(serializers.Serializer):
+    language = serializers.CharField(help_text="zh or en, from Accept-Language")
+    eyes = serializers.DictField(child=EyeSummarySerializer(), help_text="Keyed by OD / OS.")
+    combined = CombinedSummarySerializer()
+    pending = serializers.BooleanField(help_text="Some analyses are still queued or running.")

@@ -1,0 +1,313 @@
+"""REST API of screening (staff): visits with vision and IOP, and doctors' reviews.
+
+Photo uploads are in ai_engine.api: their response carries the AI analysis status, and
+screening never imports the AI engine (DESIGN §1). Every detail read is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import django_filters
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from clinic.api import AuditedListMixin, HasRequiredPermissions, error_responses, service_errors
+from clinic.audit import audit_log
+from clinic.models import AuditEvent
+from patients.models import Patient
+from screening.models import (
+    ConclusionCode,
+    DoctorReview,
+    FundusImage,
+    Recommendation,
+    RecordStatus,
+    ScreeningRecord,
+)
+from screening.selectors import record_current_review, record_list, record_open_draft
+from screening.serializers import (
+    RecordDetailOutputSerializer,
+    RecordOutputSerializer,
+    ReviewOutputSerializer,
+)
+from screening.services import record_create, review_save_draft, review_sign
+
+RECORD_READ = ["screening.view_screeningrecord", "patients.view_patient"]
+REVIEW_WRITE = [*RECORD_READ, "screening.add_doctorreview", "screening.change_doctorreview"]
+
+
+def audit_read(*, actor, obj, patient_ref: str) -> None:
+    audit_log(actor=actor, action=AuditEvent.Action.VIEW, obj=obj, patient_ref=patient_ref)
+
+
+def record_detail_queryset():
+    return record_list().prefetch_related(
+        Prefetch(
+            "images",
+            queryset=FundusImage.objects.select_related("uploaded_by").order_by("eye", "id"),
+        ),
+        Prefetch(
+            "reviews", queryset=DoctorReview.objects.select_related("doctor").order_by("-version")
+        ),
+    )
+
+
+def _local_day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+class RecordFilter(django_filters.FilterSet):
+    patient = django_filters.CharFilter(field_name="patient__patient_id", label="Patient ID")
+    status = django_filters.ChoiceFilter(choices=RecordStatus.choices)
+    screened_from = django_filters.DateFilter(
+        method="from_day", label="Screened on or after this day (clinic time)"
+    )
+    screened_to = django_filters.DateFilter(
+        method="to_day", label="Screened on or before this day (clinic time)"
+    )
+
+    class Meta:
+        model = ScreeningRecord
+        fields = ("patient", "status", "screened_from", "screened_to")
+
+    def from_day(self, queryset, name, value: dt.date):
+        return queryset.filter(screened_at__gte=_local_day_start(value))
+
+    def to_day(self, queryset, name, value: dt.date):
+        return queryset.filter(screened_at__lt=_local_day_start(value + dt.timedelta(days=1)))
+
+
+class RecordCreateInputSerializer(serializers.Serializer):
+    patient = serializers.CharField(max_length=32, help_text="The patient ID, e.g. P20260001")
+    screened_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    va_od = serializers.DecimalField(
+        max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
+    )
+    va_os = serializers.DecimalField(
+        max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
+    )
+    iop_od = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
+    )
+    iop_os = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
+    )
+    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
+    """GET: screenings by patient, day and status (newest first); POST: start a screening."""
+
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {
+        "GET": RECORD_READ,
+        "POST": [*RECORD_READ, "screening.add_screeningrecord"],
+    }
+    serializer_class = RecordOutputSerializer
+    filterset_class = RecordFilter
+    audit_object_type = "screening.screeningrecord"
+
+    def get_queryset(self):
+        return record_list()
+
+    def audit_patient_ref(self, obj: ScreeningRecord) -> str:
+        return obj.patient.patient_id
+
+    @extend_schema(
+        operation_id="records_list",
+        responses={200: RecordOutputSerializer(many=True), **error_responses(400, 401, 403)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="records_create",
+        request=RecordCreateInputSerializer,
+        responses={201: RecordDetailOutputSerializer, **error_responses(400, 401, 403)},
+        examples=[
+            OpenApiExample(
+                "Vision and IOP",
+                value={
+                    "patient": "P20260001",
+                    "va_od": "0.8",
+                    "va_os": "1.0",
+                    "iop_od": "15",
+                    "iop_os": "23.5",
+                    "notes": "",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, *args, **kwargs):
+        data = RecordCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        patient = Patient.objects.filter(patient_id=fields.pop("patient")).first()
+        if patient is None:
+            raise ValidationError({"patient": [_("No patient has this patient ID.")]})
+        with service_errors():
+            record = record_create(actor=request.user, patient=patient, **fields)
+        record = record_detail_queryset().get(pk=record.pk)
+        return Response(RecordDetailOutputSerializer(record).data, status=status.HTTP_201_CREATED)
+
+
+class RecordDetailApi(generics.GenericAPIView):
+    """GET: one screening with its photos and reviews (audited)."""
+
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"GET": RECORD_READ}
+    serializer_class = RecordDetailOutputSerializer
+
+    @extend_schema(
+        operation_id="records_read",
+        responses={200: RecordDetailOutputSerializer, **error_responses(401, 403, 404)},
+    )
+    def get(self, request, record_id: int):
+        record = get_object_or_404(record_detail_queryset(), pk=record_id)
+        audit_read(actor=request.user, obj=record, patient_ref=record.patient.patient_id)
+        return Response(RecordDetailOutputSerializer(record).data)
+
+
+# --- doctor reviews -------------------------------------------------------------------------
+class ReviewInputSerializer(serializers.Serializer):
+    conclusion_codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ConclusionCode.choices), max_length=12
+    )
+    conclusion_text = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default=""
+    )
+    recommendation = serializers.ChoiceField(choices=Recommendation.choices)
+    recommendation_text = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default=""
+    )
+    follow_up_months = serializers.IntegerField(
+        min_value=1, max_value=36, required=False, allow_null=True, default=None
+    )
+    follow_up_date = serializers.DateField(required=False, allow_null=True, default=None)
+    amendment_reason = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default=""
+    )
+
+
+class AmendInputSerializer(ReviewInputSerializer):
+    amendment_reason = serializers.CharField(max_length=4000)
+
+
+REVIEW_EXAMPLE = {
+    "conclusion_codes": ["dr_moderate"],
+    "conclusion_text": "右眼黄斑区可见硬性渗出",
+    "recommendation": "refer",
+    "recommendation_text": "",
+    "follow_up_months": 3,
+}
+
+
+class ReviewListDraftApi(generics.GenericAPIView):
+    """GET: every version of a screening's review; POST: write or update the open draft."""
+
+    queryset = ScreeningRecord.objects.none()  # names the path's model in the schema
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {
+        "GET": [*RECORD_READ, "screening.view_doctorreview"],
+        "POST": REVIEW_WRITE,
+    }
+    serializer_class = ReviewOutputSerializer
+
+    @extend_schema(
+        operation_id="reviews_list",
+        responses={200: ReviewOutputSerializer(many=True), **error_responses(401, 403, 404)},
+    )
+    def get(self, request, record_id: int):
+        record = get_object_or_404(record_list(), pk=record_id)
+        reviews = record.reviews.select_related("doctor").order_by("-version")
+        audit_read(actor=request.user, obj=record, patient_ref=record.patient.patient_id)
+        return Response(ReviewOutputSerializer(reviews, many=True).data)
+
+    @extend_schema(
+        operation_id="reviews_save_draft",
+        request=ReviewInputSerializer,
+        responses={
+            200: ReviewOutputSerializer,
+            201: ReviewOutputSerializer,
+            **error_responses(400, 401, 403, 404),
+        },
+        examples=[OpenApiExample("Draft", value=REVIEW_EXAMPLE, request_only=True)],
+    )
+    def post(self, request, record_id: int):
+        record = get_object_or_404(record_list(), pk=record_id)
+        data = ReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        had_draft = record_open_draft(record=record) is not None
+        with service_errors():
+            review = review_save_draft(doctor=request.user, record=record, **data.validated_data)
+        return Response(
+            ReviewOutputSerializer(review).data,
+            status=status.HTTP_200_OK if had_draft else status.HTTP_201_CREATED,
+        )
+
+
+class ReviewAmendApi(generics.GenericAPIView):
+    """POST: start (or update) an amendment of the signed review; a reason is required."""
+
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"POST": REVIEW_WRITE}
+    serializer_class = ReviewOutputSerializer
+
+    @extend_schema(
+        operation_id="reviews_amend",
+        request=AmendInputSerializer,
+        responses={
+            200: ReviewOutputSerializer,
+            201: ReviewOutputSerializer,
+            **error_responses(400, 401, 403, 404),
+        },
+        examples=[
+            OpenApiExample(
+                "Amendment",
+                value={**REVIEW_EXAMPLE, "amendment_reason": "OCT 复查后修正分级"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, record_id: int):
+        record = get_object_or_404(record_list(), pk=record_id)
+        data = AmendInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if record_current_review(record=record) is None:
+            raise ValidationError(
+                _("This screening has no signed review yet: save and sign a draft instead."),
+                code="nothing_to_amend",
+            )
+        had_draft = record_open_draft(record=record) is not None
+        with service_errors():
+            review = review_save_draft(doctor=request.user, record=record, **data.validated_data)
+        return Response(
+            ReviewOutputSerializer(review).data,
+            status=status.HTTP_200_OK if had_draft else status.HTTP_201_CREATED,
+        )
+
+
+class ReviewSignApi(generics.GenericAPIView):
+    """POST: sign a draft review; the screening becomes reviewed and its report is queued."""
+
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"POST": [*RECORD_READ, "screening.sign_doctorreview"]}
+    serializer_class = ReviewOutputSerializer
+
+    @extend_schema(
+        operation_id="reviews_sign",
+        request=None,
+        responses={200: ReviewOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, review_id: int):
+        review = get_object_or_404(DoctorReview.objects.select_related("record"), pk=review_id)
+        with service_errors():
+            signed = review_sign(doctor=request.user, review=review)
+        return Response(ReviewOutputSerializer(signed).data)
