@@ -23,6 +23,8 @@ def enqueue_on_commit(task_path: str, *args, cluster: str | None = None, **kwarg
         try:
             async_task(task_path, *args, q_options=options, **kwargs)
         except Exception:  # any broker failure (Redis down, database busy): logged, then reconciled
-            logger.exception("Could not queue %s%r; the reconciler will queue it again", task_path, args)
+            logger.exception(
+                "Could not queue %s%r; the reconciler will queue it again", task_path, args
+            )
 
     transaction.on_commit(enqueue)

@@ -378,7 +378,9 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
                     request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING
                 )
         self.message_user(
-            request, ngettext("%(count)d review signed.", "%(count)d reviews signed.", signed) % {"count": signed}
+            request,
+            ngettext("%(count)d review signed.", "%(count)d reviews signed.", signed)
+            % {"count": signed},
         )
 
     def has_sign_permission(self, request) -> bool:

@@ -54,3 +54,13 @@ def test_roles_and_their_labels(db):
 def test_staff_roles_reach_the_admin_and_patients_do_not(db):
     assert UserFactory(role="technician").is_staff is True
     assert UserFactory(role="patient").is_staff is False
+
+
+def test_syncing_with_the_live_registry_leaves_it_intact(db):
+    from django.apps import apps
+
+    from clinic.roles import sync_role_groups
+
+    before = {config.label: config.models_module for config in apps.get_app_configs()}
+    sync_role_groups(apps)
+    assert {config.label: config.models_module for config in apps.get_app_configs()} == before
