@@ -92,7 +92,7 @@ def sync_role_groups(apps, schema_editor=None) -> None:
     for app_config in apps.get_app_configs():
         # Historical app configs (migrations) have no models_module, which create_permissions
         # requires; the real registry's must be left as it was.
-        original = app_config.models_module
+        original = getattr(app_config, "models_module", None)
         app_config.models_module = original or True
         try:
             create_permissions(app_config, apps=apps, verbosity=0)

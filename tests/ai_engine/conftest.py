@@ -38,6 +38,8 @@ def upload_photo(technician):
 
     def upload(record, eye: str, path: Path):
         with path.open("rb") as handle:
-            return image_upload(actor=technician, record=record, eye=eye, uploaded_file=File(handle, name=path.name))
+            return image_upload(
+                actor=technician, record=record, eye=eye, uploaded_file=File(handle, name=path.name)
+            )
 
     return upload
