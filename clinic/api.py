@@ -97,11 +97,17 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
             "message": " ".join(str(message) for message in general),
             "fields": {},
         }
-    codes = {error.code for value in detail.values() for error in _flatten(value)}
+    every = [error for value in detail.values() for error in _flatten(value)]
+    codes = {error.code for error in every}
+    if general:
+        message = " ".join(str(error) for error in general)
+    elif len(every) == 1:  # one problem (e.g. a refused photo): say it at the top level too
+        message = str(every[0])
+    else:
+        message = _("Some fields are not valid: check them and try again.")
     return {
         "code": codes.pop() if len(codes) == 1 else "invalid",
-        "message": " ".join(str(message) for message in general)
-        or _("Some fields are not valid: check them and try again."),
+        "message": message,
         "fields": fields,
     }
 

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
 from clinic.roles import require_permission
+from clinic.tasks import enqueue_on_commit
 from reports.facts import ReportInputs, report_inputs
 from reports.llm import SummaryResult, summary_for_facts
 from reports.models import Report, ReportLanguage, ReportStatus
@@ -211,6 +213,7 @@ def _save_version(
             )
             if status == ReportStatus.FINAL:
                 record_mark_reported(record=locked)
+                _enqueue_report_final(report)
     except BaseException:
         if stored_name:
             default_storage.delete(stored_name)
@@ -227,6 +230,14 @@ def _save_version(
         f" ({summary.fallback_reason})" if summary.fallback_reason else "",
     )
     return report
+
+
+def _enqueue_report_final(report: Report) -> None:
+    """Tell integrations once the final version commits (REPORT_FINAL_TASK, by dotted name:
+    reports never imports the API or webhook code)."""
+    task_path = getattr(settings, "REPORT_FINAL_TASK", "")
+    if task_path:
+        enqueue_on_commit(task_path, report.pk)
 
 
 def _create_row(
