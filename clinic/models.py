@@ -91,3 +91,18 @@ class WebhookDelivery(models.Model):
         return (
             f"{self.event} {self.object_id} #{self.attempt} {self.status_code or self.error[:40]}"
         )
+
+
+class WorkerHeartbeat(models.Model):
+    """When a task cluster last proved it is alive (a scheduled task on each cluster writes it)."""
+
+    cluster = models.CharField(_("cluster"), max_length=50, primary_key=True)
+    host = models.CharField(_("host"), max_length=200, blank=True)
+    seen_at = models.DateTimeField(_("last seen"))
+
+    class Meta:
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.seen_at:%Y-%m-%d %H:%M:%S}"

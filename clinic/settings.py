@@ -330,3 +330,6 @@ AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 AI_RECONCILE_GRACE = env_int("AI_RECONCILE_GRACE", 60)
 AI_QUEUED_STALE_SECONDS = env_int("AI_QUEUED_STALE_SECONDS", 900)
 AI_RECONCILE_LOOKBACK_DAYS = env_int("AI_RECONCILE_LOOKBACK_DAYS", 7)
+
+# --- Operations -----------------------------------------------------------------------------
+HEALTH_MIN_FREE_DISK_GB = env_int("HEALTH_MIN_FREE_DISK_GB", 2)

@@ -5,7 +5,7 @@ from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from clinic import views
+from clinic import health, views
 from clinic.branding import clinic_name
 
 admin.site.site_header = _("OphAI Clinic administration")
@@ -20,6 +20,7 @@ urlpatterns = [
     path("statistics/", views.statistics, name="statistics"),
     path("patients/", include("patients.urls")),
     path("ai/", include("ai_engine.urls")),
+    path("healthz", health.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),

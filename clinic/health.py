@@ -1,0 +1,118 @@
+"""/healthz for load balancers and monitoring: database, broker, workers, models, disk.
+
+The HTTP status answers "can this web process serve requests?" (database and broker); the
+body also reports what degrades service without stopping it (no worker heartbeat, no active
+model package, little disk space). It shows no patient data and needs no login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from clinic.models import WorkerHeartbeat
+
+HEARTBEAT_STALE = dt.timedelta(minutes=3)
+
+
+def check_database() -> dict[str, Any]:
+    began = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return {"ok": False, "error": exc.__class__.__name__}
+    return {
+        "ok": True,
+        "ms": round((time.perf_counter() - began) * 1000, 1),
+        "vendor": connection.vendor,
+    }
+
+
+def check_broker() -> dict[str, Any]:
+    if not settings.REDIS_URL:
+        from django_q.models import OrmQ
+
+        try:
+            depth = OrmQ.objects.count()
+        except DatabaseError as exc:
+            return {"ok": False, "kind": "orm", "error": exc.__class__.__name__}
+        return {"ok": True, "kind": "orm", "queued": depth}
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        return {"ok": False, "kind": "redis", "error": exc.__class__.__name__}
+    return {"ok": True, "kind": "redis"}
+
+
+def check_workers(now: dt.datetime) -> dict[str, Any]:
+    beats = {beat.cluster: beat for beat in WorkerHeartbeat.objects.all()}
+    clusters = {}
+    for name in ("default", settings.AI_CLUSTER_NAME):
+        beat = beats.get(name)
+        age = (now - beat.seen_at).total_seconds() if beat else None
+        clusters[name] = {
+            "ok": beat is not None and now - beat.seen_at < HEARTBEAT_STALE,
+            "seconds_since_heartbeat": None if age is None else round(age),
+            "host": beat.host if beat else "",
+        }
+    return {"ok": all(c["ok"] for c in clusters.values()), "clusters": clusters}
+
+
+def check_models() -> dict[str, Any]:
+    from ai_engine.models import Analysis, AnalysisStatus, ModelPackage
+
+    active = list(ModelPackage.objects.filter(is_active=True))
+    missing = [
+        str(p)
+        for p in active
+        if not (Path(p.path) / p.card.get("weights", {}).get("file", "")).is_file()
+    ]
+    waiting = Analysis.objects.filter(
+        status__in=(AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
+    ).count()
+    return {
+        "ok": bool(active) and not missing,
+        "active": [f"{p.name} {p.version}" for p in active],
+        "missing_weights": missing,
+        "analyses_waiting": waiting,
+    }
+
+
+def check_disk() -> dict[str, Any]:
+    root = Path(settings.MEDIA_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(root)
+    free_gb = usage.free / 1024**3
+    return {"ok": free_gb >= settings.HEALTH_MIN_FREE_DISK_GB, "free_gb": round(free_gb, 1)}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    now = timezone.now()
+    checks = {"database": check_database(), "broker": check_broker()}
+    if checks["database"]["ok"]:
+        checks["workers"] = check_workers(now)
+        checks["models"] = check_models()
+    checks["disk"] = check_disk()
+    serving = checks["database"]["ok"] and checks["broker"]["ok"]
+    degraded = not all(check["ok"] for check in checks.values())
+    status = "fail" if not serving else "degraded" if degraded else "ok"
+    return JsonResponse(
+        {"status": status, "checks": checks, "time": now.isoformat()},
+        status=200 if serving else 503,
+    )
