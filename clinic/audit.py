@@ -6,47 +6,17 @@ The context travels in a contextvar set by `AuditContextMiddleware` for web requ
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 
+from clinic.context import AuditContext, _context, audit_source, current_audit_context
 from clinic.models import AuditEvent
 
-
-@dataclass(frozen=True)
-class AuditContext:
-    source: str = "system"
-    ip_address: str | None = None
-    user_agent: str = ""
-    request_id: str = ""
-
-
-# AuditContext is frozen, so sharing one default instance is safe.
-_context: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "audit_context",
-    default=AuditContext(),  # noqa: B039
-)
-
-
-def current_audit_context() -> AuditContext:
-    return _context.get()
-
-
-@contextlib.contextmanager
-def audit_source(source: str, **fields: Any) -> Iterator[AuditContext]:
-    """Mark everything logged inside the block as coming from `source` ("task", "command")."""
-    token = _context.set(replace(_context.get(), source=source, **fields))
-    try:
-        yield _context.get()
-    finally:
-        _context.reset(token)
+__all__ = ["AuditContext", "audit_log", "audit_source", "current_audit_context", "field_changes"]
 
 
 def client_ip(request: HttpRequest) -> str | None:
