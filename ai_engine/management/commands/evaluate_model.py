@@ -1,0 +1,103 @@
+"""Score one package (or two side by side) on a labelled dataset: JSON, ROC and confusion PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ai_engine.training.cli import comma_list, key_value
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a model package on a dataset (same formats as train_model) at the card's "
+        "thresholds: per-label precision/recall/F1/AUC, sensitivity/specificity, macro-F1, "
+        "confusion matrices, calibration (ECE); writes evaluation.json, roc.png and "
+        "confusion-N.png to --out. --compare PACKAGE2 evaluates a second package on the same photos."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("package", type=Path, help="package folder")
+        parser.add_argument("dataset", help="a CSV file or a folder with one sub-folder per class")
+        parser.add_argument(
+            "--compare", type=Path, default=None, help="a second package to compare"
+        )
+        parser.add_argument("--out", type=Path, required=True, help="folder for the report")
+        parser.add_argument("--images", default=None)
+        parser.add_argument("--label-column", default="label")
+        parser.add_argument("--positive", type=comma_list, default=None)
+        parser.add_argument("--where", type=key_value, action="append", default=[])
+        parser.add_argument(
+            "--split",
+            choices=["all", "validation", "test"],
+            default="all",
+            help="only the patients of this split in the (first) package's split.json",
+        )
+        parser.add_argument("--device", default="auto")
+        parser.add_argument(
+            "--cache-dir", default=str(settings.BASE_DIR / "var" / "cache" / "training")
+        )
+
+    def handle(self, *args, **options) -> None:
+        from ai_engine.inference.card import CardError
+        from ai_engine.inference.package import ModelPackage, PackageError
+        from ai_engine.training.data import DatasetError
+        from ai_engine.training.evaluate import DatasetSpec, evaluate_package, write_report
+
+        spec = DatasetSpec(
+            data=options["dataset"],
+            images=options["images"],
+            label_column=options["label_column"],
+            positive=options["positive"],
+            where=dict(options["where"]),
+            split=options["split"],
+        )
+        paths = [options["package"]] + ([options["compare"]] if options["compare"] else [])
+        try:
+            packages = [ModelPackage.load(path, options["device"]) for path in paths]
+            reports = [
+                evaluate_package(
+                    package, spec, cache_dir=options["cache_dir"], split_from=packages[0]
+                )
+                for package in packages
+            ]
+        except (CardError, PackageError, DatasetError) as exc:
+            raise CommandError(str(exc)) from exc
+        result = write_report(reports, options["out"])
+        self._table(result)
+        self.stdout.write(
+            self.style.SUCCESS(f"Wrote {options['out'] / 'evaluation.json'} and figures.")
+        )
+
+    def _table(self, result) -> None:
+        out = self.stdout
+        for report in result["packages"]:
+            m = report["metrics"]
+            package = report["package"]
+            out.write(
+                f"\n{package['name']} {package['version']} — {m['n_images']} images of "
+                f"{m['n_patients']} patients ({report['dataset']['split']}); decision: {m['decision']}"
+            )
+            out.write(
+                f"  {'label':<10}{'n+':>6}{'prec':>8}{'recall':>8}{'F1':>8}{'AUC':>8}{'sens':>8}{'spec':>8}"
+            )
+            for code, e in m["per_label"].items():
+                auc = "—" if e["auc"] is None else f"{e['auc']:.3f}"
+                out.write(
+                    f"  {code:<10}{e['n_positive']:>6}{e['precision']:>8.3f}{e['recall']:>8.3f}"
+                    f"{e['f1']:>8.3f}{auc:>8}{e['sensitivity']:>8.3f}{e['specificity']:>8.3f}"
+                )
+            macro_auc = "—" if m["macro_auc"] is None else f"{m['macro_auc']:.3f}"
+            base = m["majority_baseline"]
+            out.write(
+                f"  macro-F1 {m['macro_f1']:.3f} (majority baseline {base['macro_f1']:.3f}, "
+                f"{base['predicts']}), macro-AUC {macro_auc}, ECE {m['ece']:.3f}"
+            )
+        if "comparison" in result:
+            c = result["comparison"]
+            out.write(
+                f"\nsecond − first: macro-F1 {c['macro_f1']:+.3f}"
+                + (f", macro-AUC {c['macro_auc']:+.3f}" if c["macro_auc"] is not None else "")
+            )

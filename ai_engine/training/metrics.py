@@ -1,0 +1,207 @@
+"""Classification metrics in plain numpy: per label, macro, confusion matrices, calibration.
+
+Decisions follow the card's conventions (see ``ai_engine.inference.card``): multiclass takes
+the argmax, multilabel and binary compare each probability with its label's threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve (ties count half); ``None`` when only one class is present."""
+    y_true = np.asarray(y_true).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(y_true.sum())
+    n_neg = len(y_true) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    # Average ranks over ties (Mann–Whitney U).
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(scores)]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    u = ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    y_true = np.asarray(y_true).astype(bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    sorted_scores = np.asarray(scores, dtype=np.float64)[order]
+    hits = y_true[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(hits) - 1]
+    tps = np.cumsum(hits)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    n_pos, n_neg = max(1, int(y_true.sum())), max(1, int((~y_true).sum()))
+    return np.r_[0.0, fps / n_neg], np.r_[0.0, tps / n_pos]
+
+
+def binary_counts(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
+    y_true = np.asarray(y_true).astype(bool)
+    y_pred = np.asarray(y_pred).astype(bool)
+    return {
+        "tp": int((y_true & y_pred).sum()),
+        "fp": int((~y_true & y_pred).sum()),
+        "fn": int((y_true & ~y_pred).sum()),
+        "tn": int((~y_true & ~y_pred).sum()),
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | int]:
+    c = binary_counts(y_true, y_pred)
+    precision = _ratio(c["tp"], c["tp"] + c["fp"])
+    recall = _ratio(c["tp"], c["tp"] + c["fn"])
+    return {
+        "n_positive": c["tp"] + c["fn"],
+        "n_negative": c["tn"] + c["fp"],
+        **c,
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]),
+        "sensitivity": recall,
+        "specificity": _ratio(c["tn"], c["tn"] + c["fp"]),
+    }
+
+
+def decisions(probs: np.ndarray, task: str, thresholds: Sequence[float]) -> np.ndarray:
+    """``N×K`` probabilities → ``N×K`` booleans per the card's positivity rule."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if task == "multiclass":
+        out = np.zeros(probs.shape, dtype=bool)
+        out[np.arange(len(probs)), probs.argmax(axis=1)] = True
+        return out
+    return probs >= np.asarray(thresholds, dtype=np.float64)[None, :]
+
+
+def tune_thresholds(
+    targets: np.ndarray, probs: np.ndarray, *, grid: Sequence[float] | None = None
+) -> list[float]:
+    """Per label, the threshold with the best F1 (ties: the one closest to 0.5)."""
+    grid = np.round(np.arange(0.02, 0.981, 0.01), 2) if grid is None else np.asarray(grid)
+    chosen = []
+    for k in range(targets.shape[1]):
+        truth = targets[:, k] > 0.5
+        best, best_key = 0.5, (-1.0, 0.0)
+        for t in grid:
+            f1 = binary_metrics(truth, probs[:, k] >= t)["f1"]
+            key = (round(f1, 12), -abs(float(t) - 0.5))
+            if key > best_key:
+                best, best_key = float(t), key
+        chosen.append(best)
+    return chosen
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float:
+    """ECE over equal-width confidence bins: Σ |accuracy − confidence| × share of samples."""
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    correct = np.asarray(correct, dtype=np.float64).ravel()
+    if len(confidence) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
+    return float(total)
+
+
+def calibration_error(targets: np.ndarray, probs: np.ndarray, task: str, bins: int = 10) -> float:
+    """Multiclass: top-label ECE; multilabel/binary: ECE over every (image, label) probability."""
+    if task == "multiclass":
+        top = probs.argmax(axis=1)
+        return expected_calibration_error(
+            probs.max(axis=1), targets[np.arange(len(targets)), top] > 0.5, bins
+        )
+    return expected_calibration_error(probs, targets > 0.5, bins)
+
+
+def evaluate_predictions(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    codes: Sequence[str],
+    task: str,
+    thresholds: Sequence[float],
+) -> dict[str, Any]:
+    """The card's ``validation`` block: per label, macro, confusion matrices, ECE, baseline."""
+    targets = np.asarray(targets, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = decisions(probs, task, thresholds)
+    per_label: dict[str, dict[str, Any]] = {}
+    for k, code in enumerate(codes):
+        truth = targets[:, k] > 0.5
+        entry: dict[str, Any] = binary_metrics(truth, predicted[:, k])
+        entry["auc"] = roc_auc(truth, probs[:, k])
+        entry["threshold"] = None if task == "multiclass" else float(thresholds[k])
+        per_label[code] = entry
+    f1s = [entry["f1"] for entry in per_label.values()]
+    aucs = [entry["auc"] for entry in per_label.values() if entry["auc"] is not None]
+    result: dict[str, Any] = {
+        "n_images": len(targets),
+        "decision": "argmax" if task == "multiclass" else "probability >= label threshold",
+        "macro_f1": float(np.mean(f1s)),
+        "macro_auc": float(np.mean(aucs)) if aucs else None,
+        "per_label": per_label,
+        "ece": calibration_error(targets, probs, task),
+    }
+    if task == "multiclass":
+        truth = targets.argmax(axis=1)
+        guess = probs.argmax(axis=1)
+        matrix = np.zeros((len(codes), len(codes)), dtype=int)
+        np.add.at(matrix, (truth, guess), 1)
+        result["accuracy"] = float((truth == guess).mean())
+        result["confusion_matrix"] = {
+            "rows": "true",
+            "columns": "predicted",
+            "labels": list(codes),
+            "matrix": matrix.tolist(),
+        }
+    else:
+        result["confusion_matrix"] = {
+            code: {key: per_label[code][key] for key in ("tp", "fp", "fn", "tn")} for code in codes
+        }
+    result["majority_baseline"] = majority_baseline(targets, codes, task)
+    return result
+
+
+def majority_baseline(targets: np.ndarray, codes: Sequence[str], task: str) -> dict[str, Any]:
+    """What always answering the commonest class (multiclass) or each label's commoner side
+    (multilabel/binary) would score; a constant score has AUC 0.5."""
+    targets = np.asarray(targets) > 0.5
+    if task == "multiclass":
+        majority = int(targets.sum(axis=0).argmax())
+        predicted = np.zeros_like(targets)
+        predicted[:, majority] = True
+        description = f"always {codes[majority]}"
+    else:
+        predicted = np.repeat((targets.mean(axis=0) > 0.5)[None, :], len(targets), axis=0)
+        description = "each label's commoner answer"
+    f1 = {
+        code: binary_metrics(targets[:, k], predicted[:, k])["f1"] for k, code in enumerate(codes)
+    }
+    out: dict[str, Any] = {
+        "predicts": description,
+        "macro_f1": float(np.mean(list(f1.values()))),
+        "f1": f1,
+        "auc": 0.5,
+    }
+    if task == "multiclass":
+        out["accuracy"] = float(targets[:, majority].mean())
+    return out

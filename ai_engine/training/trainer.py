@@ -1,0 +1,728 @@
+"""Train a timm model on a fundus dataset and write a model package.
+
+Recipe: patient-level train/validation(/test) split with a fixed seed; optional phase 1
+with the backbone frozen (head only, ``lr1``), then the whole network (``lr2``); AdamW with a
+per-phase linear warm-up and cosine decay; median-frequency oversampling or class-weighted
+loss (focal, BCE or CE); early stopping on validation macro-F1; per-label thresholds tuned on
+validation; held-out metrics on the test split (or validation when there is none).
+
+A checkpoint is written after every epoch; ``resume=True`` continues from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
+from ai_engine.inference.card import CardError, ModelCard, parse_card
+from ai_engine.inference.package import resolve_device, resolve_module, write_package
+
+from . import nets
+from .data import (
+    Augmentation,
+    LabelledSet,
+    SquareDataset,
+    build_cache,
+    load_dataset,
+    normalise_batch,
+    split_by_patient,
+)
+from .labels import dr_grading_for, parse_labels
+from .losses import make_loss, sample_weights
+from .metrics import evaluate_predictions, tune_thresholds
+
+CHECKPOINT = "checkpoint.pt"
+DATA_NOTE = (
+    "Public research photographs without a licence that allows redistribution; the model is "
+    "for research and demonstration only and its training data is not redistributable."
+)
+# Settings that may change between a run and its --resume.
+RESUMABLE = {
+    "resume",
+    "device",
+    "threads",
+    "out",
+    "cache_dir",
+    "command",
+    "progress",
+    "keep_checkpoint",
+}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why."""
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    task: str = "multiclass"
+    labels: str | None = None
+    images: str | None = None
+    label_column: str = "label"
+    positive: list[str] | None = None
+    where: dict[str, str] = field(default_factory=dict)
+    arch: str = "resnet18"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 224
+    preprocessing: list[str] = field(
+        default_factory=lambda: ["fundus_crop", "pad_square", "resize", "normalize"]
+    )
+    init: str | None = None  # local weights to start from (no hub downloads)
+    epochs: int = 30  # in all, phase 1 included
+    phase1_epochs: int = 3
+    lr1: float = 1e-3
+    lr2: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    batch_size: int = 32
+    loss: str = "focal"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
+    oversample: bool = True
+    augment: bool = True
+    ema: float = 0.0  # EMA decay of the weights evaluated and saved; 0 = off
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    patience: int = 8
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    name: str = ""
+    version: str = "0.1.0"
+    cam_method: str | None = None
+    cam_layers: list[str] | None = None
+    fp16: bool = True
+    demonstration: bool = True
+    intended_use: str = "Demonstration — not for diagnosis."
+    data_note: str = DATA_NOTE
+    command: str = ""
+    cache_dir: str | None = None
+    resume: bool = False
+    keep_checkpoint: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    package: Path
+    card: ModelCard
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - third-party code may use the global generator
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
+    """Learning rate at a global step: each phase warms up linearly, then decays by cosine."""
+    phase1 = config.phase1_epochs * steps_per_epoch
+    if step < phase1:
+        base, start, length = config.lr1, 0, phase1
+    else:
+        base, start, length = (
+            config.lr2,
+            phase1,
+            (config.epochs - config.phase1_epochs) * steps_per_epoch,
+        )
+    position = step - start
+    warmup = min(length // 2, round(config.warmup_epochs * steps_per_epoch))
+    if position < warmup:
+        return base * (position + 1) / warmup
+    progress = (position - warmup) / max(1, length - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _set_phase(model: nn.Module, frozen: bool) -> None:
+    """Phase 1 trains only the classifier; BatchNorm statistics of the frozen backbone stay put."""
+    head_params = {id(p) for p in model.get_classifier().parameters()}
+    for param in model.parameters():
+        param.requires_grad_(not frozen or id(param) in head_params)
+    model.train()
+    if frozen:
+        model.eval()
+        model.get_classifier().train()
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.log = log
+        self.out = Path(config.out)
+
+    # --- set-up -------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        c = self.config
+        if c.epochs < 1 or not 0 <= c.phase1_epochs < c.epochs:
+            raise TrainingError("--epochs must be ≥ 1 and --phase1-epochs between 0 and epochs − 1")
+        if c.lr1 <= 0 or c.lr2 <= 0:
+            raise TrainingError("learning rates must be positive")
+        if c.batch_size < 2:
+            raise TrainingError("--batch-size must be at least 2")
+        if not 0 < c.val_fraction < 1 or not 0 <= c.test_fraction < 1:
+            raise TrainingError("--val-fraction must be in (0, 1) and --test-fraction in [0, 1)")
+        if c.init is None and c.lr2 < 1e-4:
+            self.log(
+                f"note: training from scratch with --lr2 {c.lr2:g}; from-scratch runs usually "
+                "want --phase1-epochs 0 and --lr2 around 1e-3"
+            )
+
+    def _draft_card(self, labelled: LabelledSet, model: nn.Module, mean, std) -> dict[str, Any]:
+        c = self.config
+        if c.cam_layers:
+            cam = {
+                "method": c.cam_method or "layercam",
+                "target_layers": list(c.cam_layers),
+                "reshape": "vit"
+                if "blocks" in c.cam_layers[0] and hasattr(model, "patch_embed")
+                else None,
+            }
+        else:
+            cam = nets.default_cam(model, c.input_size)
+            if c.cam_method:
+                cam["method"] = c.cam_method
+        card: dict[str, Any] = {
+            "name": c.name or f"{Path(c.out).name}",
+            "version": c.version,
+            "task": c.task,
+            "architecture": c.arch,
+            "architecture_kwargs": dict(c.arch_kwargs),
+            "input_size": c.input_size,
+            "mean": mean,
+            "std": std,
+            "preprocessing": list(c.preprocessing),
+            "labels": [label.card_entry() for label in labelled.labels],
+            "cam": cam,
+            "weights": {"file": "model.safetensors", "sha256": "0" * 64},
+            "training_data": "",
+            "validation": {},
+            "intended_use": c.intended_use,
+            "demonstration": c.demonstration,
+            "evidence": "",
+        }
+        grading = dr_grading_for(labelled.labels) if c.task == "multiclass" else None
+        if grading:
+            card["dr_grading"] = grading
+        return card
+
+    def _loaders(
+        self, squares, targets, train_idx, val_idx, generator
+    ) -> tuple[DataLoader, DataLoader]:
+        c = self.config
+        dataset = SquareDataset(
+            squares, targets, train_idx, augment=Augmentation() if c.augment else None, seed=c.seed
+        )
+        if c.oversample:
+            weights = sample_weights(targets[train_idx], c.task)
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(weights, dtype=torch.double), len(train_idx), generator=generator
+            )
+            train = DataLoader(
+                dataset, c.batch_size, sampler=sampler, drop_last=True, num_workers=0
+            )
+        else:
+            train = DataLoader(
+                dataset,
+                c.batch_size,
+                shuffle=True,
+                generator=generator,
+                drop_last=True,
+                num_workers=0,
+            )
+        if len(train) == 0:
+            raise TrainingError(
+                f"the training split has {len(train_idx)} images, fewer than --batch-size {c.batch_size}"
+            )
+        val = DataLoader(SquareDataset(squares, targets, val_idx), 2 * c.batch_size, num_workers=0)
+        return train, val
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        c = self.config
+        began = time.time()
+        self._validate()
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        seed_everything(c.seed)
+        device = resolve_device(c.device)
+        labels = parse_labels(c.labels) if c.labels else None
+        labelled = load_dataset(
+            c.data,
+            task=c.task,
+            labels=labels,
+            images=c.images,
+            label_column=c.label_column,
+            positive=c.positive,
+            where=c.where,
+        )
+        dropped = ", ".join(f"{n} ({why})" for why, n in labelled.dropped.items())
+        self.log(
+            f"{labelled.description}: {len(labelled.samples)} images, "
+            f"{len({s.patient for s in labelled.samples})} patients; per label {labelled.counts()}"
+            + (f"; left out {dropped}" if dropped else "")
+        )
+        num_outputs = 1 if c.task == "binary" else len(labelled.labels)
+        model = nets.create(c.arch, num_outputs, c.arch_kwargs)
+        if c.init:
+            nets.load_weights(model, nets.read_checkpoint(c.init), strict_head=False)
+            self.log(f"initialised from {c.init}")
+        mean, std = nets.mean_std(model)
+        self.mean, self.std = mean, std
+        try:
+            draft = self._draft_card(labelled, model, mean, std)
+            card = parse_card(draft)
+            for layer in card.cam.target_layers:
+                resolve_module(model, layer)
+        except CardError as exc:
+            raise TrainingError(str(exc)) from None
+
+        self.log(f"preprocessing {len(labelled.samples)} photos to {c.input_size} px (cached) …")
+        squares = build_cache(labelled.samples, card, c.cache_dir, progress=self._bar("cache"))
+        targets = labelled.targets()
+        fractions = [c.val_fraction] + ([c.test_fraction] if c.test_fraction > 0 else [])
+        parts = split_by_patient(labelled.samples, fractions=fractions, seed=c.seed)
+        train_idx, val_idx = parts[0], parts[1]
+        test_idx = parts[2] if len(parts) > 2 else []
+        for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
+            if idx:
+                counts = targets[idx].sum(axis=0).astype(int).tolist()
+                self.log(
+                    f"{name}: {len(idx)} images, per label {dict(zip(card_codes(card), counts, strict=True))}"
+                )
+        if not val_idx:
+            raise TrainingError(
+                "the validation split is empty; use more data or a larger --val-fraction"
+            )
+
+        generator = torch.Generator().manual_seed(c.seed)
+        train_loader, val_loader = self._loaders(squares, targets, train_idx, val_idx, generator)
+        try:
+            loss_fn = make_loss(
+                c.loss,
+                c.task,
+                targets[train_idx],
+                balance=not c.oversample,
+                gamma=c.focal_gamma,
+                label_smoothing=c.label_smoothing,
+            ).to(device)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        model.to(device)
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=1.0)
+        steps_per_epoch = len(train_loader)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_at(step, steps_per_epoch, c)
+        )
+        ema = _Ema(model, c.ema) if c.ema > 0 else None
+        amp_dtype = None
+        if device.type == "cuda":
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+        state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
+        best_weights = copy.deepcopy((ema.module if ema else model).state_dict())
+        checkpoint_path = self.out / CHECKPOINT
+        if c.resume:
+            best_weights = self._resume(
+                checkpoint_path,
+                model,
+                optimizer,
+                scheduler,
+                ema,
+                scaler,
+                generator,
+                train_loader,
+                state,
+            )
+
+        phase1 = c.phase1_epochs
+        for epoch in range(state["epoch"], c.epochs):
+            if state["bad_epochs"] >= c.patience and epoch >= phase1:
+                break
+            frozen = epoch < phase1
+            _set_phase(model, frozen)
+            if epoch == phase1 and phase1:
+                state["bad_epochs"] = 0  # the fine-tune phase gets its own patience
+            epoch_began = time.time()
+            loss = self._train_epoch(
+                model,
+                train_loader,
+                loss_fn,
+                optimizer,
+                scheduler,
+                scaler,
+                amp_dtype,
+                ema,
+                device,
+                epoch,
+                frozen,
+            )
+            evaluated = ema.module if ema else model
+            probs = predict_probs(evaluated, val_loader, card, device)
+            val_targets = targets[val_idx]
+            thresholds = _thresholds(val_targets, probs, c.task)
+            metrics = evaluate_predictions(val_targets, probs, card_codes(card), c.task, thresholds)
+            score = metrics["macro_f1"]
+            aucs = {k: v["auc"] for k, v in metrics["per_label"].items()}
+            record = {
+                "epoch": epoch + 1,
+                "phase": 1 if frozen else 2,
+                "loss": round(loss, 5),
+                "lr": optimizer.param_groups[0]["lr"],
+                "val_macro_f1": round(score, 4),
+                "val_auc": {k: None if v is None else round(v, 4) for k, v in aucs.items()},
+                "seconds": round(time.time() - epoch_began, 1),
+            }
+            improved = score > state["best_score"]
+            if improved:
+                state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+                best_weights = copy.deepcopy(evaluated.state_dict())
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            state["history"].append(record)
+            auc_text = " ".join(f"{k} {v:.3f}" for k, v in aucs.items() if v is not None)
+            self.log(
+                f"epoch {epoch + 1}/{c.epochs} phase {record['phase']} loss {loss:.4f} "
+                f"val macro-F1 {score:.4f}{' *' if improved else ''} AUC {auc_text}"
+            )
+            self._save_checkpoint(
+                checkpoint_path,
+                model,
+                optimizer,
+                scheduler,
+                ema,
+                scaler,
+                generator,
+                train_loader,
+                state,
+                best_weights,
+            )
+
+        # Best epoch's weights → thresholds on validation → metrics on the held-out split.
+        final = nets.create(c.arch, num_outputs, c.arch_kwargs)
+        final.load_state_dict(best_weights)
+        final.to(device).eval()
+        val_probs = predict_probs(final, val_loader, card, device)
+        thresholds = _thresholds(targets[val_idx], val_probs, c.task)
+        if test_idx:
+            test_loader = DataLoader(SquareDataset(squares, targets, test_idx), 2 * c.batch_size)
+            held_probs, held_idx, split_name = (
+                predict_probs(final, test_loader, card, device),
+                test_idx,
+                "test",
+            )
+        else:
+            held_probs, held_idx, split_name = val_probs, val_idx, "validation"
+        metrics = evaluate_predictions(
+            targets[held_idx], held_probs, card_codes(card), c.task, thresholds
+        )
+        patients = {
+            name: sorted({labelled.samples[i].patient for i in idx})
+            for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx))
+        }
+        metrics.update(
+            split=split_name,
+            n_patients=len(patients[split_name]),
+            n_per_label={
+                code: int(n)
+                for code, n in zip(card_codes(card), targets[held_idx].sum(axis=0), strict=True)
+            },
+            selection=(
+                "epoch chosen by validation macro-F1; thresholds tuned on validation; "
+                + (
+                    "figures from held-out test patients never used for either"
+                    if test_idx
+                    else "figures from the same validation patients (optimistic)"
+                )
+            ),
+            best_epoch=state["best_epoch"],
+            epochs_run=state["epoch"],
+        )
+        seconds = time.time() - began
+        draft["labels"] = [
+            label.card_entry(t) for label, t in zip(labelled.labels, thresholds, strict=True)
+        ]
+        draft["validation"] = metrics
+        draft["training_data"] = self._data_text(labelled, train_idx, val_idx, test_idx)
+        draft["evidence"] = evidence_line(metrics, card_codes(card), c.demonstration)
+        written = write_package(self.out, final, draft, fp16=c.fp16)
+        self._write_sidecars(c, labelled, patients, state, seconds, thresholds)
+        if not c.keep_checkpoint:
+            checkpoint_path.unlink(missing_ok=True)
+        self.log(f"wrote {self.out} ({written.name} {written.version}): {written.evidence}")
+        return TrainResult(self.out, written, metrics, state["history"], seconds)
+
+    def _train_epoch(
+        self,
+        model,
+        loader,
+        loss_fn,
+        optimizer,
+        scheduler,
+        scaler,
+        amp_dtype,
+        ema,
+        device,
+        epoch,
+        frozen,
+    ) -> float:
+        c = self.config
+        total, count = 0.0, 0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{c.epochs}" + (" (head only)" if frozen else ""),
+            leave=False,
+            disable=not c.progress,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            file=sys.stderr,
+        )
+        cuda = device.type == "cuda"
+        for images, labels in bar:
+            images = normalise_batch(images.to(device, non_blocking=cuda), self.mean, self.std)
+            if cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = labels.to(device, non_blocking=cuda)
+            autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
+            with autocast:
+                logits = model(images)
+            loss = loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            total += float(loss.detach()) * len(images)
+            count += len(images)
+            bar.set_postfix(
+                loss=f"{total / count:.4f}",
+                lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                refresh=False,
+            )
+        bar.close()
+        return total / max(1, count)
+
+    def _bar(self, name: str):
+        def wrap(iterable, total):
+            return tqdm(
+                iterable,
+                total=total,
+                desc=name,
+                disable=not self.config.progress,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                file=sys.stderr,
+                leave=False,
+            )
+
+        return wrap
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _save_checkpoint(
+        self, path, model, optimizer, scheduler, ema, scaler, generator, loader, state, best_weights
+    ) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "config": _config_identity(self.config),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": ema.module.state_dict() if ema else None,
+            "ema_updates": ema.updates if ema else 0,
+            "scaler": scaler.state_dict(),
+            "best_weights": best_weights,
+            "state": json.dumps(state),
+            "torch_rng": torch.get_rng_state(),
+            "generator": generator.get_state(),
+            "augment_rng": json.dumps(loader.dataset.rng.bit_generator.state),
+        }
+        partial = path.with_suffix(".partial")
+        torch.save(payload, partial)
+        os.replace(partial, path)
+
+    def _resume(
+        self, path, model, optimizer, scheduler, ema, scaler, generator, loader, state
+    ) -> dict[str, torch.Tensor]:
+        if not path.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {path}")
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        saved = payload["config"]
+        current = _config_identity(self.config)
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            raise TrainingError(
+                f"--resume: the checkpoint was made with other settings: {', '.join(changed)}"
+            )
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        if ema is not None and payload["ema"] is not None:
+            ema.module.load_state_dict(payload["ema"])
+            ema.updates = int(payload["ema_updates"])
+        scaler.load_state_dict(payload["scaler"])
+        torch.set_rng_state(payload["torch_rng"])
+        generator.set_state(payload["generator"])
+        loader.dataset.rng.bit_generator.state = json.loads(payload["augment_rng"])
+        state.update(json.loads(payload["state"]))
+        self.log(f"resumed from {path} after epoch {state['epoch']}")
+        return payload["best_weights"]
+
+    # --- the card -----------------------------------------------------------------------------
+    def _data_text(self, labelled: LabelledSet, train_idx, val_idx, test_idx) -> str:
+        c = self.config
+        n_patients = len({s.patient for s in labelled.samples})
+        counts = ", ".join(f"{k} {v}" for k, v in labelled.counts().items())
+        split = f"{len(train_idx)} train / {len(val_idx)} validation" + (
+            f" / {len(test_idx)} test" if test_idx else ""
+        )
+        return (
+            f"{labelled.description}: {len(labelled.samples)} photos of {n_patients} patients "
+            f"({counts}); patient-level split (seed {c.seed}): {split} images. "
+            f"Preprocessing: {', '.join(c.preprocessing)} at {c.input_size} px. {c.data_note}"
+            + (f" Reproduce with: {c.command}" if c.command else "")
+        )
+
+    def _write_sidecars(
+        self, c: TrainConfig, labelled, patients, state, seconds, thresholds
+    ) -> None:
+        """``training.json`` (recipe, history) and ``split.json`` (patients per split)."""
+        config = {
+            k: v
+            for k, v in asdict(c).items()
+            if k not in ("resume", "progress", "keep_checkpoint", "cache_dir")
+        }
+        (self.out / "training.json").write_text(
+            json.dumps(
+                {
+                    "command": c.command,
+                    "config": config,
+                    "seconds": round(seconds, 1),
+                    "best_epoch": state["best_epoch"],
+                    "history": state["history"],
+                    "torch": torch.__version__,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        (self.out / "split.json").write_text(
+            json.dumps({"seed": c.seed, "data": c.data, "where": c.where, **patients}, indent=1)
+            + "\n",
+            encoding="utf-8",
+        )
+
+
+class _Ema:
+    """Exponential moving average of the weights and BatchNorm statistics.
+
+    The decay warms up as ``(1 + t) / (10 + t)`` so that the random initial weights do not
+    linger in the average of a short run.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.module = copy.deepcopy(model).eval()
+        self.module.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for ema_v, v in zip(
+            self.module.state_dict().values(), model.state_dict().values(), strict=True
+        ):
+            if ema_v.is_floating_point():
+                ema_v.mul_(decay).add_(v.detach(), alpha=1.0 - decay)
+            else:
+                ema_v.copy_(v)
+
+
+def card_codes(card: ModelCard) -> list[str]:
+    return [label.code for label in card.labels]
+
+
+def _thresholds(targets: np.ndarray, probs: np.ndarray, task: str) -> list[float]:
+    # Multiclass decides by argmax; its thresholds are one-vs-rest F1 optima, for the record.
+    return tune_thresholds(targets, probs)
+
+
+def _config_identity(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in RESUMABLE}
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: nn.Module, loader: DataLoader, card: ModelCard, device: torch.device
+) -> np.ndarray:
+    """Probabilities for a loader of uint8 squares, normalised with the card's mean/std."""
+    model.eval()
+    out = []
+    cuda = device.type == "cuda"
+    for images, _ in loader:
+        batch = normalise_batch(images.to(device, non_blocking=cuda), card.mean, card.std)
+        if cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(
+                "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            ):
+                logits = model(batch).float()
+        else:
+            logits = model(batch).float()
+        probs = torch.softmax(logits, dim=1) if card.task == "multiclass" else torch.sigmoid(logits)
+        out.append(probs.cpu().double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, card.num_outputs))
+
+
+def evidence_line(metrics: dict[str, Any], codes: list[str], demonstration: bool) -> str:
+    aucs = ", ".join(
+        f"{code} {metrics['per_label'][code]['auc']:.2f}"
+        for code in codes
+        if metrics["per_label"][code]["auc"] is not None
+    )
+    line = (
+        f"macro-F1 {metrics['macro_f1']:.2f} (majority baseline {metrics['majority_baseline']['macro_f1']:.2f}), "
+        f"AUC {aucs} on {metrics['n_images']} held-out eyes of {metrics.get('n_patients', '?')} patients"
+    )
+    return ("Demonstration model: " + line + "; not for diagnosis") if demonstration else line
+
+
+def command_line(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
