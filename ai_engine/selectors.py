@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext as _
 
-from ai_engine.models import Analysis, AnalysisStatus, Finding
-from screening.models import ScreeningRecord
+from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding
+from screening.models import RecordStatus, ScreeningRecord
 
 
 def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:
@@ -24,6 +25,39 @@ def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:
     for analysis in analyses:
         latest[(analysis.image_id, analysis.package_id)] = analysis
     return sorted(latest.values(), key=lambda a: (a.image.eye, a.image_id, a.model_name))
+
+
+def record_ai_state(*, record: ScreeningRecord, analyses: list[Analysis]) -> dict[str, Any]:
+    """One AI state for a visit (for the pages' status area), and whether polling can stop.
+
+    `analyses` is `record_latest_analyses(record=record)`.
+    """
+    pending = [a for a in analyses if a.status not in TERMINAL_STATUSES]
+    if record.status == RecordStatus.DRAFT:
+        state, text = "no_photos", _("Waiting for photos.")
+    elif pending:
+        running = any(a.status == AnalysisStatus.RUNNING for a in pending)
+        state = "running" if running else "queued"
+        text = (
+            _("AI analysis running (%(done)d of %(total)d done)…")
+            if running
+            else _("Waiting in the AI queue (%(done)d of %(total)d done)…")
+        ) % {"done": len(analyses) - len(pending), "total": len(analyses)}
+    elif not analyses:
+        state, text = "waiting", _("Photos uploaded; waiting for the AI to start…")
+    elif any(a.status == AnalysisStatus.UNGRADABLE for a in analyses):
+        state, text = (
+            "ungradable",
+            _("AI finished: at least one photo is not gradable — please retake it."),
+        )
+    elif any(a.status == AnalysisStatus.FAILED for a in analyses):
+        state, text = (
+            "failed",
+            _("AI analysis failed for at least one photo; the doctor reviews it without AI."),
+        )
+    else:
+        state, text = "done", _("AI analysis finished; waiting for the doctor's review.")
+    return {"state": state, "text": text, "finished": state in ("ungradable", "failed", "done")}
 
 
 def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[str, Any]:

@@ -2,76 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding, ModelPackage
+from ai_engine.models import Analysis, Finding, ModelPackage
+from ai_engine.selectors import record_ai_state, record_latest_analyses
 from clinic.media import private_file_response
 from clinic.web import staff_view
-from screening.models import FundusImage, RecordStatus, ScreeningRecord
-
-
-def latest_analyses_by_image(images: Iterable[FundusImage]) -> dict[int, list[Analysis]]:
-    """{image id: the latest run of each package's analysis}, in two queries for all images.
-
-    The findings come prefetched, positive first, then by probability.
-    """
-    image_ids = [image.pk for image in images]
-    analyses = (
-        Analysis.objects.filter(image_id__in=image_ids)
-        .select_related("package")
-        .prefetch_related(
-            Prefetch("findings", queryset=Finding.objects.order_by("-positive", "-probability"))
-        )
-        .order_by("image_id", "package_id", "-run")
-    )
-    latest: dict[int, list[Analysis]] = {image_id: [] for image_id in image_ids}
-    seen: set[tuple[int, int]] = set()
-    for analysis in analyses:
-        key = (analysis.image_id, analysis.package_id)
-        if key not in seen:
-            seen.add(key)
-            latest[analysis.image_id].append(analysis)
-    return latest
-
-
-def record_ai_state(record: ScreeningRecord, analyses: dict[int, list[Analysis]]) -> dict:
-    """What the status area shows: one state for the visit, and whether polling can stop."""
-    every = [analysis for runs in analyses.values() for analysis in runs]
-    pending = [a for a in every if a.status not in TERMINAL_STATUSES]
-    if record.status == RecordStatus.DRAFT:
-        state, text = "no_photos", _("Waiting for photos.")
-    elif pending:
-        running = any(a.status == AnalysisStatus.RUNNING for a in pending)
-        state = "running" if running else "queued"
-        text = (
-            _("AI analysis running (%(done)d of %(total)d done)…")
-            if running
-            else _("Waiting in the AI queue (%(done)d of %(total)d done)…")
-        ) % {"done": len(every) - len(pending), "total": len(every)}
-    elif not every:
-        state, text = "waiting", _("Photos uploaded; waiting for the AI to start…")
-    elif any(a.status == AnalysisStatus.UNGRADABLE for a in every):
-        state, text = (
-            "ungradable",
-            _("AI finished: at least one photo is not gradable — please retake it."),
-        )
-    elif any(a.status == AnalysisStatus.FAILED for a in every):
-        state, text = (
-            "failed",
-            _("AI analysis failed for at least one photo; the doctor reviews it without AI."),
-        )
-    else:
-        state, text = "done", _("AI analysis finished; waiting for the doctor's review.")
-    return {"state": state, "text": text, "finished": state in ("ungradable", "failed", "done")}
+from screening.models import ScreeningRecord
 
 
 @staff_view("screening.view_screeningrecord", "ai_engine.view_analysis")
@@ -79,8 +22,8 @@ def record_status(request: HttpRequest, record_id: int) -> JsonResponse:
     """Polled every 2 s by the upload and screening pages until the analyses are finished."""
     record = get_object_or_404(ScreeningRecord, pk=record_id)
     images = list(record.images.all())
-    analyses = latest_analyses_by_image(images)
-    state = record_ai_state(record, analyses)
+    analyses = record_latest_analyses(record=record)
+    state = record_ai_state(record=record, analyses=analyses)
     return JsonResponse(
         {
             "record": {
@@ -106,7 +49,8 @@ def record_status(request: HttpRequest, record_id: int) -> JsonResponse:
                                 if finding.positive
                             ],
                         }
-                        for analysis in analyses[image.pk]
+                        for analysis in analyses
+                        if analysis.image_id == image.pk
                     ],
                 }
                 for image in images
@@ -159,4 +103,6 @@ def rerun(request: HttpRequest, analysis_id: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, _("A new AI analysis of this photo was requested."))
-    return redirect(reverse("screening:detail", args=[record.pk]) + f"#image-{analysis.image_id}")
+    return redirect(
+        reverse("pages:screening-detail", args=[record.pk]) + f"#image-{analysis.image_id}"
+    )

@@ -25,8 +25,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
     path("reports/", include("reports.urls")),
+    # Pages composed from several apps (patient, screening); after the apps' own URLs, so
+    # /patients/new/ stays the registration form.
+    path("", include("clinic.pages.urls")),
     path("api/v1/", include("clinic.api_urls")),
     # OpenAPI 3 schema and Swagger UI (assets from drf-spectacular-sidecar: no CDN)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# API paths that match no route still answer in the API's error shape.
+handler404 = "clinic.api.not_found"

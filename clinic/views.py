@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +16,7 @@ from clinic.charts import bar_chart
 from clinic.statistics import clinic_statistics
 from clinic.web import can_see_statistics, staff_view
 from patients.forms import PatientSearchForm
+from reports.models import Report
 from screening.models import RecordStatus, ScreeningRecord
 
 S = RecordStatus
@@ -72,16 +72,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         )
         .select_related("patient", "operator", "triage")
         .annotate(image_count=Count("images"))
-        .order_by("screened_at")
-    )
-    if apps.is_installed("reports"):
-        from reports.models import Report  # an optional, later app
-
-        records = records.prefetch_related(
+        .prefetch_related(
             Prefetch(
                 "reports", queryset=Report.objects.order_by("-version"), to_attr="report_versions"
             )
         )
+        .order_by("screened_at")
+    )
     grouped: dict[str, list[ScreeningRecord]] = {
         code: [] for code, _label, _help in WORKLIST_GROUPS
     }

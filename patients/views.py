@@ -1,25 +1,24 @@
-"""Staff web UI: patient search, registration, editing and the (audited) patient page."""
+"""Staff web UI: patient search, registration and editing.
+
+The patient page shows screenings and reports, so it lives in the site shell
+(clinic/pages/patient.py).
+"""
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Max, Prefetch
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clinic.charts import line_chart
 from clinic.web import add_service_errors, staff_view
 from patients.forms import PatientForm, PatientSearchForm
 from patients.models import Patient
 from patients.selectors import patient_search
-from patients.services import EDITABLE_FIELDS, patient_create, patient_record_view, patient_update
-from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview
-from screening.selectors import record_list
+from patients.services import EDITABLE_FIELDS, patient_create, patient_update
 
 PAGE_SIZE = 25
 
@@ -54,7 +53,7 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                 request,
                 _("Patient %(patient_id)s registered.") % {"patient_id": patient.patient_id},
             )
-            return redirect("patients:detail", patient_id=patient.patient_id)
+            return redirect("pages:patient-detail", patient_id=patient.patient_id)
     return render(request, "patients/patient_form.html", {"form": form, "patient": None})
 
 
@@ -70,69 +69,5 @@ def patient_edit(request: HttpRequest, patient_id: str) -> HttpResponse:
             add_service_errors(form, exc)
         else:
             messages.success(request, _("Patient details saved."))
-            return redirect("patients:detail", patient_id=patient.patient_id)
+            return redirect("pages:patient-detail", patient_id=patient.patient_id)
     return render(request, "patients/patient_form.html", {"form": form, "patient": patient})
-
-
-@staff_view("patients.view_patient", "screening.view_screeningrecord")
-def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
-    patient = get_object_or_404(Patient, patient_id=patient_id)
-    patient_record_view(actor=request.user, patient=patient)
-    records = record_list(patient=patient).prefetch_related(
-        Prefetch(
-            "reviews",
-            queryset=DoctorReview.objects.filter(signed_at__isnull=False).order_by("-version"),
-            to_attr="signed_reviews",
-        )
-    )
-    reports_installed = apps.is_installed("reports")
-    if reports_installed:
-        from reports.models import Report  # an optional, later app: imported only when present
-
-        records = records.prefetch_related(
-            Prefetch(
-                "reports", queryset=Report.objects.order_by("-version"), to_attr="report_versions"
-            )
-        )
-    records = list(records)
-    chronological = sorted(records, key=lambda r: r.screened_at)
-    dates = [f"{timezone.localtime(r.screened_at):%Y-%m-%d}" for r in chronological]
-
-    def values(field: str) -> list[float | None]:
-        return [
-            None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
-        ]
-
-    va_chart = line_chart(
-        x_labels=dates,
-        series=[
-            (_("Right eye (OD)"), "od", values("va_od")),
-            (_("Left eye (OS)"), "os", values("va_os")),
-        ],
-        y_min=0,
-        y_max=1.2,
-        y_step=0.2,
-    )
-    iop_chart = line_chart(
-        x_labels=dates,
-        series=[
-            (_("Right eye (OD)"), "od", values("iop_od")),
-            (_("Left eye (OS)"), "os", values("iop_os")),
-        ],
-        y_min=5,
-        y_max=30,
-        y_step=5,
-        normal_range=(float(IOP_NORMAL_LOW), float(IOP_NORMAL_HIGH)),
-    )
-    return render(
-        request,
-        "patients/patient_detail.html",
-        {
-            "patient": patient,
-            "records": records,
-            "chronological": chronological,
-            "va_chart": va_chart,
-            "iop_chart": iop_chart,
-            "reports_installed": reports_installed,
-        },
-    )

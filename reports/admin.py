@@ -21,17 +21,10 @@ from clinic.admin_utils import AuditedViewMixin
 from clinic.tasks import enqueue_on_commit
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
+from reports.forms import SummaryForm
 from reports.models import Report, ReportLanguage
-from reports.services import SUMMARY_EDIT_MAX_CHARS, report_approve_summary
+from reports.services import report_approve_summary
 from screening.models import ScreeningRecord
-
-
-class SummaryForm(forms.Form):
-    text = forms.CharField(
-        label=_("Summary for the patient"),
-        widget=forms.Textarea(attrs={"rows": 10, "cols": 90}),
-        max_length=SUMMARY_EDIT_MAX_CHARS,
-    )
 
 
 class GenerateForm(forms.Form):

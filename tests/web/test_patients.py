@@ -57,7 +57,7 @@ def test_a_technician_registers_a_patient(client, technician):
     response = client.post(reverse("patients:create"), VALID)
     patient = Patient.objects.get(name="王小明")
     assert response.status_code == 302
-    assert response["Location"] == reverse("patients:detail", args=[patient.patient_id])
+    assert response["Location"] == reverse("pages:patient-detail", args=[patient.patient_id])
     assert (patient.phone, patient.date_of_birth) == ("13812348000", dt.date(1990, 3, 7))
     assert AuditEvent.objects.filter(action="create", object_type="patients.patient").count() == 1
 
@@ -122,7 +122,7 @@ def test_the_patient_page_is_audited_and_shows_history_and_trends(
             iop_od=Decimal(iop),
         )
     client.force_login(doctor)
-    response = client.get(reverse("patients:detail", args=[patient.patient_id]))
+    response = client.get(reverse("pages:patient-detail", args=[patient.patient_id]))
     assert response.status_code == 200
     html = response.content.decode()
     assert html.count('<polyline class="line od"') == 2  # VA and IOP, right eye
@@ -155,6 +155,8 @@ def test_the_patient_page_links_each_screenings_latest_report(client, doctor, re
         pdf_sha256="1" * 64,
     )
     client.force_login(doctor)
-    html = client.get(reverse("patients:detail", args=[record.patient.patient_id])).content.decode()
+    html = client.get(
+        reverse("pages:patient-detail", args=[record.patient.patient_id])
+    ).content.decode()
     assert reverse("reports:report-pdf", args=[latest.pk]) in html
     assert "PDF v2" in html

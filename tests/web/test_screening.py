@@ -32,7 +32,7 @@ def test_a_technician_records_vision_and_pressure_then_goes_to_the_photos(
     )
     record = ScreeningRecord.objects.get(patient=patient)
     assert response.status_code == 302
-    assert response["Location"] == reverse("screening:photos", args=[record.pk])
+    assert response["Location"] == reverse("pages:screening-photos", args=[record.pk])
     assert (record.va_od, record.logmar_od, record.iop_od, record.iop_os) == (
         Decimal("0.80"),
         Decimal("0.10"),
@@ -91,7 +91,7 @@ def test_the_upload_page_renders_the_size_limit_for_the_browser(
 ):
     settings.FUNDUS_UPLOAD_MAX_BYTES = 12 * 1024 * 1024
     client.force_login(technician)
-    html = client.get(reverse("screening:photos", args=[record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-photos", args=[record.pk])).content.decode()
     assert f'data-max-bytes="{12 * 1024 * 1024}"' in html
     assert 'for="file-OD"' in html and 'id="file-OD"' in html
     assert 'data-state="no_photos"' in html
@@ -161,7 +161,7 @@ def test_doctors_cannot_upload_photos(client, doctor, record, photo_file):
     assert response.status_code == 403
     assert response.json()["error"] == "You do not have permission to upload photos."
     assert not FundusImage.objects.exists()
-    assert client.get(reverse("screening:photos", args=[record.pk])).status_code == 403
+    assert client.get(reverse("pages:screening-photos", args=[record.pk])).status_code == 403
 
 
 def test_a_photo_uploaded_by_mistake_can_be_removed(client, technician, record, photo_file):
@@ -188,7 +188,7 @@ def test_doctors_cannot_remove_photos(client, doctor, record, technician, photo_
 # --- the screening page ---------------------------------------------------------------------
 def test_the_screening_page_shows_ai_results_with_their_provenance(client, doctor, analysed_record):
     client.force_login(doctor)
-    response = client.get(reverse("screening:detail", args=[analysed_record.pk]))
+    response = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
     assert response.status_code == 200
     html = response.content.decode()
     package = analysed_record.images.first().analyses.first().package
@@ -210,7 +210,7 @@ def test_the_screening_page_shows_ai_results_with_their_provenance(client, docto
 def test_the_screening_page_speaks_chinese(client, doctor, analysed_record):
     client.force_login(doctor)
     client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
     assert "糖尿病视网膜病变" in html
     assert "右眼" in html
 
@@ -223,7 +223,7 @@ def test_an_ungradable_photo_asks_for_a_retake_with_translated_reasons(
     image = image_upload(actor=technician, record=record, eye="OS", uploaded_file=photo_file())
     add_analysis(image, package, status="ungradable", reasons=["underexposed", "out_of_focus"])
     client.force_login(technician)
-    html = client.get(reverse("screening:detail", args=[record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[record.pk])).content.decode()
     assert "Please retake this photo." in html
     assert "Too dark (underexposed)" in html
     assert "Out of focus (blurred)" in html
@@ -233,18 +233,18 @@ def test_an_ungradable_photo_asks_for_a_retake_with_translated_reasons(
 def test_the_page_needs_few_queries(client, doctor, analysed_record, django_assert_max_num_queries):
     client.force_login(doctor)
     with django_assert_max_num_queries(30):
-        client.get(reverse("screening:detail", args=[analysed_record.pk]))
+        client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
 
 
 # --- the review -----------------------------------------------------------------------------
 def test_a_doctor_saves_a_draft_then_signs(client, doctor, analysed_record):
     client.force_login(doctor)
-    url = reverse("screening:review", args=[analysed_record.pk])
+    url = reverse("pages:screening-review", args=[analysed_record.pk])
     response = client.post(url, {**REVIEW, "action": "save"})
     assert response.status_code == 302
     draft = DoctorReview.objects.get(record=analysed_record)
     assert (draft.is_signed, draft.conclusion_codes) == (False, ["dr_moderate"])
-    page = client.get(reverse("screening:detail", args=[analysed_record.pk]))
+    page = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
     assert page.context["review_form"].initial["conclusion_codes"] == ["dr_moderate"]
 
     response = client.post(url, {**REVIEW, "recommendation": "urgent", "action": "sign"})
@@ -260,7 +260,7 @@ def test_a_doctor_saves_a_draft_then_signs(client, doctor, analysed_record):
 def test_review_errors_are_shown_and_nothing_is_signed(client, doctor, analysed_record):
     client.force_login(doctor)
     response = client.post(
-        reverse("screening:review", args=[analysed_record.pk]),
+        reverse("pages:screening-review", args=[analysed_record.pk]),
         {
             **REVIEW,
             "conclusion_codes": ["normal", "cataract"],
@@ -277,9 +277,9 @@ def test_review_errors_are_shown_and_nothing_is_signed(client, doctor, analysed_
 
 def test_an_amendment_needs_a_reason_and_becomes_a_new_version(client, doctor, analysed_record):
     client.force_login(doctor)
-    url = reverse("screening:review", args=[analysed_record.pk])
+    url = reverse("pages:screening-review", args=[analysed_record.pk])
     client.post(url, {**REVIEW, "action": "sign"})
-    page = client.get(reverse("screening:detail", args=[analysed_record.pk]))
+    page = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
     assert "amendment_reason" in page.context["review_form"].fields
     response = client.post(url, {**REVIEW, "conclusion_codes": ["dr_severe"], "action": "sign"})
     assert response.status_code == 400
@@ -299,7 +299,7 @@ def test_an_amendment_needs_a_reason_and_becomes_a_new_version(client, doctor, a
         DoctorReview.objects.order_by("version").values_list("version", "conclusion_codes")
     )
     assert versions == [(1, ["dr_moderate"]), (2, ["dr_severe"])]
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
     assert "Version history" in html and "复核后分级上调" in html
 
 
@@ -307,12 +307,13 @@ def test_technicians_see_no_review_form_and_a_direct_post_is_refused(
     client, technician, analysed_record
 ):
     client.force_login(technician)
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
     assert 'value="sign"' not in html
     assert 'id="review-form"' not in html
     for action in ("save", "sign"):
         response = client.post(
-            reverse("screening:review", args=[analysed_record.pk]), {**REVIEW, "action": action}
+            reverse("pages:screening-review", args=[analysed_record.pk]),
+            {**REVIEW, "action": action},
         )
         assert response.status_code == 403
     assert not DoctorReview.objects.exists()
@@ -335,19 +336,19 @@ def test_a_doctor_without_the_sign_permission_may_only_save(client, db, analysed
         )
     )
     client.force_login(writer)
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
     assert 'value="save"' in html and 'value="sign"' not in html
-    url = reverse("screening:review", args=[analysed_record.pk])
+    url = reverse("pages:screening-review", args=[analysed_record.pk])
     assert client.post(url, {**REVIEW, "action": "sign"}).status_code == 403
     assert not DoctorReview.objects.exists()
 
 
 def test_no_review_before_photos(client, doctor, record):
     client.force_login(doctor)
-    page = client.get(reverse("screening:detail", args=[record.pk]))
+    page = client.get(reverse("pages:screening-detail", args=[record.pk]))
     assert page.context["review_form"] is None
     response = client.post(
-        reverse("screening:review", args=[record.pk]), {**REVIEW, "action": "save"}
+        reverse("pages:screening-review", args=[record.pk]), {**REVIEW, "action": "save"}
     )
     assert response.status_code == 400
     assert "Upload at least one photo" in response.content.decode()
@@ -371,14 +372,14 @@ def test_the_reports_section_lists_versions_and_queues_a_new_one(
     )
     queued = []
     monkeypatch.setattr(
-        "screening.views.enqueue_on_commit", lambda *args, **kwargs: queued.append(args)
+        "reports.views.enqueue_on_commit", lambda *args, **kwargs: queued.append(args)
     )
     client.force_login(doctor)
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
     assert reverse("reports:report-pdf", args=[report.pk]) in html
     assert "AI-written (qwen)" in html
     response = client.post(
-        reverse("screening:report-generate", args=[analysed_record.pk]), {"language": "en"}
+        reverse("reports:generate", args=[analysed_record.pk]), {"language": "en"}
     )
     assert response.status_code == 302
     assert queued == [
@@ -388,18 +389,20 @@ def test_the_reports_section_lists_versions_and_queues_a_new_one(
 
 def test_technicians_cannot_generate_reports(client, technician, analysed_record, monkeypatch):
     queued = []
-    monkeypatch.setattr("screening.views.enqueue_on_commit", lambda *a, **k: queued.append(a))
+    monkeypatch.setattr("reports.views.enqueue_on_commit", lambda *a, **k: queued.append(a))
     client.force_login(technician)
-    html = client.get(reverse("screening:detail", args=[analysed_record.pk])).content.decode()
-    assert reverse("screening:report-generate", args=[analysed_record.pk]) not in html
-    response = client.post(reverse("screening:report-generate", args=[analysed_record.pk]))
+    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
+    assert reverse("reports:generate", args=[analysed_record.pk]) not in html
+    response = client.post(reverse("reports:generate", args=[analysed_record.pk]))
     assert response.status_code == 403
     assert queued == []
 
 
-@pytest.mark.parametrize("name", ["detail", "photos", "edit"])
+@pytest.mark.parametrize(
+    "name", ["pages:screening-detail", "pages:screening-photos", "screening:edit"]
+)
 def test_screening_pages_send_anonymous_users_to_log_in(client, db, name):
     record = ScreeningRecordFactory()
-    response = client.get(reverse(f"screening:{name}", args=[record.pk]))
+    response = client.get(reverse(name, args=[record.pk]))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")

@@ -1,0 +1,76 @@
+"""The patient page: details, screening history with each visit's conclusion and report, trends."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.charts import line_chart
+from clinic.web import staff_view
+from patients.models import Patient
+from patients.services import patient_record_view
+from reports.models import Report
+from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview
+from screening.selectors import record_list
+
+
+@staff_view("patients.view_patient", "screening.view_screeningrecord")
+def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
+    patient = get_object_or_404(Patient, patient_id=patient_id)
+    patient_record_view(actor=request.user, patient=patient)
+    records = list(
+        record_list(patient=patient).prefetch_related(
+            Prefetch(
+                "reviews",
+                queryset=DoctorReview.objects.filter(signed_at__isnull=False).order_by("-version"),
+                to_attr="signed_reviews",
+            ),
+            Prefetch(
+                "reports", queryset=Report.objects.order_by("-version"), to_attr="report_versions"
+            ),
+        )
+    )
+    chronological = sorted(records, key=lambda r: r.screened_at)
+    dates = [f"{timezone.localtime(r.screened_at):%Y-%m-%d}" for r in chronological]
+
+    def values(field: str) -> list[float | None]:
+        return [
+            None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
+        ]
+
+    va_chart = line_chart(
+        x_labels=dates,
+        series=[
+            (_("Right eye (OD)"), "od", values("va_od")),
+            (_("Left eye (OS)"), "os", values("va_os")),
+        ],
+        y_min=0,
+        y_max=1.2,
+        y_step=0.2,
+    )
+    iop_chart = line_chart(
+        x_labels=dates,
+        series=[
+            (_("Right eye (OD)"), "od", values("iop_od")),
+            (_("Left eye (OS)"), "os", values("iop_os")),
+        ],
+        y_min=5,
+        y_max=30,
+        y_step=5,
+        normal_range=(float(IOP_NORMAL_LOW), float(IOP_NORMAL_HIGH)),
+    )
+    return render(
+        request,
+        "pages/patient_detail.html",
+        {
+            "nav_section": "patients",
+            "patient": patient,
+            "records": records,
+            "chronological": chronological,
+            "va_chart": va_chart,
+            "iop_chart": iop_chart,
+        },
+    )

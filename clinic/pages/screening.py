@@ -1,0 +1,179 @@
+"""The screening page (photos, AI results, the review, reports) and the photo upload page.
+
+The review is posted here because a refused review is shown back on the whole page.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from ai_engine.models import Analysis
+from ai_engine.selectors import record_ai_state, record_latest_analyses
+from clinic.web import add_service_errors, staff_view
+from patients.services import patient_record_view
+from reports.selectors import report_list
+from screening.forms import ReviewForm
+from screening.models import DoctorReview, Eye, FundusImage, RecordStatus, ScreeningRecord
+from screening.services import review_save_draft, review_sign
+
+
+def _images_by_eye(images) -> list[tuple[str, str, list[FundusImage]]]:
+    return [
+        (eye, label, [image for image in images if image.eye == eye]) for eye, label in Eye.choices
+    ]
+
+
+def _record_for_page(record_id: int) -> ScreeningRecord:
+    return get_object_or_404(
+        ScreeningRecord.objects.select_related("patient", "operator", "triage").prefetch_related(
+            Prefetch("images", queryset=FundusImage.objects.order_by("eye", "uploaded_at"))
+        ),
+        pk=record_id,
+    )
+
+
+# --- the photo upload page ------------------------------------------------------------------
+@staff_view("screening.view_screeningrecord", "screening.add_fundusimage")
+def record_photos(request: HttpRequest, record_id: int) -> HttpResponse:
+    record = get_object_or_404(
+        ScreeningRecord.objects.select_related("patient", "operator"), pk=record_id
+    )
+    images = list(record.images.all())
+    return render(
+        request,
+        "pages/screening_photos.html",
+        {
+            "nav_section": "screening",
+            "record": record,
+            "eyes": _images_by_eye(images),
+            "max_bytes": settings.FUNDUS_UPLOAD_MAX_BYTES,
+            "max_megabytes": settings.FUNDUS_UPLOAD_MAX_BYTES // (1024 * 1024),
+            "ai_state": record_ai_state(
+                record=record, analyses=record_latest_analyses(record=record)
+            ),
+        },
+    )
+
+
+# --- the screening page ---------------------------------------------------------------------
+def _review_initial(review: DoctorReview | None) -> dict:
+    if review is None:
+        return {}
+    return {
+        "conclusion_codes": review.conclusion_codes,
+        "conclusion_text": review.conclusion_text,
+        "recommendation": review.recommendation,
+        "recommendation_text": review.recommendation_text,
+        "follow_up_months": review.follow_up_months,
+        "follow_up_date": review.follow_up_date,
+    }
+
+
+def _review_state(
+    reviews: list[DoctorReview],
+) -> tuple[DoctorReview | None, DoctorReview | None, bool]:
+    """(open draft, latest signed review, whether the next signature is an amendment)."""
+    latest = reviews[0] if reviews else None
+    draft = latest if latest is not None and not latest.is_signed else None
+    signed = next((review for review in reviews if review.is_signed), None)
+    is_amendment = latest is not None and (latest.is_signed or latest.supersedes_id is not None)
+    return draft, signed, is_amendment
+
+
+def _detail_context(
+    request: HttpRequest, record: ScreeningRecord, review_form: ReviewForm | None = None
+) -> dict:
+    images = list(record.images.all())
+    analyses = record_latest_analyses(record=record)
+    by_image: dict[int, list[Analysis]] = defaultdict(list)
+    for analysis in analyses:
+        by_image[analysis.image_id].append(analysis)
+    for image in images:
+        image.latest_analyses = by_image[image.pk]
+        image.heatmap_findings = [
+            finding
+            for analysis in by_image[image.pk]
+            for finding in analysis.findings.all()
+            if finding.heatmap
+        ]
+    reviews = list(record.reviews.select_related("doctor").order_by("-version"))
+    draft, signed, is_amendment = _review_state(reviews)
+    user = request.user
+    # A refused submission is shown back with its errors, even on a screening without photos.
+    can_review = user.has_perm("screening.change_doctorreview") and (
+        record.status != RecordStatus.DRAFT or review_form is not None
+    )
+    if review_form is None and can_review:
+        review_form = ReviewForm(
+            initial=_review_initial(draft or signed), is_amendment=is_amendment
+        )
+    return {
+        "nav_section": "screening",
+        "record": record,
+        "patient": record.patient,
+        "triage": getattr(record, "triage", None),
+        "eyes": _images_by_eye(images),
+        "has_images": bool(images),
+        "ai_state": record_ai_state(record=record, analyses=analyses),
+        "reviews": reviews,
+        "draft": draft,
+        "signed": signed,
+        "is_amendment": is_amendment,
+        "review_form": review_form,
+        "can_review": can_review,
+        "can_sign": user.has_perm("screening.sign_doctorreview"),
+        "can_upload": user.has_perm("screening.add_fundusimage") and not record.is_locked,
+        "can_edit": user.has_perm("screening.change_screeningrecord") and not record.is_locked,
+        "can_rerun": user.has_perm("ai_engine.rerun_analysis") and not record.is_locked,
+        "reports": list(report_list(record=record)),
+        "can_generate_report": user.has_perm("reports.add_report"),
+    }
+
+
+@staff_view("screening.view_screeningrecord", "patients.view_patient")
+def record_detail(request: HttpRequest, record_id: int) -> HttpResponse:
+    record = _record_for_page(record_id)
+    patient_record_view(actor=request.user, patient=record.patient)
+    return render(request, "pages/screening_detail.html", _detail_context(request, record))
+
+
+@require_POST
+@staff_view("screening.view_screeningrecord", "screening.change_doctorreview")
+def review_submit(request: HttpRequest, record_id: int) -> HttpResponse:
+    """Save the draft, or save and sign it ("sign" also needs the sign permission)."""
+    record = _record_for_page(record_id)
+    signing = request.POST.get("action") == "sign"
+    if signing and not request.user.has_perm("screening.sign_doctorreview"):
+        raise PermissionDenied
+    reviews = list(record.reviews.order_by("-version"))
+    _draft, _signed, is_amendment = _review_state(reviews)
+    form = ReviewForm(request.POST, is_amendment=is_amendment)
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                review = review_save_draft(doctor=request.user, record=record, **form.cleaned_data)
+                if signing:
+                    review_sign(doctor=request.user, review=review)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if signing:
+                messages.success(
+                    request, _("Review version %(version)d signed.") % {"version": review.version}
+                )
+            else:
+                messages.success(request, _("Draft saved."))
+            return redirect(reverse("pages:screening-detail", args=[record.pk]) + "#review")
+    context = _detail_context(request, record, review_form=form)
+    return render(request, "pages/screening_detail.html", context, status=400)

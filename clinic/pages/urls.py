@@ -1,0 +1,13 @@
+"""URLs of the composed pages; their paths sit beside the apps' own (included after them)."""
+
+from django.urls import path
+
+from clinic.pages import patient, screening
+
+app_name = "pages"
+urlpatterns = [
+    path("patients/<str:patient_id>/", patient.patient_detail, name="patient-detail"),
+    path("screening/<int:record_id>/", screening.record_detail, name="screening-detail"),
+    path("screening/<int:record_id>/photos/", screening.record_photos, name="screening-photos"),
+    path("screening/<int:record_id>/review", screening.review_submit, name="screening-review"),
+]
