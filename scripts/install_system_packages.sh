@@ -2,11 +2,12 @@
 # Install the Debian packages OphAI Clinic needs, only where they are missing.
 #   fonts-noto-cjk: Chinese glyphs in PDFs; libpango*: WeasyPrint; gettext: compiled translations.
 #   poppler-utils: pdftotext/pdftoppm used by the report tests.
+#   nginx-light: tests/deploy runs the shipped nginx configuration in front of gunicorn.
 #   libharfbuzz-subset0: fast font subsetting in WeasyPrint (fontTools takes ~3 s per CJK PDF).
 #   chromium: the headless browser the web UI's Playwright tests drive.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 gettext poppler-utils chromium)
+PACKAGES=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 gettext poppler-utils chromium nginx-light)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
