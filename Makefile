@@ -2,7 +2,7 @@
 # Both do all set-up first (venv, pinned requirements, system packages, database, translations).
 PY := .venv/bin/python
 
-.PHONY: run test setup python system migrate check lint format bench
+.PHONY: run test setup python system migrate check lint format bench audit
 
 run: setup
 	scripts/run.sh
@@ -30,6 +30,10 @@ check: python
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
+
+# Known vulnerabilities in the pinned requirements (needs PyPI's JSON API or OSV).
+audit: python
+	scripts/audit_dependencies.sh
 
 format: python
 	$(PY) -m ruff format .
