@@ -240,6 +240,15 @@ class CursorPage(CursorPagination):
     max_page_size = 100
     ordering = "-id"
 
+    def decode_cursor(self, request):
+        # DRF answers a damaged cursor with 404, which reads as "this list does not exist".
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError(
+                {"cursor": [exceptions.ErrorDetail(str(exc.detail), code="invalid_cursor")]}
+            ) from exc
+
 
 def cursor_page(ordering: str) -> type[CursorPage]:
     """A CursorPage ordered by one unique (or nearly unique) field, e.g. ``"-screened_at"``."""
@@ -294,3 +303,17 @@ class AuditedListMixin:
                 ),
             )
         return page
+
+
+def not_found(request, exception=None):
+    """handler404: API paths answer in the API's error shape; the rest get Django's page."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": _("Not found."), "fields": {}}},
+            status=404,
+        )
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
