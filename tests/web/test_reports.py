@@ -135,3 +135,11 @@ def test_the_report_page_sends_anonymous_users_to_log_in(client, report):
     response = client.get(reverse("reports:detail", args=[report.pk]))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_the_report_page_speaks_chinese(client, doctor, report):
+    client.force_login(doctor)
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    html = client.get(reverse("reports:detail", args=[report.pk])).content.decode()
+    assert '<dd id="summary-source">模板</dd>' in html
+    assert "审核通过说明</button>" in html
