@@ -6,7 +6,9 @@ from clinic.logs import JsonFormatter, RequestContextFilter
 
 
 def test_log_records_carry_the_request_id_and_format_as_json():
-    record = logging.LogRecord("ophai.test", logging.WARNING, __file__, 1, "photo %s refused", ("x.jpg",), None)
+    record = logging.LogRecord(
+        "ophai.test", logging.WARNING, __file__, 1, "photo %s refused", ("x.jpg",), None
+    )
     with audit_source("web", request_id="req-42"):
         assert RequestContextFilter().filter(record) is True
     line = json.loads(JsonFormatter().format(record))
