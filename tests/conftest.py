@@ -103,3 +103,17 @@ def _english_messages_and_own_media(request, tmp_path):
     settings = request.getfixturevalue("settings")
     settings.LANGUAGE_CODE = "en"
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def transactional_roles(transactional_db):
+    """Role groups for transactional tests: their flush empties the tables the data migration filled.
+
+    (serialized_rollback is avoided: after another transactional test's flush, post_migrate has
+    already recreated content types, and reloading the serialized ones collides.)
+    """
+    from django.apps import apps
+
+    from clinic.roles import sync_role_groups
+
+    sync_role_groups(apps)

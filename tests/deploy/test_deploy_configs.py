@@ -67,8 +67,8 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_nginx_and_gunicorn_serve_the_app_and_private_media(tmp_path):
+@pytest.mark.django_db(transaction=True)
+def test_nginx_and_gunicorn_serve_the_app_and_private_media(tmp_path, transactional_roles):
     if connection.vendor != "postgresql":
         if REQUIRE_SERVICES:
             pytest.fail("this test runs on PostgreSQL in CI")

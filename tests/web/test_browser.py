@@ -11,11 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
 from django.core.servers.basehttp import WSGIServer
 from django.test.testcases import LiveServerThread
 
-from clinic.roles import sync_role_groups
 from screening.models import DoctorReview, FundusImage, RecordStatus
 from tests.conftest import REPO_ROOT, SHARED_DATA
 from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
@@ -72,14 +70,8 @@ def _serial_live_server():
 
 
 @pytest.fixture
-def roles(transactional_db):
+def roles(transactional_roles):
     """transactional_db flushes the tables between tests, the role groups with them."""
-    saved = {config.label: config.models_module for config in django_apps.get_app_configs()}
-    try:
-        sync_role_groups(django_apps)
-    finally:
-        for config in django_apps.get_app_configs():
-            config.models_module = saved[config.label]
 
 
 @pytest.fixture
