@@ -5,10 +5,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ai_engine.models import Analysis, Finding, RecordTriage
+from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage, TriageLevel
 from ai_engine.triage import triage_reason_text
+from clinic.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
-from screening.models import ScreeningRecord
+from screening.models import RecordStatus, ScreeningRecord
 
 
 class FindingOutputSerializer(serializers.ModelSerializer):
@@ -38,7 +39,7 @@ class AnalysisOutputSerializer(serializers.ModelSerializer):
     """One model's analysis of one photo: model identity, quality gate, findings."""
 
     eye = serializers.CharField(source="image.eye", read_only=True)
-    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    status_label = ChoiceLabelField(AnalysisStatus.choices, source="status")
     evidence = serializers.SerializerMethodField(help_text="The model card's one-line evidence.")
     findings = FindingOutputSerializer(many=True, read_only=True)
 
@@ -78,7 +79,7 @@ class TriageReasonSerializer(serializers.Serializer):
 
 
 class TriageOutputSerializer(serializers.ModelSerializer):
-    level_label = serializers.CharField(source="get_level_display", read_only=True)
+    level_label = ChoiceLabelField(TriageLevel.choices, source="level")
     reasons = serializers.SerializerMethodField()
 
     class Meta:
@@ -87,25 +88,24 @@ class TriageOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(TriageReasonSerializer(many=True))
     def get_reasons(self, triage: RecordTriage) -> list[dict]:
-        return TriageReasonSerializer(
-            [
-                {
-                    "code": r.get("code", ""),
-                    "eye": r.get("eye") or "",
-                    "text": triage_reason_text(r),
-                }
-                for r in triage.reasons
-            ],
-            many=True,
-        ).data
+        return [
+            {
+                "code": str(r.get("code", "")),
+                "eye": r.get("eye") or "",
+                "text": triage_reason_text(r),
+            }
+            for r in triage.reasons
+        ]
 
 
 class WorklistItemSerializer(serializers.ModelSerializer):
     """A screening waiting for review, with the AI's priority and its reasons."""
 
     patient = PatientBriefSerializer(read_only=True)
-    status_label = serializers.CharField(source="get_status_display", read_only=True)
-    triage = serializers.SerializerMethodField()
+    status_label = ChoiceLabelField(RecordStatus.choices, source="status")
+    # A declared nested field is built once per list, not once per row; a record without a
+    # triage row reads as null.
+    triage = TriageOutputSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ScreeningRecord
@@ -121,11 +121,6 @@ class WorklistItemSerializer(serializers.ModelSerializer):
             "iop_os",
             "triage",
         )
-
-    @extend_schema_field(TriageOutputSerializer(allow_null=True))
-    def get_triage(self, record: ScreeningRecord) -> dict | None:
-        triage = getattr(record, "triage", None)
-        return TriageOutputSerializer(triage).data if triage is not None else None
 
 
 # --- the per-record summary (ai_engine.selectors.record_ai_result), for the schema -----------

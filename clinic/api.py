@@ -171,6 +171,18 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     }
 
 
+class ChoiceLabelField(serializers.CharField):
+    """The label of a choices value in the request's language (``"analysed"`` → "Waiting for
+    review"). Cheaper than ``source="get_status_display"``, which DRF introspects on every row."""
+
+    def __init__(self, choices, **kwargs):
+        self.labels = dict(choices)
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value) -> str:
+        return str(self.labels.get(value, value))
+
+
 # --- who is calling -------------------------------------------------------------------------
 def is_patient_user(user) -> bool:
     """A mini-program patient account (patient role, never staff)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -23,7 +24,7 @@ from rest_framework.response import Response
 from ai_engine.api import request_language
 from ai_engine.selectors import record_ai_result
 from ai_engine.serializers import AiResultSerializer
-from clinic.api import IsPatientAccount, audit_list_read, error_responses
+from clinic.api import ChoiceLabelField, IsPatientAccount, audit_list_read, error_responses
 from clinic.audit import audit_log
 from clinic.media import private_file_response
 from clinic.models import AuditEvent
@@ -151,7 +152,7 @@ class MyConclusionSerializer(serializers.ModelSerializer):
 
 
 class MyRecordSerializer(serializers.ModelSerializer):
-    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    status_label = ChoiceLabelField(RecordStatus.choices, source="status")
     iop_od_flag = serializers.CharField(read_only=True)
     iop_os_flag = serializers.CharField(read_only=True)
     conclusion = serializers.SerializerMethodField()
@@ -177,7 +178,12 @@ class MyRecordSerializer(serializers.ModelSerializer):
     @extend_schema_field(MyConclusionSerializer(allow_null=True))
     def get_conclusion(self, record: ScreeningRecord) -> dict | None:
         reviews = record.signed_reviews
-        return MyConclusionSerializer(reviews[0]).data if reviews else None
+        return self._conclusion.to_representation(reviews[0]) if reviews else None
+
+    @cached_property
+    def _conclusion(self) -> MyConclusionSerializer:
+        # One serializer for the whole page: building one per row dominates a list's time.
+        return MyConclusionSerializer()
 
     def get_final_report_ids(self, record: ScreeningRecord) -> list[int]:
         return [report.pk for report in record.final_reports]

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from clinic.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
-from screening.models import DoctorReview, FundusImage, Recommendation, ScreeningRecord
+from screening.models import (
+    DoctorReview,
+    FundusImage,
+    Recommendation,
+    RecordStatus,
+    ScreeningRecord,
+)
 
 
 class RecordOutputSerializer(serializers.ModelSerializer):
@@ -13,7 +20,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 
     patient = PatientBriefSerializer(read_only=True)
     operator = serializers.CharField(source="operator.get_username", read_only=True)
-    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    status_label = ChoiceLabelField(RecordStatus.choices, source="status")
     iop_od_flag = serializers.CharField(read_only=True)
     iop_os_flag = serializers.CharField(read_only=True)
 
