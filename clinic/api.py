@@ -6,10 +6,11 @@ Errors always have one shape, whatever raised them (DRF, a service's Django
 
     {"error": {"code": "invalid", "message": "Check the fields below.", "fields": {"name": ["…"]}}}
 
-Scoping: ``has_object_permission`` is not called for lists and creates, so each view builds
-its queryset from ``records_visible_to`` / ``patients_visible_to`` and a foreign or unknown ID
-is simply not found (404). Staff operations additionally need the model permissions named in
-the view's ``required_permissions``; the services check them again.
+Scoping: ``has_object_permission`` is not called for lists and creates, so no view relies on
+it. Staff operations need the model permissions named in the view's ``required_permissions``
+(a staff member holding them sees every record of the clinic) and the services check them
+again; patients reach only the ``me/`` views, whose querysets start from the caller's own
+patient, so a foreign or unknown ID is simply not found (404).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
-from clinic.roles import Role
 
 # --- errors ---------------------------------------------------------------------------------
 NON_FIELD_KEYS = ("non_field_errors", "detail", "__all__")
@@ -191,12 +191,6 @@ def is_patient_user(user) -> bool:
     return hasattr(user, "patient_account")
 
 
-def caller_patient_id(user) -> int | None:
-    """The database ID of the patient a patient account belongs to, or None."""
-    account = getattr(user, "patient_account", None) if is_patient_user(user) else None
-    return account.patient_id if account is not None else None
-
-
 class HasRequiredPermissions(BasePermission):
     """Staff operations: the user holds every model permission the view names for the method.
 
@@ -226,21 +220,6 @@ class IsPatientAccount(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_patient_user(request.user)
-
-
-class StaffOrOwningPatient(BasePermission):
-    """Reads open to staff with the permissions and to patients (their querysets are scoped)."""
-
-    message = HasRequiredPermissions.message
-
-    def has_permission(self, request, view) -> bool:
-        if is_patient_user(request.user):
-            return request.method in ("GET", "HEAD", "OPTIONS")
-        return HasRequiredPermissions().has_permission(request, view)
-
-
-def has_role(user, role: Role) -> bool:
-    return bool(user and user.is_authenticated and user.groups.filter(name=role).exists())
 
 
 # --- lists ----------------------------------------------------------------------------------
