@@ -75,8 +75,10 @@ def main() -> None:
     server = start_gunicorn(port, args.workers, env)
     try:
         base = f"http://127.0.0.1:{port}"
-        results = {}
+        results, alone = {}, {}
         for label, path, headers in endpoints(fixture):
+            # one client first: the service time of a request with no queueing in front of it
+            alone[label] = load(base, path, headers, 1, min(args.requests, 200))
             results[label] = load(base, path, headers, args.clients, args.requests)
     finally:
         server.terminate()
@@ -99,7 +101,17 @@ def main() -> None:
             f"{label:<34}{stats['count']:>9}{stats['errors']:>8}{stats['p50']:>9.1f}"
             f"{stats['p95']:>9.1f}{stats['rps']:>9.0f}{f'{first}/{second}':>15}"
         )
+    print("one client at a time (service time, no queueing):")
+    for label, stats in alone.items():
+        print(
+            f"  {label:<32}{stats['count']:>9}{stats['errors']:>8}{stats['p50']:>9.1f}"
+            f"{stats['p95']:>9.1f}{stats['rps']:>9.0f}"
+        )
     print(f"targets: p95 ≤ {TARGET_P95_MS} ms; the same number of queries on every page")
+    print(
+        f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "(other processes on the machine inflate every figure)"
+    )
 
 
 # --- database -------------------------------------------------------------------------------
