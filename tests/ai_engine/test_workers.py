@@ -25,7 +25,11 @@ from tests.ai_engine.inference.conftest import card_dict, tiny_model
 from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("transactional_roles")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("transactional_roles"),
+]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

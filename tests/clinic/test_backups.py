@@ -9,7 +9,10 @@ from django.db import connection
 from clinic.backups import backup_create, restore_drill
 from tests.conftest import REQUIRE_SERVICES, fundus_like_jpeg
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("transactional_roles")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("transactional_roles"),
+]
 
 
 @pytest.fixture
