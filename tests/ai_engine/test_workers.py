@@ -6,96 +6,34 @@ production settings) do the work; nothing runs inline here.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from ai_engine.inference.package import write_package
 from ai_engine.models import Analysis, AnalysisStatus
 from ai_engine.services import package_register
 from screening.models import FundusImage
 from tests.ai_engine.inference.conftest import card_dict, tiny_model
-from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
+from tests.reliability.processes import (
+    REDIS_URL,
+    require_postgresql,
+    require_redis,
+    run_python,
+    start_cluster,
+    stop,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("transactional_roles"),
 ]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        if REQUIRE_SERVICES:
-            pytest.fail("worker tests must run on PostgreSQL in CI")
-        pytest.skip("worker processes share the database only on PostgreSQL")
-
-
-def require_redis() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI")
-        pytest.skip("Redis is not running")
-
-
-def worker_env(media_root: Path, **extra: str) -> dict[str, str]:
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "REDIS_URL"}}
-    return {
-        **base,
-        "DJANGO_SETTINGS_MODULE": "clinic.settings",
-        "DATABASE_URL": url,
-        "DB_CONN_MAX_AGE": "0",
-        "MEDIA_ROOT": str(media_root),
-        "AI_DEVICE": "cpu",
-        **extra,
-    }
-
-
-def start_cluster(env: dict[str, str], name: str = "ai") -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=REPO_ROOT,
-        env={**env, "Q_CLUSTER_NAME": name},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def run_python(env: dict[str, str], code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def enqueue(env: dict[str, str], image_id: int) -> None:
@@ -103,15 +41,6 @@ def enqueue(env: dict[str, str], image_id: int) -> None:
         env,
         f"from django_q.tasks import async_task; async_task('ai_engine.tasks.analyse_image', {image_id}, cluster='ai')",
     )
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 @pytest.fixture

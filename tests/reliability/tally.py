@@ -1,0 +1,37 @@
+"""Counters the reliability tests record; conftest.py prints them as a table at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Tally:
+    faults_injected: int = 0
+    faults_survived: int = 0
+    bad_inputs_tried: int = 0
+    bad_inputs_handled: int = 0
+    denied_requests: int = 0
+    leaks_found: int = 0
+    deploy_warnings: int | None = None  # None: not checked in this run
+    backup: str | None = None  # what the restore drill verified, or why it did not pass
+    peak_rss_growth_mb: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def used(self) -> bool:
+        return bool(
+            self.faults_injected
+            or self.bad_inputs_tried
+            or self.denied_requests
+            or self.deploy_warnings is not None
+            or self.backup is not None
+        )
+
+
+TALLY = Tally()
+
+
+def note(text: str) -> None:
+    """Print a line (visible with -s) and keep it for the summary (visible always)."""
+    print(text)
+    TALLY.notes.append(text)
