@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "clinic.audit.AuditContextMiddleware",
+    # A view that cannot reach the database answers 503 "please retry", not 500.
+    "clinic.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into clinic.lockout's response.
     "axes.middleware.AxesMiddleware",
 ]
