@@ -78,9 +78,12 @@ def validation_error_from_django(exc: DjangoValidationError) -> exceptions.Valid
 def error_body(exc: exceptions.APIException) -> dict[str, Any]:
     if not isinstance(exc, exceptions.ValidationError):
         code = exc.get_codes()
+        detail = exc.detail
+        if isinstance(detail, dict):  # simplejwt: {"detail": …, "code": …, "messages": [...]}
+            detail = detail.get("detail", "")
         return {
             "code": code if isinstance(code, str) else exc.default_code,
-            "message": str(exc.detail),
+            "message": str(detail),
             "fields": {},
         }
     detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}

@@ -109,7 +109,11 @@ def test_an_invalid_bearer_token_is_401_with_a_challenge(db):
     response = client.get(reverse("api-v1:worklist"))
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
-    assert error(response)["code"] == "token_not_valid"
+    assert error(response) == {
+        "code": "token_not_valid",
+        "message": "Given token not valid for any token type",
+        "fields": {},
+    }
 
 
 def test_login_is_throttled_per_client(anon, doctor, settings):

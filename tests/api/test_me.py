@@ -118,3 +118,28 @@ def test_a_draft_or_foreign_report_is_404_and_nothing_is_logged(
 def test_staff_are_not_patients(as_doctor, db):
     response = as_doctor.get(reverse("api-v1:me"))
     assert response.status_code == 403
+
+
+def test_my_reports_list_has_constant_queries(as_patient, patient, technician):
+    from reports.models import Report
+
+    def count(extra: int) -> int:
+        for record in ScreeningRecordFactory.create_batch(
+            extra, patient=patient, operator=technician
+        ):
+            Report.objects.create(
+                record=record,
+                version=1,
+                status="final",
+                summary_final="…",
+                summary_source="template",
+                pdf="reports/none.pdf",
+                pdf_sha256="0" * 64,
+            )
+        with CaptureQueriesContext(connection) as queries:
+            body = as_patient.get(reverse("api-v1:me-reports")).json()
+        assert len(body["results"]) == min(Report.objects.count(), 20)
+        return len(queries)
+
+    # user, account, patient, page (record joined), audit
+    assert count(1) == count(25) == 5
