@@ -205,3 +205,41 @@ def majority_baseline(targets: np.ndarray, codes: Sequence[str], task: str) -> d
     if task == "multiclass":
         out["accuracy"] = float(targets[:, majority].mean())
     return out
+
+
+def tune_class_offsets(
+    targets: np.ndarray, probs: np.ndarray, *, span: float = 2.0, step: float = 0.1, rounds: int = 3
+) -> list[float]:
+    """Multiclass: additive logit offsets (first class fixed at 0) that maximise the macro-F1
+    of ``argmax(log p + offset)`` — the multiclass counterpart of per-label thresholds. Added
+    to the classifier's bias they change the model's argmax in exactly this way."""
+    targets = np.asarray(targets) > 0.5
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+    k = logp.shape[1]
+    grid = np.round(np.arange(-span, span + step / 2, step), 6)
+
+    def macro_f1(offsets: np.ndarray) -> float:
+        guess = (logp + offsets).argmax(axis=1)
+        predicted = np.zeros_like(targets)
+        predicted[np.arange(len(guess)), guess] = True
+        return float(
+            np.mean([binary_metrics(targets[:, j], predicted[:, j])["f1"] for j in range(k)])
+        )
+
+    offsets = np.zeros(k)
+    best = macro_f1(offsets)
+    for _ in range(rounds):
+        changed = False
+        for j in range(1, k):
+            for value in grid:
+                trial = offsets.copy()
+                trial[j] = value
+                score = macro_f1(trial)
+                # Only a strictly better score moves an offset away from where it is.
+                if score > best + 1e-12 or (
+                    abs(score - best) <= 1e-12 and abs(value) < abs(offsets[j]) - 1e-9
+                ):
+                    best, offsets, changed = score, trial, True
+        if not changed:
+            break
+    return [float(v) for v in offsets]

@@ -46,7 +46,7 @@ from .data import (
 )
 from .labels import dr_grading_for, parse_labels
 from .losses import make_loss, sample_weights
-from .metrics import evaluate_predictions, tune_thresholds
+from .metrics import evaluate_predictions, tune_class_offsets, tune_thresholds
 
 CHECKPOINT = "checkpoint.pt"
 DATA_NOTE = (
@@ -100,6 +100,7 @@ class TrainConfig:
     oversample: bool = True
     augment: bool = True
     ema: float = 0.0  # EMA decay of the weights evaluated and saved; 0 = off
+    tune_offsets: bool = True  # multiclass: per-class logit offsets tuned on validation
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     patience: int = 8
@@ -438,6 +439,11 @@ class Trainer:
         final.load_state_dict(best_weights)
         final.to(device).eval()
         val_probs = predict_probs(final, val_loader, card, device)
+        offsets = None
+        if c.task == "multiclass" and c.tune_offsets:
+            offsets = self._fold_offsets(final, targets[val_idx], val_probs)
+            if offsets is not None:
+                val_probs = predict_probs(final, val_loader, card, device)
         thresholds = _thresholds(targets[val_idx], val_probs, c.task)
         if test_idx:
             test_loader = DataLoader(SquareDataset(squares, targets, test_idx), 2 * c.batch_size)
@@ -473,6 +479,9 @@ class Trainer:
             best_epoch=state["best_epoch"],
             epochs_run=state["epoch"],
         )
+        if offsets is not None:
+            metrics["class_offsets"] = dict(zip(card_codes(card), offsets, strict=True))
+            metrics["selection"] += "; per-class logit offsets tuned on validation (in the bias)"
         seconds = time.time() - began
         draft["labels"] = [
             label.card_entry(t) for label, t in zip(labelled.labels, thresholds, strict=True)
@@ -486,6 +495,20 @@ class Trainer:
             checkpoint_path.unlink(missing_ok=True)
         self.log(f"wrote {self.out} ({written.name} {written.version}): {written.evidence}")
         return TrainResult(self.out, written, metrics, state["history"], seconds)
+
+    def _fold_offsets(
+        self, model: nn.Module, targets: np.ndarray, probs: np.ndarray
+    ) -> list[float] | None:
+        """Multiclass decision offsets tuned on validation, added to the classifier's bias."""
+        head = model.get_classifier()
+        if not isinstance(head, nn.Linear) or head.bias is None:
+            self.log("note: the classifier is not a Linear layer with a bias; no class offsets")
+            return None
+        offsets = tune_class_offsets(targets, probs)
+        with torch.no_grad():
+            head.bias.add_(torch.tensor(offsets, dtype=head.bias.dtype, device=head.bias.device))
+        self.log(f"class logit offsets tuned on validation: {offsets}")
+        return offsets
 
     def _train_epoch(
         self,

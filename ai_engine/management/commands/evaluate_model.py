@@ -11,6 +11,8 @@ from ai_engine.training.cli import comma_list, key_value
 
 
 class Command(BaseCommand):
+    # Offline tooling: no need for URL/template checks (and no failure when they are broken).
+    requires_system_checks: list[str] = []
     help = (
         "Evaluate a model package on a dataset (same formats as train_model) at the card's "
         "thresholds: per-label precision/recall/F1/AUC, sensitivity/specificity, macro-F1, "

@@ -10,6 +10,8 @@ from ai_engine.training.cli import comma_list, float_triple, json_object
 
 
 class Command(BaseCommand):
+    # Offline tooling: no need for URL/template checks (and no failure when they are broken).
+    requires_system_checks: list[str] = []
     help = (
         "Wrap a timm-compatible .pth/.safetensors state_dict (module./model. prefixes are "
         "stripped; loaded with weights_only) into a package. Example, a RETFound fine-tune: "

@@ -12,6 +12,8 @@ from ai_engine.training.cli import comma_list, json_object, key_value, reproduci
 
 
 class Command(BaseCommand):
+    # Offline tooling: no need for URL/template checks (and no failure when they are broken).
+    requires_system_checks: list[str] = []
     help = (
         "Train a timm model on a CSV (our labels.csv layout, ODIR-5K full_df.csv, or file,label) "
         "or a folder-per-class dataset, with a patient-level split, and write a model package "
@@ -119,6 +121,12 @@ class Command(BaseCommand):
         )
         recipe.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
         recipe.add_argument(
+            "--tune-offsets",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="multiclass: tune per-class logit offsets on validation for macro-F1 (folded into the bias)",
+        )
+        recipe.add_argument(
             "--ema", type=float, default=0.0, help="EMA decay of the weights (e.g. 0.99); 0 = off"
         )
         recipe.add_argument(
@@ -204,6 +212,7 @@ class Command(BaseCommand):
             oversample=options["oversample"],
             augment=options["augment"],
             ema=options["ema"],
+            tune_offsets=options["tune_offsets"],
             val_fraction=options["val_fraction"],
             test_fraction=options["test_fraction"],
             patience=options["patience"],

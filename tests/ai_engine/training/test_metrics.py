@@ -13,6 +13,7 @@ from ai_engine.training.metrics import (
     majority_baseline,
     roc_auc,
     roc_curve,
+    tune_class_offsets,
     tune_thresholds,
 )
 
@@ -93,3 +94,13 @@ def test_majority_baseline_multilabel_predicts_the_commoner_side() -> None:
     baseline = majority_baseline(targets, ["N", "G"], "multilabel")
     assert baseline["f1"] == {"N": pytest.approx(0.8), "G": 0.0}
     assert baseline["auc"] == 0.5
+
+
+def test_tune_class_offsets_moves_the_argmax_just_enough() -> None:
+    targets = np.eye(3)[[0, 0, 1, 2, 2]]
+    probs = np.array(
+        [[0.7, 0.1, 0.2], [0.7, 0.1, 0.2], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4], [0.5, 0.1, 0.4]]
+    )
+    # G needs an offset above log(0.5/0.4) ≈ 0.22 and below log(0.7/0.2) ≈ 1.25: 0.3 is the
+    # smallest on the 0.1 grid; C is already right and keeps 0.
+    assert tune_class_offsets(targets, probs) == pytest.approx([0.0, 0.0, 0.3])

@@ -58,6 +58,7 @@ def test_train_model_command_writes_a_loadable_package_with_metrics(
         "specificity",
     }
     assert len(validation["confusion_matrix"]["matrix"]) == 3
+    assert set(validation["class_offsets"]) == {"N", "C", "G"}
     assert validation["majority_baseline"]["macro_f1"] == pytest.approx((2 * 2 / (2 * 2 + 4)) / 3)
     assert card.evidence.startswith("Demonstration model: macro-F1")
     assert "Reproduce with: python manage.py train_model --data" in card.training_data
@@ -95,7 +96,9 @@ def test_multilabel_and_binary_tasks(dataset: Path, tmp_path: Path, task, labels
 
 
 def test_resume_continues_to_the_same_weights(dataset: Path, tmp_path: Path, monkeypatch) -> None:
-    full = Trainer(fast_config(dataset, tmp_path / "full", epochs=3, ema=0.9), log=lambda _: None).run()
+    full = Trainer(
+        fast_config(dataset, tmp_path / "full", epochs=3, ema=0.9), log=lambda _: None
+    ).run()
 
     calls = {"n": 0}
     original = Trainer._train_epoch
