@@ -15,10 +15,12 @@ patient, so a foreign or unknown ID is simply not found (404).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -35,6 +37,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
+
+logger = logging.getLogger(__name__)
 
 # --- errors ---------------------------------------------------------------------------------
 NON_FIELD_KEYS = ("non_field_errors", "detail", "__all__")
@@ -256,6 +260,15 @@ class ScopedThrottle(ScopedRateThrottle):
 
     def get_rate(self) -> str | None:
         return settings.API_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        # The counters live in the cache (Redis in production). Without it, serve the request
+        # unthrottled rather than answer 500: an upload must not fail because Redis is down.
+        try:
+            return super().allow_request(request, view)
+        except redis.exceptions.RedisError as exc:
+            logger.warning("Throttle %r not applied, the cache is unavailable: %s", self.scope, exc)
+            return True
 
 
 # --- audit ----------------------------------------------------------------------------------
