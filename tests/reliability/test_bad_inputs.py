@@ -1,0 +1,434 @@
+"""The hostile-file corpus, and hostile file names, through every upload entry point.
+
+Entry points: the service `image_upload`, the admin's screening form with its photo inline,
+the web UI's upload endpoint and the REST API. A refused file gets a clear 4xx (or a form
+error) and leaves nothing behind: no row, no file under MEDIA_ROOT. An accepted one is stored
+under a server-made name and analysed by a registered tiny model (django-q2 runs inline in
+tests): the analysis ends done or ungradable, never failed. Decompression bombs must not grow
+the process: its peak RSS is measured around them. Uploads by people who may not upload are
+denied and store nothing either.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import resource
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from ai_engine.inference.package import write_package
+from ai_engine.models import Analysis, AnalysisStatus
+from ai_engine.services import package_register
+from screening.models import FundusImage, ScreeningRecord
+from screening.services import image_upload
+from tests.ai_engine.inference.conftest import card_dict, tiny_model
+from tests.conftest import SHARED_DATA
+from tests.factories import ScreeningRecordFactory
+from tests.reliability.tally import TALLY, note
+from tests.screening import hostile_files as hf
+
+ACCEPTED = {
+    "valid_jpeg",
+    "valid_png",
+    "valid_tiff",
+    "cmyk_jpeg",
+    "gray16_png",
+    "rgb16_tiff",
+    "rgba_png",
+    "exif_rotated_jpeg",
+    "exif_rotated_tiff",
+    "jpeg_with_garbage_tail",
+    "jpeg_html_polyglot",
+    "jpeg_zip_polyglot",
+    "traversal_name_jpeg",
+    "unicode_name_jpeg",
+}
+BOMBS = ("bomb_png", "huge_header_png", "over_limit_png", "ztxt_bomb_png", "itxt_bomb_png")
+# Client file names that try to escape, confuse or overflow; the bytes are a valid photo.
+HOSTILE_NAMES = {
+    "name_windows_traversal": "..\\..\\windows\\system32\\drivers\\etc\\hosts.jpg",
+    "name_absolute_path": "/etc/passwd",
+    "name_dot_dot_slashes": "....//....//....//fundus.jpg",
+    "name_fakepath": "C:\\fakepath\\眼底 左眼.jpg",
+    "name_rtl_override": "fundus\u202egpj.exe",
+    "name_nfd_accents": unicodedata.normalize("NFD", "Fundus café 眼底.jpg"),
+    "name_emoji": "👁️ 右眼 🙂.jpg",
+    "name_zero_width": "fun\u200bdus\u2060.jpg",
+    "name_300_chars": "长" * 300 + ".jpg",
+    "name_only_dots": "...",
+    "name_shell": "$(reboot); rm -rf ~ `id` | fundus.jpg",
+    "name_html": '<img src=x onerror="alert(1)">.jpg',
+}
+STORED_NAME = re.compile(r"^fundus/\d{4}/\d{2}/[0-9a-f]{32}\.(jpg|png|tif)$")
+FINISHED = (AnalysisStatus.DONE, AnalysisStatus.UNGRADABLE)
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    name: str
+    data: bytes
+    accept: bool
+
+
+def fundus_variants(photo: Path) -> list[Case]:
+    """The odd encodings again, made from a real fundus photo, so the classifiers run on them
+    (the corpus's synthetic pictures stop at the quality gate as ungradable)."""
+    with Image.open(photo) as source:
+        rgb = source.convert("RGB").resize((512, 512))
+    rgba = rgb.convert("RGBA")
+    rgba.paste((255, 255, 255, 0), (0, 0, 96, 96))
+    gray16 = rgb.convert("L").convert("I").point(lambda v: v * 257).convert("I;16")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return [
+        Case(
+            "fundus_cmyk_jpeg",
+            "fundus-cmyk.jpg",
+            _encode(rgb.convert("CMYK"), "JPEG", quality=90),
+            True,
+        ),
+        Case("fundus_rgba_png", "fundus-rgba.png", _encode(rgba, "PNG"), True),
+        Case("fundus_gray16_png", "fundus-gray16.png", _encode(gray16, "PNG"), True),
+        Case(
+            "fundus_exif_rotated_jpeg",
+            "fundus-rotated.jpg",
+            _encode(rgb.rotate(90, expand=True), "JPEG", quality=90, exif=exif.tobytes()),
+            True,
+        ),
+        Case(
+            "fundus_tiff",
+            "fundus-deflate.tif",
+            _encode(rgb, "TIFF", compression="tiff_adobe_deflate"),
+            True,
+        ),
+    ]
+
+
+def _encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def corpus(extra: list[Case] = ()) -> list[Case]:
+    cases = list(extra)
+    for key, generator in hf.ALL.items():
+        name, data = generator()
+        cases.append(Case(key, name, data, key in ACCEPTED))
+    _, photo = hf.valid_jpeg()
+    for key, name in HOSTILE_NAMES.items():
+        cases.append(Case(key, name, photo, True))
+    return cases
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+@dataclass
+class Outcome:
+    accepted: bool
+    status: int | None  # HTTP status, None for the service
+    message: str
+
+
+def via_service(world, record, case: Case) -> Outcome:
+    try:
+        image_upload(
+            actor=world.technician,
+            record=record,
+            eye="OD",
+            uploaded_file=SimpleUploadedFile(case.name, case.data),
+        )
+    except ValidationError as exc:
+        return Outcome(False, None, " ".join(exc.messages))
+    return Outcome(True, None, "")
+
+
+def via_admin(world, record, case: Case) -> Outcome:
+    # The admin creates its own screening with the photo in the inline formset.
+    now = timezone.localtime()
+    data = {
+        "patient": record.patient.pk,
+        "screened_at_0": now.strftime("%Y-%m-%d"),
+        "screened_at_1": now.strftime("%H:%M:%S"),
+        "va_od": "0.8",
+        "va_os": "0.6",
+        "iop_od": "16",
+        "iop_os": "17",
+        "notes": "",
+        "images-TOTAL_FORMS": "1",
+        "images-INITIAL_FORMS": "0",
+        "images-MIN_NUM_FORMS": "0",
+        "images-MAX_NUM_FORMS": "12",
+        "images-0-eye": "OD",
+        "images-0-upload": SimpleUploadedFile(case.name, case.data),
+        "reviews-TOTAL_FORMS": "0",
+        "reviews-INITIAL_FORMS": "0",
+        "reviews-MIN_NUM_FORMS": "0",
+        "reviews-MAX_NUM_FORMS": "1000",
+    }
+    response = world.staff_browser.post("/admin/screening/screeningrecord/add/", data)
+    if response.status_code == 302:
+        return Outcome(True, 302, "")
+    errors = re.findall(
+        r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S
+    )
+    message = re.sub(r"<[^>]+>", " ", " ".join(errors)).strip()
+    return Outcome(False, response.status_code, message)
+
+
+def via_web(world, record, case: Case) -> Outcome:
+    response = world.staff_browser.post(
+        reverse("screening:image-upload", args=[record.pk]),
+        {"eye": "OD", "file": SimpleUploadedFile(case.name, case.data)},
+    )
+    body = response.json()
+    return Outcome(response.status_code == 201, response.status_code, body.get("error", ""))
+
+
+def via_api(world, record, case: Case) -> Outcome:
+    response = world.api.post(
+        f"/api/v1/records/{record.pk}/images/",
+        {"eye": "OD", "file": SimpleUploadedFile(case.name, case.data)},
+        format="multipart",
+    )
+    body = response.json()
+    message = body.get("error", {}).get("message", "") if response.status_code >= 400 else ""
+    return Outcome(response.status_code == 201, response.status_code, message)
+
+
+ENTRY_POINTS: dict[str, Callable] = {
+    "service": via_service,
+    "admin": via_admin,
+    "web": via_web,
+    "api": via_api,
+}
+
+
+@dataclass
+class World:
+    technician: object
+    staff_browser: Client
+    api: APIClient
+    media: Path
+
+
+@pytest.fixture
+def world(db, settings, technician, patient, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pkg") / "tiny-hostile"
+    card = card_dict(name="tiny-hostile", version="0.1")
+    write_package(folder, tiny_model(card), card)
+    package_register(path=folder, activate=True)
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "upload": "10000/minute"}
+    browser = Client()
+    browser.force_login(technician)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(technician).access_token}")
+    return World(technician, browser, api, Path(settings.MEDIA_ROOT))
+
+
+def files_under(media: Path) -> set[str]:
+    return (
+        {str(p.relative_to(media)) for p in media.rglob("*") if p.is_file()}
+        if media.exists()
+        else set()
+    )
+
+
+def try_case(world, entry: str, case: Case, patient, callbacks) -> list[str]:
+    """Upload one case through one entry point; the list of problems (empty: handled)."""
+    record = ScreeningRecordFactory(patient=patient, operator=world.technician)
+    images_before = set(FundusImage.objects.values_list("pk", flat=True))
+    records_before = ScreeningRecord.objects.count()
+    files_before = files_under(world.media)
+    with callbacks(execute=True):
+        outcome = ENTRY_POINTS[entry](world, record, case)
+    new_images = FundusImage.objects.exclude(pk__in=images_before)
+    new_files = files_under(world.media) - files_before
+    problems = []
+    if outcome.accepted != case.accept:
+        problems.append(f"{'accepted' if outcome.accepted else 'refused'}: {outcome.message!r}")
+    if not outcome.accepted:
+        if outcome.status is not None and not 400 <= outcome.status < 500 and entry != "admin":
+            problems.append(f"status {outcome.status}")
+        if entry == "admin" and outcome.status != 200:
+            problems.append(f"admin status {outcome.status}")
+        if not outcome.message:
+            problems.append("refused without a message")
+        if new_images.exists() or new_files:
+            problems.append(f"left {new_images.count()} rows and files {sorted(new_files)}")
+        if entry == "admin" and ScreeningRecord.objects.count() != records_before:
+            problems.append("the admin saved a screening without its photo")
+        return problems
+    image = new_images.get()
+    if not STORED_NAME.match(image.file.name):
+        problems.append(f"stored as {image.file.name!r}")
+    if "/" in image.original_name or "\\" in image.original_name:
+        problems.append(f"original name keeps a path: {image.original_name!r}")
+    if any(unicodedata.category(ch).startswith("C") for ch in image.original_name):
+        problems.append(f"original name keeps control/format characters: {image.original_name!r}")
+    analyses = list(Analysis.objects.filter(image=image))
+    if [a.status in FINISHED and not a.error for a in analyses] != [True]:
+        problems.append(f"analyses: {[(a.status, a.error[:200]) for a in analyses]}")
+    return problems
+
+
+def test_bombs_through_every_entry_point_stay_within_memory(
+    world, patient, django_capture_on_commit_callbacks
+):
+    """Peak RSS (getrusage) after every bomb through every entry point vs RSS before them."""
+    rss_before_mb = _current_rss_mb()
+    peak_before_mb = _peak_rss_mb()
+    bombs = [case for case in corpus() if case.key in BOMBS]
+    failures = {}
+    slowest = 0.0
+    for entry in ENTRY_POINTS:
+        for case in bombs:
+            began = time.monotonic()
+            problems = try_case(world, entry, case, patient, django_capture_on_commit_callbacks)
+            slowest = max(slowest, time.monotonic() - began)
+            TALLY.bad_inputs_tried += 1
+            if problems:
+                failures[f"{entry}:{case.key}"] = problems
+            else:
+                TALLY.bad_inputs_handled += 1
+    growth = max(0.0, _peak_rss_mb() - rss_before_mb)
+    TALLY.peak_rss_growth_mb = growth
+    note(
+        f"[bad input] {len(bombs)} bombs × {len(ENTRY_POINTS)} entry points: RSS before "
+        f"{rss_before_mb:.0f} MB (peak so far {peak_before_mb:.0f} MB), peak after "
+        f"{_peak_rss_mb():.0f} MB → growth {growth:.0f} MB (bound 300 MB); slowest refusal "
+        f"{slowest:.2f} s"
+    )
+    assert failures == {}
+    assert growth < 300
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_the_hostile_corpus_through_every_entry_point(
+    entry, world, patient, django_capture_on_commit_callbacks
+):
+    reference = SHARED_DATA / "reference" / "odir_11_right.jpg"
+    extra = fundus_variants(reference) if reference.is_file() else []
+    cases = [case for case in corpus(extra) if case.key not in BOMBS]
+    failures = {}
+    accepted = refused = 0
+    statuses: dict[str, int] = {}
+    began = time.monotonic()
+    for case in cases:
+        problems = try_case(world, entry, case, patient, django_capture_on_commit_callbacks)
+        TALLY.bad_inputs_tried += 1
+        if problems:
+            failures[case.key] = problems
+            continue
+        TALLY.bad_inputs_handled += 1
+        accepted += case.accept
+        refused += not case.accept
+    for analysis in Analysis.objects.all():
+        statuses[analysis.status] = statuses.get(analysis.status, 0) + 1
+    fundus = dict(
+        Analysis.objects.filter(image__original_name__in=[c.name for c in extra]).values_list(
+            "image__original_name", "status"
+        )
+    )
+    note(
+        f"[bad input] {entry}: {len(cases)} files/names → {accepted} accepted and analysed "
+        f"{statuses}, {refused} refused with a message and nothing stored, "
+        f"{len(failures)} mishandled ({time.monotonic() - began:.1f} s); real-photo variants {fundus}"
+    )
+    assert failures == {}
+    # the real photo's variants reach the classifiers: at least the 8-bit ones are gradable
+    assert not extra or fundus.get("fundus-cmyk.jpg") == AnalysisStatus.DONE, fundus
+
+
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+# --------------------------------------------------------------------------- who may upload
+
+
+def test_uploads_by_people_who_may_not_upload_are_denied_and_store_nothing(
+    world, patient, doctor, patient_user, technician
+):
+    record = ScreeningRecordFactory(patient=patient, operator=technician)
+    _, photo = hf.valid_jpeg()
+    web_url = reverse("screening:image-upload", args=[record.pk])
+    api_url = f"/api/v1/records/{record.pk}/images/"
+
+    def upload_file():
+        return SimpleUploadedFile("fundus.jpg", photo)
+
+    def browser(user):
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    def api(user):
+        client = APIClient()
+        if user is not None:
+            token = RefreshToken.for_user(user).access_token
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    attempts = []
+    for label, user in (("anonymous", None), ("doctor", doctor), ("patient", patient_user)):
+        web = browser(user).post(web_url, {"eye": "OD", "file": upload_file()})
+        attempts.append((f"web/{label}", web.status_code))
+        rest = api(user).post(api_url, {"eye": "OD", "file": upload_file()}, format="multipart")
+        attempts.append((f"api/{label}", rest.status_code))
+        admin = browser(user).post(
+            "/admin/screening/screeningrecord/add/",
+            {"patient": patient.pk, "images-0-upload": upload_file()},
+        )
+        attempts.append((f"admin/{label}", admin.status_code))
+        if user is not None:
+            try:
+                image_upload(actor=user, record=record, eye="OD", uploaded_file=upload_file())
+            except PermissionDenied:
+                attempts.append((f"service/{label}", 403))
+            else:
+                attempts.append((f"service/{label}", 201))
+    # and reading a stored photo of someone else's screening
+    image = image_upload(actor=technician, record=record, eye="OS", uploaded_file=upload_file())
+    file_url = reverse("screening:fundus-image-file", args=[image.pk])
+    for label, user in (("anonymous", None), ("patient", patient_user)):
+        attempts.append((f"photo-file/{label}", browser(user).get(file_url).status_code))
+        attempts.append(
+            (f"api-record/{label}", api(user).get(f"/api/v1/records/{record.pk}/").status_code)
+        )
+
+    leaks = [(where, status) for where, status in attempts if not (300 <= status < 500)]
+    TALLY.denied_requests += len(attempts)
+    TALLY.leaks_found += len(leaks)
+    rows = list(FundusImage.objects.values_list("pk", flat=True))
+    note(
+        f"[access] {len(attempts)} uploads/reads by anonymous, doctor and patient accounts "
+        f"denied ({sorted({status for _, status in attempts})}); leaks {leaks}"
+    )
+    assert leaks == []
+    assert rows == [image.pk]
+    assert files_under(world.media) == {image.file.name}
