@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import F, Prefetch, Value
+from django.db.models import BigIntegerField, ExpressionWrapper, F, Prefetch, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils.translation import get_language
@@ -282,8 +282,13 @@ class WorklistApi(AuditedListMixin, generics.ListAPIView):
             ScreeningRecord.objects.filter(status=RecordStatus.ANALYSED)
             .select_related("patient", "triage")
             .annotate(
-                worklist_key=Coalesce(F("triage__priority"), Value(0)) * WORKLIST_KEY_SCALE
-                - F("id")
+                # BigInteger explicitly: inferred from the small-integer priority, PostgreSQL's
+                # range check would turn "key < cursor" into "always true" (Django drops
+                # comparisons with out-of-range values), and page 2 would repeat page 1.
+                worklist_key=ExpressionWrapper(
+                    Coalesce(F("triage__priority"), Value(0)) * WORKLIST_KEY_SCALE - F("id"),
+                    output_field=BigIntegerField(),
+                )
             )
         )
 

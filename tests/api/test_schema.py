@@ -8,7 +8,9 @@ import json
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, Phase
@@ -83,6 +85,17 @@ def fuzz_world(httpserver, db, own_account, other_account, signed_record, settin
     # Rendering a report PDF per operation would dominate the run: the data are a signed,
     # analysed screening of the owning patient (reports are fuzzed on their error paths).
     return signed_record
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Django's own test client stops each request from closing the database connection; the
+    WSGI app called directly would close it (inside the test's transaction) on PostgreSQL."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 def bearer_header(user) -> dict[str, str]:
