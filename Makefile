@@ -1,15 +1,23 @@
-# OphAI Clinic: `make run` runs the app, `make test` runs the whole test suite.
+# OphAI Clinic: `make run` runs the app, `make test` runs the test suite (`make test-reliability`
+# the fault-injection suite).
 # Both do all set-up first (venv, pinned requirements, system packages, database, translations).
 PY := .venv/bin/python
 
-.PHONY: run test setup python system migrate check lint format bench audit
+.PHONY: run test setup python system migrate check lint format bench audit test-reliability
 
 run: setup
 	scripts/run.sh
 
 test: python system
 	$(PY) manage.py compilemessages --ignore=.venv -v 0
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/reliability $(PYTEST_ARGS)
+
+# Fault injection (worker SIGKILLs, Redis and PostgreSQL outages, a hanging LLM), hostile
+# uploads through every entry point, check --deploy and a restore drill; ends with a summary
+# table. Needs PostgreSQL and Redis (see .ci/run); `make test` leaves it to this target.
+test-reliability: python system
+	$(PY) manage.py compilemessages --ignore=.venv -v 0
+	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 setup: python system
 	$(PY) manage.py migrate --noinput -v 0
