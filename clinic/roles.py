@@ -25,14 +25,22 @@ class Role(models.TextChoices):
 
 STAFF_ROLES = (Role.ADMINISTRATOR, Role.DOCTOR, Role.TECHNICIAN)
 
-# "app_label.codename"; an "app_label.*" entry grants every permission of that app.
+# "app_label.codename"; an "app_label.*" entry grants every permission of that app, and a
+# "-app_label.codename" entry takes one back.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMINISTRATOR: [
         "patients.*",
         "screening.*",
         "ai_engine.*",
         "reports.*",
+        # Clinical conclusions are the doctors': an administrator who is also a doctor holds both roles.
+        "-screening.add_doctorreview",
+        "-screening.change_doctorreview",
+        "-screening.sign_doctorreview",
+        "-reports.approve_summary",
         "clinic.view_auditevent",
+        "clinic.view_webhookdelivery",
+        "clinic.view_workerheartbeat",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",
@@ -105,11 +113,13 @@ def sync_role_groups(apps, schema_editor=None) -> None:
         group, _created = Group.objects.get_or_create(name=str(role))
         permission_ids: set[int] = set()
         for entry in entries:
-            app_label, codename = entry.split(".", 1)
+            revoke = entry.startswith("-")
+            app_label, codename = entry.lstrip("-").split(".", 1)
             matching = Permission.objects.filter(content_type__app_label=app_label)
             if codename != "*":
                 matching = matching.filter(codename=codename)
-            permission_ids.update(matching.values_list("id", flat=True))
+            ids = set(matching.values_list("id", flat=True))
+            permission_ids = permission_ids - ids if revoke else permission_ids | ids
         group.permissions.set(permission_ids)
 
 

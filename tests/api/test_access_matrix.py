@@ -104,21 +104,21 @@ OPS = [
         "record-reviews",
         "post",
         lambda w: [w.open.pk],
-        staff(200, 200, 403),
+        staff(403, 200, 403),  # conclusions are the doctors' alone
         lambda w: {"conclusion_codes": ["normal"], "recommendation": "routine"},
     ),
     Op(
         "record-reviews-amend",
         "post",
         lambda w: [w.signed.pk],
-        staff(201, 201, 403),
+        staff(403, 201, 403),
         lambda w: {
             "conclusion_codes": ["dr_severe"],
             "recommendation": "urgent",
             "amendment_reason": "复核",
         },
     ),
-    Op("review-sign", "post", lambda w: [w.draft.pk], staff(200, 200, 403)),
+    Op("review-sign", "post", lambda w: [w.draft.pk], staff(403, 200, 403)),
     Op("record-reports", "get", lambda w: [w.signed.pk], STAFF_READ),
     Op(
         "record-reports-generate",
@@ -132,7 +132,7 @@ OPS = [
         "report-approve-summary",
         "post",
         lambda w: [w.report.pk],
-        staff(201, 201, 403),
+        staff(403, 201, 403),
         lambda w: {"text": "医生审核后的说明。"},
     ),
     Op(
