@@ -46,3 +46,14 @@ audit: python
 format: python
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# Retrain the bundled demonstration model into ai_engine/packages/ophai-demo-screening (needs
+# ../shared/data; ~23 min on 2 busy CPU cores, deterministic for a given torch and thread count).
+.PHONY: demo-model
+demo-model: python
+	$(PY) manage.py train_model --data ../shared/data/fundus/labels.csv --where dataset=odir \
+		--task multiclass --labels normal,cataract,glaucoma \
+		--arch resnet10t --arch-kwargs '{"channels":[32,64,128,256],"stem_width":16,"drop_rate":0.1}' \
+		--input-size 192 --phase1-epochs 0 --lr2 0.002 --epochs 20 --patience 20 \
+		--loss ce --label-smoothing 0.1 --ema 0.99 --val-fraction 0.15 --test-fraction 0.2 \
+		--threads 2 --name ophai-demo-screening --out ai_engine/packages/ophai-demo-screening
