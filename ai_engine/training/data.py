@@ -17,7 +17,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -430,6 +430,15 @@ class Augmentation:
     brightness: float = 0.2
     contrast: float = 0.2
     gamma: float = 0.2
+
+    def scaled_photometric(self, factor: float) -> Augmentation:
+        """The same geometry with brightness/contrast/gamma jitter scaled by ``factor``."""
+        return replace(
+            self,
+            brightness=self.brightness * factor,
+            contrast=self.contrast * factor,
+            gamma=self.gamma * factor,
+        )
 
     def __call__(self, square: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         size = square.shape[0]

@@ -99,6 +99,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     oversample: bool = True
     augment: bool = True
+    photometric: float = 1.0  # scales the brightness/contrast/gamma jitter (0 = geometry only)
     ema: float = 0.0  # EMA decay of the weights evaluated and saved; 0 = off
     tune_offsets: bool = True  # multiclass: per-class logit offsets tuned on validation
     val_fraction: float = 0.2
@@ -243,7 +244,11 @@ class Trainer:
     ) -> tuple[DataLoader, DataLoader]:
         c = self.config
         dataset = SquareDataset(
-            squares, targets, train_idx, augment=Augmentation() if c.augment else None, seed=c.seed
+            squares,
+            targets,
+            train_idx,
+            augment=Augmentation().scaled_photometric(c.photometric) if c.augment else None,
+            seed=c.seed,
         )
         if c.oversample:
             weights = sample_weights(targets[train_idx], c.task)

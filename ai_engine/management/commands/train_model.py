@@ -121,6 +121,12 @@ class Command(BaseCommand):
         )
         recipe.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
         recipe.add_argument(
+            "--photometric",
+            type=float,
+            default=1.0,
+            help="scale of the brightness/contrast/gamma jitter (0: flips, rotation, scale only)",
+        )
+        recipe.add_argument(
             "--tune-offsets",
             action=argparse.BooleanOptionalAction,
             default=True,
@@ -211,6 +217,7 @@ class Command(BaseCommand):
             label_smoothing=options["label_smoothing"],
             oversample=options["oversample"],
             augment=options["augment"],
+            photometric=options["photometric"],
             ema=options["ema"],
             tune_offsets=options["tune_offsets"],
             val_fraction=options["val_fraction"],
