@@ -53,3 +53,21 @@ class ScreeningRecordFactory(factory.django.DjangoModelFactory):
     logmar_os = Decimal("0.00")
     iop_od = Decimal("15.0")
     iop_os = Decimal("16.0")
+
+
+class ModelPackageFactory(factory.django.DjangoModelFactory):
+    """A registered package row for tests that need AI results but no real weights."""
+
+    class Meta:
+        model = "ai_engine.ModelPackage"
+        django_get_or_create = ("name", "version")
+
+    name = "odir-demo"
+    version = "1.2.0"
+    task = "multilabel"
+    architecture = "mobilenetv3_small_100"
+    path = "/nonexistent"
+    weights_sha256 = "ab" * 32
+    card = factory.LazyFunction(dict)
+    demonstration = True
+    is_active = True

@@ -95,20 +95,10 @@ def as_other_patient(other_account):
 
 @pytest.fixture
 def package(db):
-    from ai_engine.models import ModelPackage
+    from tests.factories import ModelPackageFactory
     from tests.reports.conftest import EVIDENCE
 
-    return ModelPackage.objects.create(
-        name="odir-demo",
-        version="1.2.0",
-        task="multilabel",
-        architecture="mobilenetv3_small_100",
-        path="/nonexistent",
-        weights_sha256="ab" * 32,
-        card={"evidence": EVIDENCE},
-        demonstration=True,
-        is_active=True,
-    )
+    return ModelPackageFactory(card={"evidence": EVIDENCE})
 
 
 DR_FINDINGS = [

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
-from ai_engine.models import Analysis, AnalysisStatus, Finding, ModelPackage, RecordTriage
+from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage
 from screening.models import RecordStatus, ScreeningRecord
 from screening.services import image_upload, review_save_draft, review_sign
 
@@ -55,17 +55,9 @@ def _no_llm(settings):
 
 @pytest.fixture
 def package(db):
-    return ModelPackage.objects.create(
-        name="odir-demo",
-        version="1.2.0",
-        task="multilabel",
-        architecture="mobilenetv3_small_100",
-        path="/nonexistent",
-        weights_sha256="ab" * 32,
-        card={"evidence": EVIDENCE},
-        demonstration=True,
-        is_active=True,
-    )
+    from tests.factories import ModelPackageFactory
+
+    return ModelPackageFactory(card={"evidence": EVIDENCE})
 
 
 def add_analysis(image, package, *, findings, status=AnalysisStatus.DONE, run=1, quality=0.86):

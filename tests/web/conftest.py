@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
-from ai_engine.models import Analysis, AnalysisStatus, Finding, ModelPackage, RecordTriage
+from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage
 from screening.models import RecordStatus, ScreeningRecord
 from screening.services import image_upload
 
@@ -54,17 +54,9 @@ def overlay_png(size: int = 64) -> bytes:
 
 @pytest.fixture
 def package(db):
-    return ModelPackage.objects.create(
-        name="odir-demo",
-        version="1.2.0",
-        task="multilabel",
-        architecture="mobilenetv3_small_100",
-        path="/nonexistent",
-        weights_sha256="ab" * 32,
-        card=CARD,
-        demonstration=True,
-        is_active=True,
-    )
+    from tests.factories import ModelPackageFactory
+
+    return ModelPackageFactory(card=CARD)
 
 
 def add_analysis(image, package, *, findings=(), status=AnalysisStatus.DONE, run=1, reasons=()):
