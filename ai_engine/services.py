@@ -25,6 +25,7 @@ from ai_engine.models import (
     ModelPackage,
     RecordTriage,
 )
+from ai_engine.selectors import record_latest_analyses
 from ai_engine.triage import EyeFindings, triage_compute
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
@@ -311,21 +312,9 @@ def record_finish_analysis(*, record: ScreeningRecord) -> None:
     triage_update(record=record)
 
 
-def _latest_analyses(record: ScreeningRecord) -> list[Analysis]:
-    latest: dict[tuple[int, int], Analysis] = {}
-    for analysis in (
-        Analysis.objects.filter(image__record=record)
-        .select_related("image")
-        .prefetch_related("findings")
-        .order_by("run")
-    ):
-        latest[(analysis.image_id, analysis.package_id)] = analysis
-    return list(latest.values())
-
-
 def triage_update(*, record: ScreeningRecord) -> RecordTriage:
     eyes: list[EyeFindings] = []
-    for analysis in _latest_analyses(record):
+    for analysis in record_latest_analyses(record=record):
         if not analysis.is_terminal:
             continue
         eyes.append(
