@@ -51,7 +51,16 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    record, doctor, sizes = _reviewed_record(args.photos)
+    from django.contrib.auth import get_user_model
+
+    from clinic.roles import role_assign
+
+    users = get_user_model().objects
+    tech = users.create_user("bench-tech", password=None)
+    doctor = users.create_user("bench-doctor", password=None)
+    role_assign(user=tech, role="technician")
+    role_assign(user=doctor, role="doctor")
+    record, sizes = reviewed_record(args.photos, technician=tech, doctor=doctor)
     print(f"photos: {', '.join(f'{w}×{h}' for w, h in sizes)} (+ 2 full-size heatmap PNGs)")
 
     from reports.services import report_generate
@@ -86,27 +95,23 @@ def main() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _reviewed_record(photos: Path):
+def reviewed_record(photos: Path, *, technician, doctor):
+    """A signed screening with the two largest photos in `photos`, full-size heatmaps and
+    findings from a demonstration package: the heaviest report the engine produces."""
+    import datetime as dt
     from decimal import Decimal
 
-    from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
     from django.core.files.uploadedfile import SimpleUploadedFile
     from PIL import Image
 
     from ai_engine.models import Analysis, Finding, ModelPackage
-    from clinic.roles import role_assign
     from patients.services import patient_create
     from screening.models import RecordStatus, ScreeningRecord
     from screening.services import image_upload, record_create, review_save_draft, review_sign
 
-    users = get_user_model().objects
-    tech = users.create_user("bench-tech", password=None)
-    doctor = users.create_user("bench-doctor", password=None)
-    role_assign(user=tech, role="technician")
-    role_assign(user=doctor, role="doctor")
-    import datetime as dt
+    tech = technician
 
     patient = patient_create(
         actor=tech,
@@ -123,15 +128,17 @@ def _reviewed_record(photos: Path):
         iop_od=Decimal("23"),
         iop_os=Decimal("17"),
     )
-    package = ModelPackage.objects.create(
+    package, _ = ModelPackage.objects.get_or_create(
         name="odir-bench",
         version="1.0.0",
-        task="multilabel",
-        architecture="resnet50",
-        path="-",
-        weights_sha256="0" * 64,
-        card={"evidence": "Macro-F1 0.74 on held-out photos"},
-        demonstration=True,
+        defaults={
+            "task": "multilabel",
+            "architecture": "resnet50",
+            "path": "-",
+            "weights_sha256": "0" * 64,
+            "card": {"evidence": "Macro-F1 0.74 on held-out photos"},
+            "demonstration": True,
+        },
     )
     files = sorted(photos.glob("*.jpg"), key=lambda f: (-_pixels(f), f.name))[:2]  # the largest
     if len(files) < 2:
@@ -184,7 +191,7 @@ def _reviewed_record(photos: Path):
         follow_up_months=3,
     )
     review_sign(doctor=doctor, review=review)
-    return record, doctor, sizes
+    return record, sizes
 
 
 def _pixels(path: Path) -> int:

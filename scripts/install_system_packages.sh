@@ -5,9 +5,10 @@
 #   nginx-light: tests/deploy runs the shipped nginx configuration in front of gunicorn.
 #   libharfbuzz-subset0: fast font subsetting in WeasyPrint (fontTools takes ~3 s per CJK PDF).
 #   chromium: the headless browser the web UI's Playwright tests drive.
+#   wrk: the HTTP load generator of bench/http_load.py.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 gettext poppler-utils chromium nginx-light)
+PACKAGES=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 gettext poppler-utils chromium nginx-light wrk)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
