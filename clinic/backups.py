@@ -3,7 +3,8 @@
 A backup is a folder: `db.dump` (PostgreSQL custom format) or `db.sqlite3`, `media.tar.gz`, and
 `manifest.json` with the row count of every table and the SHA-256 of every media file. On
 PostgreSQL the counts and the dump read the same snapshot (`pg_export_snapshot`), so they
-agree exactly even while the clinic keeps working.
+agree exactly even while the clinic keeps working. The media are read through the configured
+storage, so a local MEDIA_ROOT and an S3-compatible bucket (MEDIA_S3_BUCKET) back up alike.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import sqlite3
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.files.storage import Storage, default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -51,6 +55,64 @@ def _count_rows(cursor, tables: list[str]) -> dict[str, int]:
 def _media_files(root: Path) -> Iterator[Path]:
     if root.is_dir():
         yield from sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _stored_names(storage: Storage, folder: str = "") -> Iterator[str]:
+    """Every file in the media storage, through its own listing: a folder or an S3 bucket."""
+    try:
+        directories, files = storage.listdir(folder)
+    except FileNotFoundError:  # no media folder yet
+        return
+    for name in sorted(files):
+        yield posixpath.join(folder, name)
+    for directory in sorted(directories):
+        yield from _stored_names(storage, posixpath.join(folder, directory))
+
+
+class _HashingReader:
+    """Hands a file's bytes to tarfile and hashes exactly the bytes it archived."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+
+def _archive_media(storage: Storage, target: Path) -> dict[str, str]:
+    """Write every media file into a tar.gz; returns {name: sha256} of what was archived.
+
+    The same code reads a local MEDIA_ROOT and an S3-compatible bucket (each object is
+    downloaded once, hashed as it goes into the archive).
+    """
+    files = {}
+    archived_at = int(time.time())
+    with tarfile.open(target, "w:gz") as archive:
+        for name in _stored_names(storage):
+            try:
+                handle = storage.open(name, "rb")
+            except FileNotFoundError:  # deleted by the clinic since the listing
+                continue
+            with handle:
+                info = tarfile.TarInfo(name)
+                info.size = handle.size
+                info.mtime = archived_at
+                info.mode = 0o640
+                reader = _HashingReader(handle)
+                archive.addfile(info, reader)
+            files[name] = reader.digest.hexdigest()
+    return files
+
+
+def _storage_description(storage: Storage) -> str:
+    bucket = getattr(storage, "bucket_name", None)
+    if bucket:
+        location = getattr(storage, "location", "")
+        return f"s3://{bucket}/{location}".rstrip("/")
+    return "filesystem"
 
 
 def _sha256(path: Path) -> str:
@@ -120,14 +182,8 @@ def backup_create(*, destination: Path) -> Path:
         target.close()
     else:
         raise RuntimeError(f"backups support PostgreSQL and SQLite, not {connection.vendor}")
-    media_root = Path(settings.MEDIA_ROOT)
-    files = {}
-    with tarfile.open(folder / "media.tar.gz", "w:gz") as archive:
-        for path in _media_files(media_root):
-            relative = path.relative_to(media_root).as_posix()
-            files[relative] = _sha256(path)
-            archive.add(path, arcname=relative)
-    manifest["files"] = files
+    manifest["media_storage"] = _storage_description(default_storage)
+    manifest["files"] = _archive_media(default_storage, folder / "media.tar.gz")
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return folder
 

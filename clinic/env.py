@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -63,3 +64,43 @@ def require(name: str, value: str) -> str:
             f"{name} must be set in production (DJANGO_ENV=production). See README, 'Configuration'."
         )
     return value
+
+
+S3_ADDRESSING_STYLES = {"auto", "path", "virtual"}
+
+
+def env_s3_media_storage() -> dict[str, Any] | None:
+    """The STORAGES["default"] entry for S3-compatible media, or None when MEDIA_S3_BUCKET is unset.
+
+    Keys come from MEDIA_S3_ACCESS_KEY_ID / MEDIA_S3_SECRET_ACCESS_KEY (or their *_FILE); with
+    neither, boto3 finds credentials itself (instance role, AWS_* variables).
+    """
+    bucket = env_str("MEDIA_S3_BUCKET").strip()
+    if not bucket:
+        return None
+    access_key = env_secret("MEDIA_S3_ACCESS_KEY_ID").strip()
+    secret_key = env_secret("MEDIA_S3_SECRET_ACCESS_KEY").strip()
+    if bool(access_key) != bool(secret_key):
+        raise ImproperlyConfigured(
+            "MEDIA_S3_ACCESS_KEY_ID and MEDIA_S3_SECRET_ACCESS_KEY (or their *_FILE) go together: "
+            "set both, or neither to let boto3 find credentials (instance role, AWS_* variables)."
+        )
+    addressing_style = env_str("MEDIA_S3_ADDRESSING_STYLE").strip().lower()
+    if addressing_style and addressing_style not in S3_ADDRESSING_STYLES:
+        raise ImproperlyConfigured(
+            f"MEDIA_S3_ADDRESSING_STYLE must be one of {sorted(S3_ADDRESSING_STYLES)}, "
+            f"not {addressing_style!r}"
+        )
+    return {
+        "BACKEND": "clinic.storage.PrivateMediaStorage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL").strip() or None,
+            "region_name": env_str("MEDIA_S3_REGION").strip() or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "addressing_style": addressing_style or None,
+            # A folder inside a shared bucket, e.g. "ophai"; keys never start with "/".
+            "location": env_str("MEDIA_S3_PREFIX").strip().strip("/"),
+        },
+    }

@@ -12,8 +12,17 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from clinic.env import env_bool, env_int, env_list, env_secret, env_str, require
+from clinic.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_s3_media_storage,
+    env_secret,
+    env_str,
+    require,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("OPHAI_VAR_DIR", str(BASE_DIR / "var")))
@@ -84,6 +93,8 @@ MIDDLEWARE = [
     "clinic.audit.AuditContextMiddleware",
     # A view that cannot reach the database answers 503 "please retry", not 500.
     "clinic.middleware.DatabaseUnavailableMiddleware",
+    # Likewise when the media bucket (MEDIA_S3_BUCKET) cannot be reached.
+    "clinic.media.MediaStorageUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into clinic.lockout's response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -213,6 +224,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/private-media/"
 MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX")
+# With MEDIA_S3_BUCKET set, media live in an S3-compatible bucket shared by every web and worker
+# host (clinic.storage); MEDIA_ROOT is then unused. Otherwise the local folder above.
+MEDIA_S3_STORAGE = env_s3_media_storage()
+if MEDIA_S3_STORAGE and MEDIA_X_ACCEL_PREFIX:
+    raise ImproperlyConfigured(
+        "MEDIA_X_ACCEL_PREFIX hands files to nginx from a local folder; it cannot serve media "
+        "stored in MEDIA_S3_BUCKET (Django streams those). Unset one of them."
+    )
+STORAGES = {
+    "default": MEDIA_S3_STORAGE or {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 FUNDUS_UPLOAD_MAX_BYTES = env_int("FUNDUS_UPLOAD_MAX_BYTES", 40 * 1024 * 1024)
 FUNDUS_UPLOAD_MAX_PIXELS = env_int("FUNDUS_UPLOAD_MAX_PIXELS", 40_000_000)
