@@ -36,3 +36,5 @@ urlpatterns = [
 
 # API paths that match no route still answer in the API's error shape.
 handler404 = "clinic.api.not_found"
+# Static, no database: a lost database anywhere in the request answers 503, anything else 500.
+handler500 = "clinic.errors.server_error"

@@ -19,7 +19,7 @@ from django.test import Client
 from django.urls import path
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from clinic.middleware import MESSAGES
+from clinic.errors import MESSAGES
 from clinic.models import AuditEvent
 from patients.models import Patient
 from screening.models import FundusImage
