@@ -3,6 +3,7 @@ app over HTTPS with private media handed over by X-Accel-Redirect."""
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import signal
@@ -53,6 +54,14 @@ def test_systemd_units_verify(tmp_path):
     result = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
+
+
+@pytest.mark.parametrize("unit", ["ophai-worker.service", "ophai-ai-worker.service"])
+def test_worker_units_send_sigterm_to_the_main_process_only(unit):
+    # django-q2 never exits when its children get the SIGTERM too (tests/reliability/test_worker_stop.py).
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(DEPLOY / "systemd" / unit)
+    assert (parser["Service"]["KillMode"], parser["Service"]["KillSignal"]) == ("mixed", "SIGTERM")
 
 
 def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 60) -> None:

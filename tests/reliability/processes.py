@@ -130,10 +130,19 @@ def start_web(env: dict[str, str], port: int, log: Path | None = None) -> subpro
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-    """Signal the process group; SIGKILL it if it has not gone after `timeout` seconds."""
+    """Stop it as systemd's KillMode=mixed does: `sig` to the main process (SIGKILL to the
+    whole group), then SIGKILL to the group if it has not gone after `timeout` seconds.
+
+    A SIGTERM must reach only a qcluster's main process: sent to its children too, the sentinel
+    dies inside `stop_event.wait()` and the main process then blocks for ever in
+    `stop_event.set()` (see deploy/systemd/ophai-worker.service).
+    """
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(process.pid, sig)
+            else:
+                os.kill(process.pid, sig)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
