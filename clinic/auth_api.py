@@ -4,13 +4,18 @@ Both get a short-lived access JWT and a rotating refresh JWT (blacklisted after 
 logout). Patients: ``POST auth/wechat/login`` with the ``wx.login()`` code; an openid not yet
 bound answers with a ``bind_token`` (signed, 10 minutes), and ``POST auth/wechat/bind`` binds it
 once the patient proves who they are with their patient ID plus a report access code, or plus
-their phone's last 4 digits and date of birth. Failed bindings are throttled and audited.
+their phone's last 4 digits and date of birth. Failed bindings are throttled and audited; while
+the cache that counts them (Redis) is down, binding is refused with 503 rather than unlimited.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import redis
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
@@ -19,8 +24,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
+from rest_framework import serializers, status
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    PermissionDenied,
+    Throttled,
+)
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,6 +54,8 @@ from reports.models import Report
 BIND_TOKEN_SALT = "clinic.wechat.bind"  # noqa: S105 (a namespace, not a secret)
 BIND_TOKEN_MAX_AGE = 600
 BIND_FAILURE_WINDOW = 15 * 60
+
+logger = logging.getLogger(__name__)
 
 
 def tokens_for(user) -> dict[str, str]:
@@ -238,9 +250,32 @@ def _failure_keys(openid: str, ip: str | None) -> list[str]:
     return [f"wechat-bind-fail:openid:{digest}", f"wechat-bind-fail:ip:{ip or '-'}"]
 
 
+class BindingUnavailable(APIException):
+    """The failure counter cannot be read or written: binding is refused until it can."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = gettext_lazy(
+        "Linking your WeChat account is unavailable right now. Please try again in a few minutes."
+    )
+    default_code = "binding_unavailable"
+    wait = 60  # DRF's handler sends it as Retry-After
+
+
+@contextmanager
+def _failure_counter() -> Iterator[None]:
+    # Fail closed: without the counter, access codes and birthdays could be guessed without limit.
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        logger.error("WeChat binding refused: the failure counter (cache) is unavailable: %s", exc)
+        raise BindingUnavailable from exc
+
+
 def _refuse_if_locked_out(keys: list[str]) -> None:
     limit = settings.WECHAT_BIND_MAX_FAILURES
-    if any((cache.get(key) or 0) >= limit for key in keys):
+    with _failure_counter():
+        locked_out = any((cache.get(key) or 0) >= limit for key in keys)
+    if locked_out:
         raise Throttled(
             wait=BIND_FAILURE_WINDOW,
             detail=_("Too many failed attempts. Please try again in 15 minutes."),
@@ -248,12 +283,13 @@ def _refuse_if_locked_out(keys: list[str]) -> None:
 
 
 def _count_failure(keys: list[str]) -> None:
-    for key in keys:
-        cache.add(key, 0, BIND_FAILURE_WINDOW)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, BIND_FAILURE_WINDOW)
+    with _failure_counter():
+        for key in keys:
+            cache.add(key, 0, BIND_FAILURE_WINDOW)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, BIND_FAILURE_WINDOW)
 
 
 def _credentials_match(patient: Patient | None, attrs: dict) -> str:
@@ -285,7 +321,7 @@ class WeChatBindApi(APIView):
     @extend_schema(
         operation_id="auth_wechat_bind",
         request=WeChatBindInputSerializer,
-        responses={200: WeChatLoginOutputSerializer, **error_responses(400, 403, 429)},
+        responses={200: WeChatLoginOutputSerializer, **error_responses(400, 403, 429, 503)},
         examples=[
             OpenApiExample(
                 "With the report's access code",
@@ -330,7 +366,6 @@ class WeChatBindApi(APIView):
         patient = Patient.objects.filter(patient_id=attrs["patient_id"].strip().upper()).first()
         method = _credentials_match(patient, attrs)
         if not method:
-            _count_failure(keys)
             audit_log(
                 actor=None,
                 action=AuditEvent.Action.LOGIN_FAILED,
@@ -343,6 +378,7 @@ class WeChatBindApi(APIView):
                     "openid_sha256": keys[0].rsplit(":", 1)[-1],
                 },
             )
+            _count_failure(keys)  # after the audit line, which stays if the counter is down
             raise serializers.ValidationError(
                 _("These details do not match our records. Check them against your report."),
                 code="binding_failed",

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from unittest import mock
 
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.test import override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 from werkzeug import Response as WerkzeugResponse
@@ -411,6 +414,58 @@ def test_binding_requests_are_rate_limited_by_scope(anon, patient, settings):
         for _ in range(3)
     ]
     assert codes == [400, 400, 429]
+
+
+# Redis as the cache, on a port where nothing listens: every cache call raises ConnectionError.
+REDIS_DOWN = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
+BINDING_UNAVAILABLE = {
+    "en": "Linking your WeChat account is unavailable right now. Please try again in a few minutes.",
+    "zh-hans": "暂时无法绑定微信账号，请几分钟后再试。",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_binding_is_refused_with_503_while_the_failure_counter_is_down(
+    anon, patient, final_report, language
+):
+    users = get_user_model().objects.count()
+    with override_settings(CACHES=REDIS_DOWN):
+        response = anon.post(
+            reverse("api-v1:auth-wechat-bind"),
+            {
+                "bind_token": bind_token(),
+                "patient_id": patient.patient_id,
+                "access_code": final_report.access_code,
+            },
+            format="json",
+            HTTP_ACCEPT_LANGUAGE=language,
+        )
+
+    assert (response.status_code, response["Retry-After"]) == (503, "60")
+    assert error(response) == {
+        "code": "binding_unavailable",
+        "message": BINDING_UNAVAILABLE[language],
+        "fields": {},
+    }
+    assert not PatientAccount.objects.exists()
+    assert get_user_model().objects.count() == users
+    assert not AuditEvent.objects.filter(object_type="patients.patientaccount").exists()
+
+
+def test_a_failure_that_cannot_be_counted_is_audited_and_answers_503(anon, patient, final_report):
+    outage = redis.exceptions.ConnectionError("Connection refused")
+    with mock.patch("clinic.auth_api.cache.add", side_effect=outage):
+        response = bind(anon, patient_id=patient.patient_id, access_code="WRONG234")
+
+    assert response.status_code == 503
+    assert error(response)["code"] == "binding_unavailable"
+    assert not PatientAccount.objects.exists()
+    assert AuditEvent.objects.get(action="login_failed").patient_ref == patient.patient_id
 
 
 def test_a_disabled_patient_account_cannot_sign_in(anon, wechat, own_account):
