@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -117,7 +118,7 @@ def main() -> None:
 
     connection.close()
     port = free_port()
-    server = start_gunicorn(port, args.workers, env)
+    server = start_gunicorn(port, args.workers, env, workdir / "gunicorn.log")
     results, alone, memory = {}, {}, {}
     try:
         base = f"http://127.0.0.1:{port}"
@@ -145,11 +146,13 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         cleanup(upload_ids)
+        served = access_log_summary(workdir / "gunicorn.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(
         f"\nHTTP load (wrk) — {PATIENTS:,} patients, {RECORDS:,} screenings, PostgreSQL; "
-        f"gunicorn {args.workers} workers × 4 threads; {args.connections} connections for "
+        f"gunicorn (deploy/gunicorn.conf.py) {args.workers} workers × 4 threads; "
+        f"{args.connections} connections for "
         f"{args.duration} s per endpoint; {os.cpu_count()} CPUs"
     )
     header = f"{'endpoint':<40}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>8}"
@@ -166,6 +169,7 @@ def main() -> None:
         f"uploads: real fundus photos of {photo_sizes}; each one validated, stored and its "
         "analysis queued"
     )
+    print(served)
     print(f"targets: list p95 ≤ {TARGET_P95_MS} ms; the same number of queries on every page")
     print(
         f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
@@ -520,34 +524,66 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, env: dict, log: Path) -> subprocess.Popen:
+    """gunicorn with the configuration we ship (deploy/gunicorn.conf.py: gthread, 4 threads,
+    workers recycled every ~2,000 requests); its access log goes to `log`."""
     command = [
         str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "--config",
+        str(ROOT / "deploy" / "gunicorn.conf.py"),
         "clinic.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--keep-alive",
-        "30",
-        "--log-level",
-        "warning",
     ]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})  # noqa: S603
-    deadline = time.monotonic() + 60
+    settings = {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
+    with log.open("ab") as output:
+        process = subprocess.Popen(  # noqa: S603
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env, **settings},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    # The listening socket accepts at once, but each worker loads Django before it serves:
+    # wait until every worker has answered (fresh connections spread over the workers).
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                time.sleep(1.0)  # let every worker finish importing
-                return process
-        except OSError:
-            time.sleep(0.3)
+        if "Booting worker" in log.read_text(errors="replace") and _all_workers_answer(
+            port, workers
+        ):
+            return process
+        time.sleep(0.5)
     process.kill()
     raise SystemExit("gunicorn did not start within 60 s")
+
+
+def _all_workers_answer(port: int, workers: int) -> bool:
+    """True once `workers` × 4 fresh connections in a row are each answered within 300 ms."""
+    import http.client
+
+    for _ in range(workers * 4):
+        started = time.perf_counter()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/healthz", headers={"Connection": "close"})
+            connection.getresponse().read()
+            connection.close()
+        except OSError:
+            return False
+        if time.perf_counter() - started > 0.3:
+            return False
+    return True
+
+
+def access_log_summary(log: Path) -> str:
+    """What gunicorn itself logged: requests by status class and worker (re)starts."""
+    statuses: dict[str, int] = {}
+    boots = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if "Booting worker" in line:
+            boots += 1
+        elif match := re.search(r'" (\d)\d\d ', line):
+            statuses[f"{match.group(1)}xx"] = statuses.get(f"{match.group(1)}xx", 0) + 1
+    counted = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+    return f"gunicorn access log: {counted}; worker processes booted: {boots}"
 
 
 # --- wrk ------------------------------------------------------------------------------------
