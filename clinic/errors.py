@@ -8,23 +8,34 @@ languages; API paths get the API's error shape in the active language.
 `server_error` is `handler500`. Django turns an exception raised anywhere in the middleware
 chain (session load/save, authentication, axes, audit context) or in a view into a response
 right where it is raised, by calling `handler500` while the exception is being handled, so
-this is the one place that sees them all; `DatabaseUnavailableMiddleware` covers views only.
+this is the one place that sees them all; `ServiceUnavailableMiddleware` covers views only
+(and DEBUG, where Django shows its debug page instead). The media storage (an S3 bucket) being
+unreachable is answered the same way: uploads store the file before any row, so nothing is
+half written there either.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
+
+from clinic.media import MediaStorageUnavailable
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 30
 MESSAGES = {
     "zh": "服务暂时不可用：无法连接数据库，请稍后重试。",
     "en": "Service temporarily unavailable — the database cannot be reached; please retry.",
+}
+STORAGE_MESSAGES = {
+    "zh": "服务暂时不可用：无法连接照片和报告存储，未保存任何内容，请稍后重试。",
+    "en": "Service temporarily unavailable — the photo and report storage cannot be reached; "
+    "nothing was saved, please retry.",
 }
 SERVER_ERROR_MESSAGES = {
     "zh": "服务器内部错误，已记录。请稍后重试；如果问题持续，请联系管理员。",
@@ -44,16 +55,40 @@ def _page(status: int, zh_title: str, en_title: str, messages: dict[str, str]) -
 """
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """A dependency whose outage is answered 503 "please retry" rather than 500."""
+
+    exceptions: tuple[type[BaseException], ...]
+    code: str
+    messages: dict[str, str]
+    page: str
+
+
 PAGE = _page(503, "服务暂时不可用", "Service temporarily unavailable", MESSAGES)
+UNAVAILABLE = (
+    Unavailable(DATABASE_ERRORS, "database_unavailable", MESSAGES, PAGE),
+    Unavailable(
+        (MediaStorageUnavailable,),
+        "media_storage_unavailable",
+        STORAGE_MESSAGES,
+        _page(503, "服务暂时不可用", "Service temporarily unavailable", STORAGE_MESSAGES),
+    ),
+)
 SERVER_ERROR_PAGE = _page(500, "服务器错误", "Server error", SERVER_ERROR_MESSAGES)
 
 
 def _error_response(
     request: HttpRequest, *, status: int, code: str, messages: dict[str, str], page: str
 ) -> HttpResponse:
+    language = "zh" if (get_language() or "").startswith("zh") else "en"
     if request.path_info.startswith("/api/"):
-        language = "zh" if (get_language() or "").startswith("zh") else "en"
         body = {"error": {"code": code, "message": messages[language], "fields": {}}}
+    elif request.headers.get("Accept", "").startswith("application/json"):
+        body = {"error": messages[language]}  # the web pages' own requests (photo upload)
+    else:
+        body = None
+    if body is not None:
         response = HttpResponse(
             json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
         )
@@ -63,19 +98,25 @@ def _error_response(
     return response
 
 
-def database_unavailable(request: HttpRequest) -> HttpResponse:
-    """503 "please retry": the bilingual page, or the API's error shape under /api/."""
+def unavailable_cause(exception: BaseException | None) -> Unavailable | None:
+    return next((u for u in UNAVAILABLE if isinstance(exception, u.exceptions)), None)
+
+
+def service_unavailable(request: HttpRequest, cause: Unavailable) -> HttpResponse:
+    """503 "please retry": the bilingual page, the API's error shape under /api/, or
+    `{"error": …}` for the web pages' JSON requests."""
     response = _error_response(
-        request, status=503, code="database_unavailable", messages=MESSAGES, page=PAGE
+        request, status=503, code=cause.code, messages=cause.messages, page=cause.page
     )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: 503 for a lost database, else a static 500 (Django has logged the error)."""
-    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
-        return database_unavailable(request)
+    """handler500: 503 for a lost database or media storage, else a static 500 (Django has
+    logged the error)."""
+    if cause := unavailable_cause(sys.exc_info()[1]):
+        return service_unavailable(request, cause)
     return _error_response(
         request,
         status=500,

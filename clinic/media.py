@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import mimetypes
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.utils.translation import get_language
+from django.http import FileResponse, Http404, HttpResponse
 
 logger = logging.getLogger(__name__)
-
-RETRY_AFTER_SECONDS = 30
-UNAVAILABLE_MESSAGES = {
-    "zh": "服务暂时不可用：无法连接照片和报告存储，未保存任何内容，请稍后重试。",
-    "en": "Service temporarily unavailable — the photo and report storage cannot be reached; "
-    "nothing was saved, please retry.",
-}
-UNAVAILABLE_PAGE = f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>503</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto; line-height: 1.6">
-<h1>服务暂时不可用</h1><p>{UNAVAILABLE_MESSAGES["zh"]}</p>
-<h1 lang="en">Service temporarily unavailable</h1><p lang="en">{UNAVAILABLE_MESSAGES["en"]}</p>
-</body></html>
-"""
 
 
 class MediaStorageUnavailable(OSError):
@@ -71,44 +54,3 @@ def private_file_response(
         )
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-class MediaStorageUnavailableMiddleware:
-    """Turns `MediaStorageUnavailable` raised by a view into a 503 "please retry".
-
-    Uploads store the file before writing any row, so nothing is half written. API paths get
-    the API's error shape, the upload page's requests (Accept: application/json) its
-    `{"error": …}`, browsers a static bilingual page.
-    """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, MediaStorageUnavailable):
-            return None
-        logger.error("%s %s: %s", request.method, request.path, exception, exc_info=exception)
-        message = UNAVAILABLE_MESSAGES["zh" if (get_language() or "").startswith("zh") else "en"]
-        if request.path_info.startswith("/api/"):
-            body = {
-                "error": {"code": "media_storage_unavailable", "message": message, "fields": {}}
-            }
-            response = _json_response(body)
-        elif request.headers.get("Accept", "").startswith("application/json"):
-            response = _json_response({"error": message})
-        else:
-            response = HttpResponse(
-                UNAVAILABLE_PAGE, status=503, content_type="text/html; charset=utf-8"
-            )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        response["Cache-Control"] = "no-store"
-        return response
-
-
-def _json_response(body: dict) -> HttpResponse:
-    return HttpResponse(
-        json.dumps(body, ensure_ascii=False), status=503, content_type="application/json"
-    )

@@ -1,6 +1,6 @@
-"""A clear 503 when a view cannot reach the database, instead of a bare 500.
+"""A clear 503 when a view cannot reach the database or the media storage, not a bare 500.
 
-Database errors raised outside a view (session, authentication, other middleware) reach
+Errors raised outside a view (session, authentication, other middleware) reach
 `clinic.errors.server_error` (handler500), which answers the same 503.
 """
 
@@ -10,13 +10,13 @@ import logging
 
 from django.http import HttpRequest, HttpResponse
 
-from clinic.errors import DATABASE_ERRORS, database_unavailable
+from clinic.errors import service_unavailable, unavailable_cause
 
 logger = logging.getLogger(__name__)
 
 
-class DatabaseUnavailableMiddleware:
-    """Turns `OperationalError`/`InterfaceError` raised by a view into a 503 page or JSON.
+class ServiceUnavailableMiddleware:
+    """Turns a database or media-storage outage raised by a view into a 503 page or JSON.
 
     Also with DEBUG on, where Django shows its debug page instead of calling handler500.
     """
@@ -28,13 +28,15 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, DATABASE_ERRORS):
+        cause = unavailable_cause(exception)
+        if cause is None:
             return None
         logger.error(
-            "Database unavailable during %s %s: %s",
+            "%s during %s %s: %s",
+            cause.code,
             request.method,
             request.path,
             exception,
             exc_info=exception,
         )
-        return database_unavailable(request)
+        return service_unavailable(request, cause)

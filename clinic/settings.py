@@ -91,12 +91,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "clinic.audit.AuditContextMiddleware",
-    # A view that cannot reach the database answers 503 "please retry", not 500. Errors of the
-    # middlewares (session, auth, axes) never reach another middleware: Django answers them
-    # where they are raised, through handler500 (clinic.errors.server_error), which does the same.
-    "clinic.middleware.DatabaseUnavailableMiddleware",
-    # Likewise when the media bucket (MEDIA_S3_BUCKET) cannot be reached.
-    "clinic.media.MediaStorageUnavailableMiddleware",
+    # A view that cannot reach the database or the media bucket answers 503 "please retry",
+    # not 500. Errors of the middlewares (session, auth, axes) never reach another middleware:
+    # Django answers them where they are raised, through handler500 (clinic.errors.server_error),
+    # which does the same.
+    "clinic.middleware.ServiceUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into clinic.lockout's response.
     "axes.middleware.AxesMiddleware",
 ]

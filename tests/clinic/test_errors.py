@@ -12,7 +12,8 @@ from django.db import OperationalError
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.test import Client
 
-from clinic.errors import MESSAGES, SERVER_ERROR_MESSAGES
+from clinic.errors import MESSAGES, SERVER_ERROR_MESSAGES, STORAGE_MESSAGES
+from clinic.media import MediaStorageUnavailable
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +68,34 @@ def test_an_authentication_middleware_database_error_on_the_api_answers_503_json
     assert response.json() == {
         "error": {"code": "database_unavailable", "message": message, "fields": {}}
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "expected"),
+    [
+        (
+            "/api/v1/patients/",
+            "*/*",
+            {
+                "error": {
+                    "code": "media_storage_unavailable",
+                    "message": STORAGE_MESSAGES["en"],
+                    "fields": {},
+                }
+            },
+        ),
+        ("/screening/1/photos/upload", "application/json", {"error": STORAGE_MESSAGES["en"]}),
+    ],
+)
+def test_an_unreachable_media_bucket_outside_a_view_answers_503_too(
+    browser, path, accept, expected
+):
+    failure = MediaStorageUnavailable("bucket ophai-media: connection refused")
+    with mock.patch.object(XFrameOptionsMiddleware, "process_response", side_effect=failure):
+        response = browser.get(path, HTTP_ACCEPT=accept, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert (response.status_code, response["Retry-After"]) == (503, "30")
+    assert response.json() == expected
 
 
 def test_an_unrelated_middleware_error_is_a_static_500_page_without_the_traceback(browser):
