@@ -7,6 +7,17 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext as _
 
+# results and summary import no torch: web processes read AI results without loading it
+# (tests/ai_engine/test_web_imports.py).
+from ai_engine.inference.results import (
+    ZONE_NAMES,
+    AbnormalArea,
+    ImageAnalysis,
+    Prediction,
+    QualityResult,
+)
+from ai_engine.inference.results import Finding as ResultFinding
+from ai_engine.inference.summary import combine_eye_results
 from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding
 from screening.models import RecordStatus, ScreeningRecord
 
@@ -67,12 +78,6 @@ def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[s
     "demonstration", ...}}, "combined": {...}, "language": "zh", "pending": bool}` — rebuilt
     from the stored rows with the inference core's own summary rules.
     """
-    from ai_engine.inference.areas import ZONE_NAMES, AbnormalArea
-    from ai_engine.inference.predict import Finding as ResultFinding
-    from ai_engine.inference.predict import ImageAnalysis, Prediction
-    from ai_engine.inference.quality import QualityResult
-    from ai_engine.inference.summary import combine_eye_results
-
     per_image: dict[int, ImageAnalysis] = {}
     pending = False
     for analysis in record_latest_analyses(record=record):

@@ -13,14 +13,8 @@ import cv2
 import numpy as np
 
 from .preprocess import CropBox, FundusGeometry, fov_mask
+from .results import ZONE_NAMES, AbnormalArea, normalise_eye
 
-ZONE_NAMES = {
-    "optic_disc": ("视盘", "optic disc"),
-    "macula": ("黄斑区", "macula"),
-    "vascular_arcade": ("血管弓", "vascular arcade"),
-    "periphery": ("视网膜周边", "periphery"),
-    "posterior_pole": ("后极部", "posterior pole"),
-}
 DD_PER_RADIUS = 0.28
 DISC_TO_FOVEA_DD = 2.5
 DISC_ZONE_DD = 0.75
@@ -55,40 +49,6 @@ class Landmarks:
             "disc_found": self.disc_found,
             "macula": r(self.macula),
         }
-
-
-@dataclass(frozen=True)
-class AbnormalArea:
-    code: str
-    zh: str
-    en: str
-    peak: float  # highest heat in the region, 0..1
-    area_fraction: float  # share of the fundus field covered by the region
-    centroid: tuple[float, float]  # in the ORIGINAL photo, as fractions of width and height
-
-    def name(self, language: str) -> str:
-        return self.zh if language.startswith("zh") else self.en
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "code": self.code,
-            "zh": self.zh,
-            "en": self.en,
-            "peak": round(self.peak, 4),
-            "area_fraction": round(self.area_fraction, 4),
-            "centroid": [round(self.centroid[0], 4), round(self.centroid[1], 4)],
-        }
-
-
-def normalise_eye(eye: str | None) -> str | None:
-    if eye is None:
-        return None
-    eye = eye.strip().lower()
-    if eye in ("od", "right", "r", "右", "右眼"):
-        return "OD"
-    if eye in ("os", "left", "l", "左", "左眼"):
-        return "OS"
-    return None
 
 
 def circle_in_box(geometry: FundusGeometry, box: CropBox) -> tuple[tuple[float, float], float]:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .areas import LANDMARK_SIZE, AbnormalArea, Landmarks, extract_areas, locate_landmarks
+from .areas import LANDMARK_SIZE, extract_areas, locate_landmarks
 from .cam import compute_cams, overlay_base, render_overlay
 from .decode import ImageDecodeError, load_fundus_image
 from .package import ModelPackage, resolve_device
@@ -32,111 +30,10 @@ from .preprocess import (
     normalise,
     render_box,
 )
-from .quality import QualityResult, check_quality
+from .quality import check_quality
+from .results import Finding, ImageAnalysis, Prediction
 
 STAGES = ("decode", "crop", "quality", "forward", "cam", "png")
-
-
-@dataclass
-class Finding:
-    code: str
-    zh: str
-    en: str
-    probability: float
-    threshold: float
-    positive: bool
-    referable: bool
-    normal: bool = False
-    cam_method: str = ""
-    heatmap: np.ndarray | None = field(default=None, repr=False)  # model input space, [0, 1]
-    overlay_png: bytes | None = field(default=None, repr=False)
-    areas: list[AbnormalArea] = field(default_factory=list)
-
-    def name(self, language: str) -> str:
-        return self.zh if language.startswith("zh") else self.en
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "zh": self.zh,
-            "en": self.en,
-            "probability": round(self.probability, 6),
-            "threshold": self.threshold,
-            "positive": self.positive,
-            "referable": self.referable,
-            "normal": self.normal,
-            "cam_method": self.cam_method,
-            "has_overlay": self.overlay_png is not None,
-            "abnormal_areas": [area.code for area in self.areas],
-            "areas": [area.to_dict() for area in self.areas],
-        }
-
-
-@dataclass
-class Prediction:
-    """One model's output for one photo."""
-
-    model_name: str
-    model_version: str
-    task: str
-    demonstration: bool
-    evidence: str
-    findings: list[Finding]
-    referable: bool
-    referable_probability: float
-    grade: str | None = None  # multiclass: the argmax label code
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def positive_findings(self) -> list[Finding]:
-        return [f for f in self.findings if f.positive]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": {"name": self.model_name, "version": self.model_version, "task": self.task},
-            "demonstration": self.demonstration,
-            "evidence": self.evidence,
-            "grade": self.grade,
-            "referable": self.referable,
-            "referable_probability": round(self.referable_probability, 6),
-            "findings": [f.to_dict() for f in self.findings],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-
-
-@dataclass
-class ImageAnalysis:
-    """Everything the pipeline learnt about one photo."""
-
-    source: str
-    eye: str | None
-    width: int = 0
-    height: int = 0
-    geometry: FundusGeometry | None = None
-    quality: QualityResult | None = None
-    landmarks: Landmarks | None = None
-    predictions: list[Prediction] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def gradable(self) -> bool:
-        return self.error is None and self.quality is not None and self.quality.gradable
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "eye": self.eye,
-            "width": self.width,
-            "height": self.height,
-            "error": self.error,
-            "gradable": self.gradable,
-            "quality": self.quality.to_dict() if self.quality else None,
-            "geometry": self.geometry.to_dict() if self.geometry else None,
-            "landmarks": self.landmarks.to_dict() if self.landmarks else None,
-            "predictions": [p.to_dict() for p in self.predictions],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
 
 
 class Predictor:

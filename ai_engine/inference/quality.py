@@ -8,7 +8,7 @@ Thresholds were calibrated by ``scripts/calibrate_quality.py`` on the real photo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -16,18 +16,10 @@ import numpy as np
 from PIL import Image
 
 from .preprocess import FundusGeometry, as_array, detect_fundus, fov_mask, render_box
+from .results import REASONS, QualityResult
 
 QUALITY_SIZE = 512
 FOCUS_SIZE = 256
-REASONS = (
-    "no_fundus",
-    "small_field_of_view",
-    "underexposed",
-    "overexposed",
-    "low_contrast",
-    "out_of_focus",
-    "too_small",
-)
 
 
 @dataclass(frozen=True)
@@ -54,17 +46,6 @@ class QualityThresholds:
 # Proposed by scripts/calibrate_quality.py (seed 0, 400 labelled + 40 camera photos; figures in
 # QUALITY_CALIBRATION.md). Re-run it when the camera fleet changes.
 DEFAULT_THRESHOLDS = QualityThresholds()
-
-
-@dataclass
-class QualityResult:
-    score: float
-    gradable: bool
-    reasons: list[str]
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def measure_quality(

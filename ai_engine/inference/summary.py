@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .areas import normalise_eye
-from .predict import Finding, ImageAnalysis
+from .results import Finding, ImageAnalysis, normalise_eye
 
 TEXT = {
     "zh": {

@@ -18,6 +18,7 @@ def test_inference_core_imports_no_django() -> None:
         "areas",
         "predict",
         "summary",
+        "results",
     ]
     code = (
         "import sys\n"

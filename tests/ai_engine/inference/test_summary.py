@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import json
 
-from ai_engine.inference.areas import AbnormalArea
-from ai_engine.inference.predict import Finding, ImageAnalysis, Prediction
-from ai_engine.inference.quality import QualityResult
+from ai_engine.inference.results import (
+    AbnormalArea,
+    Finding,
+    ImageAnalysis,
+    Prediction,
+    QualityResult,
+)
 from ai_engine.inference.summary import combine_eye_results
 
 PERIPHERY = AbnormalArea("periphery", "视网膜周边", "periphery", 1.0, 0.1, (0.8, 0.5))

@@ -1,0 +1,182 @@
+"""The inference core's result shapes and labels, in plain Python (no torch, numpy or cv2).
+
+Web processes rebuild and summarise stored results with these (``ai_engine.selectors``,
+``summary``) and must not pay for torch; only the modules that run models import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .areas import Landmarks
+    from .preprocess import FundusGeometry
+
+# Anatomical zones of the fundus that heatmap regions are named by: code → (zh, en).
+ZONE_NAMES = {
+    "optic_disc": ("视盘", "optic disc"),
+    "macula": ("黄斑区", "macula"),
+    "vascular_arcade": ("血管弓", "vascular arcade"),
+    "periphery": ("视网膜周边", "periphery"),
+    "posterior_pole": ("后极部", "posterior pole"),
+}
+# Why the quality gate rejects a photo; ``QualityResult.reasons`` lists them in this order.
+REASONS = (
+    "no_fundus",
+    "small_field_of_view",
+    "underexposed",
+    "overexposed",
+    "low_contrast",
+    "out_of_focus",
+    "too_small",
+)
+
+
+@dataclass(frozen=True)
+class AbnormalArea:
+    code: str
+    zh: str
+    en: str
+    peak: float  # highest heat in the region, 0..1
+    area_fraction: float  # share of the fundus field covered by the region
+    centroid: tuple[float, float]  # in the ORIGINAL photo, as fractions of width and height
+
+    def name(self, language: str) -> str:
+        return self.zh if language.startswith("zh") else self.en
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "zh": self.zh,
+            "en": self.en,
+            "peak": round(self.peak, 4),
+            "area_fraction": round(self.area_fraction, 4),
+            "centroid": [round(self.centroid[0], 4), round(self.centroid[1], 4)],
+        }
+
+
+def normalise_eye(eye: str | None) -> str | None:
+    if eye is None:
+        return None
+    eye = eye.strip().lower()
+    if eye in ("od", "right", "r", "右", "右眼"):
+        return "OD"
+    if eye in ("os", "left", "l", "左", "左眼"):
+        return "OS"
+    return None
+
+
+@dataclass
+class QualityResult:
+    score: float
+    gradable: bool
+    reasons: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Finding:
+    code: str
+    zh: str
+    en: str
+    probability: float
+    threshold: float
+    positive: bool
+    referable: bool
+    normal: bool = False
+    cam_method: str = ""
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # model input space, [0, 1]
+    overlay_png: bytes | None = field(default=None, repr=False)
+    areas: list[AbnormalArea] = field(default_factory=list)
+
+    def name(self, language: str) -> str:
+        return self.zh if language.startswith("zh") else self.en
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "zh": self.zh,
+            "en": self.en,
+            "probability": round(self.probability, 6),
+            "threshold": self.threshold,
+            "positive": self.positive,
+            "referable": self.referable,
+            "normal": self.normal,
+            "cam_method": self.cam_method,
+            "has_overlay": self.overlay_png is not None,
+            "abnormal_areas": [area.code for area in self.areas],
+            "areas": [area.to_dict() for area in self.areas],
+        }
+
+
+@dataclass
+class Prediction:
+    """One model's output for one photo."""
+
+    model_name: str
+    model_version: str
+    task: str
+    demonstration: bool
+    evidence: str
+    findings: list[Finding]
+    referable: bool
+    referable_probability: float
+    grade: str | None = None  # multiclass: the argmax label code
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def positive_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.positive]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {"name": self.model_name, "version": self.model_version, "task": self.task},
+            "demonstration": self.demonstration,
+            "evidence": self.evidence,
+            "grade": self.grade,
+            "referable": self.referable,
+            "referable_probability": round(self.referable_probability, 6),
+            "findings": [f.to_dict() for f in self.findings],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class ImageAnalysis:
+    """Everything the pipeline learnt about one photo."""
+
+    source: str
+    eye: str | None
+    width: int = 0
+    height: int = 0
+    geometry: FundusGeometry | None = None
+    quality: QualityResult | None = None
+    landmarks: Landmarks | None = None
+    predictions: list[Prediction] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def gradable(self) -> bool:
+        return self.error is None and self.quality is not None and self.quality.gradable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "eye": self.eye,
+            "width": self.width,
+            "height": self.height,
+            "error": self.error,
+            "gradable": self.gradable,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "geometry": self.geometry.to_dict() if self.geometry else None,
+            "landmarks": self.landmarks.to_dict() if self.landmarks else None,
+            "predictions": [p.to_dict() for p in self.predictions],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
