@@ -15,20 +15,18 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clinic.media import private_file_response
 from clinic.web import add_service_errors, staff_view
 from patients.models import Patient
 from screening.forms import RecordForm
+from screening.media import ImageSize, fundus_image_response
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import (
     MEASUREMENT_FIELDS,
     image_delete,
-    image_record_view,
     image_upload,
     record_create,
     record_update,
 )
-from screening.thumbnails import thumbnail_for
 
 
 @login_required
@@ -36,11 +34,9 @@ def fundus_image_file(request: HttpRequest, image_id: int) -> HttpResponse:
     if not request.user.has_perm("screening.view_fundusimage"):
         raise PermissionDenied
     image = get_object_or_404(FundusImage.objects.select_related("record__patient"), pk=image_id)
-    if request.GET.get("size") == "thumb":
-        # Previews appear on pages whose opening is already audited.
-        return private_file_response(thumbnail_for(image))
-    image_record_view(actor=request.user, image=image)
-    return private_file_response(image.file.name)
+    size = ImageSize.THUMB if request.GET.get("size") == "thumb" else ImageSize.FULL
+    # Previews appear on pages whose opening is already audited.
+    return fundus_image_response(actor=request.user, image=image, size=size, audit_preview=False)
 
 
 def _record_or_404(record_id: int) -> ScreeningRecord:

@@ -1,6 +1,7 @@
 """Photos are private: served only to staff who may see them, and every full view is logged."""
 
 import pytest
+from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from clinic.models import AuditEvent
@@ -64,3 +65,12 @@ def test_behind_nginx_the_transfer_is_handed_over_with_x_accel_redirect(
     assert response.status_code == 200
     assert response["X-Accel-Redirect"] == f"/protected-media/{image.file.name}"
     assert response.content == b""
+
+
+@pytest.mark.parametrize("query", ["", "?size=thumb"])
+def test_a_photo_whose_file_is_gone_is_not_found_and_not_logged(client, doctor, image, query):
+    default_storage.delete(image.file.name)
+    client.force_login(doctor)
+    response = client.get(reverse("screening:fundus-image-file", args=[image.pk]) + query)
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(action="view").exists()
