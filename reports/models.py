@@ -75,6 +75,11 @@ class Report(models.Model):
         related_name="+",
     )
     summary_approved_at = models.DateTimeField(_("summary approved at"), null=True, blank=True)
+    # What the summary speaks of: the AI findings and measurements, without the doctor's review
+    # and the report's status (see reports.services.summary_basis_sha256).
+    summary_basis_sha256 = models.CharField(
+        _("summary basis SHA-256"), max_length=64, blank=True, editable=False
+    )
     based_on = models.ForeignKey(
         "self",
         verbose_name=_("based on"),

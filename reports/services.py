@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 
@@ -54,6 +55,22 @@ def report_generate(
         inputs = report_inputs(record=record)
         if only_if_missing and (existing := _current_report(record, inputs, language)):
             return existing
+        if approved := _approved_summary_to_carry(record, inputs, language):
+            return _save_version(
+                record=record,
+                inputs=inputs,
+                language=language,
+                summary=SummaryResult(
+                    text=approved.summary_ai,
+                    source=approved.summary_source,
+                    fallback_reason=approved.summary_fallback_reason,
+                ),
+                actor=actor,
+                only_if_missing=only_if_missing,
+                approved_text=approved.summary_final,
+                approval=(approved.summary_approved_by, approved.summary_approved_at),
+                based_on=approved,
+            )
         # Before the transaction below: an LLM call may take seconds and must hold no row lock.
         summary = summary_for_facts(inputs.facts, language=language)
     return _save_version(
@@ -64,6 +81,42 @@ def report_generate(
         actor=actor,
         only_if_missing=only_if_missing,
     )
+
+
+def summary_basis_sha256(facts: dict) -> str:
+    """A fingerprint of what a summary speaks of: the facts without the doctor's review and the
+    report's status, so signing a review does not by itself make an approved summary stale."""
+    basis = {k: v for k, v in facts.items() if k not in ("doctor_review", "report_status")}
+    encoded = json.dumps(basis, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _approved_summary_to_carry(
+    record: ScreeningRecord, inputs: ReportInputs, language: str
+) -> Report | None:
+    """The doctor's approved summary of the latest version, when the new version may keep it.
+
+    A summary approved on a draft (before signing) carries into the final report when the
+    findings and measurements it speaks of are unchanged and the doctor who approved it signed
+    the review; one approved on a final report carries into a re-render of the same signed
+    review. An amended review, changed findings or another signing doctor get a fresh draft
+    summary to approve.
+    """
+    latest = (
+        Report.objects.filter(record=record, language=language)
+        .select_related("summary_approved_by")
+        .order_by("-version")
+        .first()
+    )
+    if latest is None or latest.summary_approved_by_id is None:
+        return None
+    if latest.review_version not in (None, inputs.review_version):
+        return None
+    if latest.summary_basis_sha256 != summary_basis_sha256(inputs.facts):
+        return None
+    if inputs.review is not None and inputs.review.doctor_id != latest.summary_approved_by_id:
+        return None
+    return latest
 
 
 def report_approve_summary(*, report: Report, doctor, text: str) -> Report:
@@ -155,9 +208,15 @@ def _save_version(
     actor,
     only_if_missing: bool = False,
     approved_text: str = "",
+    approval: tuple | None = None,
     based_on: Report | None = None,
 ) -> Report:
-    """Number, render and store one version; the row and its PDF exist together or not at all."""
+    """Number, render and store one version; the row and its PDF exist together or not at all.
+
+    `approval` (approver, approved_at) is the original approval of a carried summary; without
+    it an `approved_text` is approved by `actor` now."""
+    if approved_text and approval is None:
+        approval = (actor, timezone.now())
     status = ReportStatus.FINAL if inputs.review is not None else ReportStatus.DRAFT
     stored_name = ""
     try:
@@ -179,9 +238,10 @@ def _save_version(
                 review_version=inputs.review_version,
                 summary=summary,
                 approved_text=approved_text,
-                approver=actor if approved_text else None,
+                approval=approval,
                 based_on=based_on,
                 actor=actor,
+                basis_sha256=summary_basis_sha256(inputs.facts),
             )
             # Imported here: WeasyPrint parses its stylesheets on import (about a second), a
             # cost only the processes that render should pay.
@@ -249,10 +309,12 @@ def _create_row(
     review_version,
     summary,
     approved_text,
-    approver,
+    approval,
     based_on,
     actor,
+    basis_sha256,
 ) -> Report:
+    approver, approved_at = approval or (None, None)
     fields = {
         "record": record,
         "version": version,
@@ -264,7 +326,8 @@ def _create_row(
         "summary_source": summary.source,
         "summary_fallback_reason": summary.fallback_reason,
         "summary_approved_by": approver,
-        "summary_approved_at": timezone.now() if approver else None,
+        "summary_approved_at": approved_at,
+        "summary_basis_sha256": basis_sha256,
         "based_on": based_on,
         "generated_by": actor,
     }

@@ -200,3 +200,75 @@ def test_the_llm_budget_must_fit_in_the_task_timeout(settings):
     settings.LLM_TIMEOUT = 100.0
     settings.LLM_MAX_RETRIES = 1
     assert [error.id for error in llm_fits_in_task_timeout(None)] == ["reports.E001"]
+
+
+# --- a summary approved on a draft, then the review is signed -----------------------------------
+def _approve_on_draft(record, doctor) -> Report:
+    draft = report_generate(record=record, actor=doctor)
+    assert draft.status == "draft"
+    return report_approve_summary(report=draft, doctor=doctor, text="医生在签名前确认的说明。")
+
+
+def test_a_summary_approved_on_the_draft_carries_into_the_final_report(
+    analysed_record, doctor, settings
+):
+    approved = _approve_on_draft(analysed_record, doctor)
+    sign(doctor, analysed_record)
+    generate_report_for_record(analysed_record.pk)  # the task queued by signing
+
+    final = Report.objects.filter(record=analysed_record).first()
+    assert (final.version, final.status) == (3, "final")
+    assert final.summary_final == "医生在签名前确认的说明。"
+    assert (final.summary_approved_by, final.summary_approved_at) == (
+        doctor,
+        approved.summary_approved_at,
+    )
+    assert final.based_on == approved
+    assert final.summary_ai == approved.summary_ai  # the drafted text is kept beside it
+    event = AuditEvent.objects.filter(object_type="reports.report").first()
+    assert event.changes["summary_approved_from"] == [None, 2]
+
+
+def test_an_approved_summary_is_not_carried_when_the_ai_findings_changed(
+    analysed_record, doctor, package
+):
+    from ai_engine.models import Finding
+
+    _approve_on_draft(analysed_record, doctor)
+    Finding.objects.filter(label_code="D", positive=True).update(probability=0.97)
+    sign(doctor, analysed_record)
+    generate_report_for_record(analysed_record.pk)
+
+    final = Report.objects.filter(record=analysed_record).first()
+    assert final.status == "final"
+    assert final.summary_approved_by is None and final.based_on is None
+    assert final.summary_final != "医生在签名前确认的说明。"
+
+
+def test_an_approved_summary_is_not_carried_when_another_doctor_signs(analysed_record, doctor):
+    from tests.conftest import make_user
+
+    _approve_on_draft(analysed_record, doctor)
+    sign(make_user("doctor", "doctor2"), analysed_record)
+    generate_report_for_record(analysed_record.pk)
+
+    final = Report.objects.filter(record=analysed_record).first()
+    assert final.status == "final" and final.summary_approved_by is None
+
+
+def test_an_approved_summary_is_not_carried_into_an_amended_review(signed_record, doctor):
+    first = report_generate(record=signed_record, actor=doctor)
+    report_approve_summary(report=first, doctor=doctor, text="按中度病变说明。")
+    sign(
+        doctor,
+        signed_record,
+        conclusion_codes=["dr_severe"],
+        recommendation="urgent",
+        amendment_reason="复核",
+    )
+    generate_report_for_record(signed_record.pk)
+
+    latest = Report.objects.filter(record=signed_record).first()
+    assert (latest.version, latest.review_version) == (3, 2)
+    assert latest.summary_approved_by is None
+    assert latest.summary_final != "按中度病变说明。"
