@@ -1,5 +1,5 @@
 """REST API of AI results (staff): photo upload with its analysis status, analyses and
-findings, re-runs, the per-record summary and the doctors' worklist.
+findings with their heatmaps, re-runs, the per-record summary and the doctors' worklist.
 
 The photo upload lives here rather than in screening.api because its answer carries the
 analysis status, and screening never imports the AI engine (DESIGN §1): this view calls
@@ -14,7 +14,8 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F, Prefetch, Va
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils.translation import get_language
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -37,6 +38,7 @@ from clinic.api import (
     service_errors,
     validation_error_from_django,
 )
+from clinic.media import private_file_response
 from screening.api import RECORD_READ, audit_read
 from screening.models import Eye, RecordStatus, ScreeningRecord
 from screening.selectors import record_list
@@ -198,6 +200,36 @@ class AnalysisRerunApi(generics.GenericAPIView):
             rerun = analysis_rerun(analysis=analysis, actor=request.user)
         rerun = analyses_queryset().get(pk=rerun.pk)
         return Response(AnalysisOutputSerializer(rerun).data, status=status.HTTP_201_CREATED)
+
+
+class FindingHeatmapApi(generics.GenericAPIView):
+    """GET: a finding's heatmap overlay (PNG) over its photo (staff; every download is audited).
+
+    404 when the finding has no heatmap (only positive findings get one).
+    """
+
+    queryset = Finding.objects.none()  # names the path's model in the schema
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"GET": [*AI_READ, "screening.view_fundusimage"]}
+
+    @extend_schema(
+        operation_id="findings_heatmap",
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The heatmap"),
+            **error_responses(401, 403, 404, 503),
+        },
+    )
+    def get(self, request, finding_id: int):
+        finding = get_object_or_404(
+            Finding.objects.select_related("analysis__image__record__patient"), pk=finding_id
+        )
+        response = private_file_response(finding.heatmap.name)
+        audit_read(
+            actor=request.user,
+            obj=finding,
+            patient_ref=finding.analysis.image.record.patient.patient_id,
+        )
+        return response
 
 
 AI_RESULT_EXAMPLE = {

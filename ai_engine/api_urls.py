@@ -18,5 +18,10 @@ urlpatterns = [
     path(
         "analyses/<int:analysis_id>/rerun/", api.AnalysisRerunApi.as_view(), name="analysis-rerun"
     ),
+    path(
+        "findings/<int:finding_id>/heatmap/",
+        api.FindingHeatmapApi.as_view(),
+        name="finding-heatmap",
+    ),
     path("worklist/", api.WorklistApi.as_view(), name="worklist"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,6 +15,9 @@ from screening.models import RecordStatus, ScreeningRecord
 
 class FindingOutputSerializer(serializers.ModelSerializer):
     has_heatmap = serializers.SerializerMethodField()
+    heatmap_url = serializers.SerializerMethodField(
+        help_text="The heatmap overlay (PNG, staff); null when the finding has none."
+    )
 
     class Meta:
         model = Finding
@@ -29,10 +33,16 @@ class FindingOutputSerializer(serializers.ModelSerializer):
             "abnormal_areas",
             "cam_method",
             "has_heatmap",
+            "heatmap_url",
         )
 
     def get_has_heatmap(self, finding: Finding) -> bool:
         return bool(finding.heatmap)
+
+    def get_heatmap_url(self, finding: Finding) -> str | None:
+        if not finding.heatmap:
+            return None
+        return reverse("api-v1:finding-heatmap", args=[finding.pk])
 
 
 class AnalysisOutputSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""REST API of screening (staff): visits with vision and IOP, and doctors' reviews.
+"""REST API of screening (staff): visits with vision and IOP, photo files, doctors' reviews.
 
 Photo uploads are in ai_engine.api: their response carries the AI analysis status, and
 screening never imports the AI engine (DESIGN §1). Every detail read is audited.
@@ -13,7 +13,8 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -22,6 +23,7 @@ from clinic.api import AuditedListMixin, HasRequiredPermissions, error_responses
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
 from patients.models import Patient
+from screening.media import ImageSize, fundus_image_response
 from screening.models import (
     ConclusionCode,
     DoctorReview,
@@ -39,6 +41,7 @@ from screening.serializers import (
 from screening.services import record_create, review_save_draft, review_sign
 
 RECORD_READ = ["screening.view_screeningrecord", "patients.view_patient"]
+IMAGE_READ = [*RECORD_READ, "screening.view_fundusimage"]
 REVIEW_WRITE = [*RECORD_READ, "screening.add_doctorreview", "screening.change_doctorreview"]
 
 
@@ -173,6 +176,46 @@ class RecordDetailApi(generics.GenericAPIView):
         record = get_object_or_404(record_detail_queryset(), pk=record_id)
         audit_read(actor=request.user, obj=record, patient_ref=record.patient.patient_id)
         return Response(RecordDetailOutputSerializer(record).data)
+
+
+# --- photo files ----------------------------------------------------------------------------
+class ImageFileQuerySerializer(serializers.Serializer):
+    size = serializers.ChoiceField(choices=ImageSize.choices, default=ImageSize.FULL)
+
+
+PHOTO = OpenApiResponse(OpenApiTypes.BINARY, description="The photo, or its JPEG preview")
+
+
+class ImageFileApi(generics.GenericAPIView):
+    """GET: a fundus photo as uploaded, or ``?size=thumb`` its JPEG preview (staff; every
+    download, preview or not, is audited)."""
+
+    queryset = FundusImage.objects.none()  # names the path's model in the schema
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"GET": IMAGE_READ}
+
+    @extend_schema(
+        operation_id="images_file",
+        parameters=[ImageFileQuerySerializer],
+        responses={
+            (200, "image/jpeg"): PHOTO,
+            (200, "image/png"): PHOTO,
+            (200, "image/tiff"): PHOTO,
+            **error_responses(400, 401, 403, 404, 503),
+        },
+    )
+    def get(self, request, image_id: int):
+        query = ImageFileQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        image = get_object_or_404(
+            FundusImage.objects.select_related("record__patient"), pk=image_id
+        )
+        return fundus_image_response(
+            actor=request.user,
+            image=image,
+            size=query.validated_data["size"],
+            audit_preview=True,
+        )
 
 
 # --- doctor reviews -------------------------------------------------------------------------

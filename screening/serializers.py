@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from clinic.api import ChoiceLabelField
@@ -49,6 +50,10 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 
 class ImageOutputSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
+    file_url = serializers.SerializerMethodField(help_text="The original photo (staff).")
+    thumbnail_url = serializers.SerializerMethodField(
+        help_text="A JPEG preview, at most 480 px on its longer side (staff)."
+    )
 
     class Meta:
         model = FundusImage
@@ -65,7 +70,15 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "original_name",
             "uploaded_by",
             "uploaded_at",
+            "file_url",
+            "thumbnail_url",
         )
+
+    def get_file_url(self, image: FundusImage) -> str:
+        return reverse("api-v1:image-file", args=[image.pk])
+
+    def get_thumbnail_url(self, image: FundusImage) -> str:
+        return f"{reverse('api-v1:image-file', args=[image.pk])}?size=thumb"
 
 
 class ReviewOutputSerializer(serializers.ModelSerializer):

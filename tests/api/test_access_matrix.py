@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
-from django.urls import get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from ai_engine.models import Analysis
+from ai_engine.models import Analysis, Finding
 from clinic.models import AuditEvent
 from patients.models import Patient, PatientAccount
 from reports.models import Report
@@ -48,6 +48,8 @@ class World:
     report: Report
     draft: DoctorReview
     analysis: Analysis
+    image: FundusImage
+    finding: Finding  # with a heatmap
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Op:
     expected: dict[str, int]
     body: Any = None  # World -> dict
     multipart: bool = False
+    query: str = ""
 
 
 OPS = [
@@ -86,6 +89,8 @@ OPS = [
         lambda w: {"patient": w.patient.patient_id, "va_od": "0.5"},
     ),
     Op("record-detail", "get", lambda w: [w.signed.pk], STAFF_READ),
+    Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ),
+    Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ, query="?size=thumb"),
     Op(
         "record-images",
         "post",
@@ -98,6 +103,7 @@ OPS = [
     Op("record-ai-result", "get", lambda w: [w.signed.pk], STAFF_READ),
     Op("analysis-detail", "get", lambda w: [w.analysis.pk], STAFF_READ),
     Op("analysis-rerun", "post", lambda w: [w.analysis.pk], staff(201, 201, 201)),
+    Op("finding-heatmap", "get", lambda w: [w.finding.pk], STAFF_READ),
     Op("worklist", "get", lambda w: [], STAFF_READ),
     Op("record-reviews", "get", lambda w: [w.signed.pk], STAFF_READ),
     Op(
@@ -166,6 +172,10 @@ def world(
         report=final_report,
         draft=draft,
         analysis=Analysis.objects.filter(image__record=open_record, image__eye="OD").get(),
+        image=FundusImage.objects.get(record=final_report.record, eye="OD"),
+        finding=Finding.objects.exclude(heatmap="").get(
+            analysis__image__record=final_report.record, analysis__image__eye="OD"
+        ),
     )
 
 
@@ -209,11 +219,11 @@ def owner_secrets(world: World) -> list[str]:
     return [patient.name, patient.phone, patient.patient_id, world.report.access_code]
 
 
-@pytest.mark.parametrize("op", OPS, ids=[f"{op.method}-{op.name}" for op in OPS])
+@pytest.mark.parametrize("op", OPS, ids=[f"{op.method}-{op.name}{op.query}" for op in OPS])
 def test_access(op: Op, world: World, clients, settings):
     """Each persona in turn, each request rolled back, so all six start from the same state."""
     settings.API_THROTTLE_RATES = {"login": None, "wechat_bind": None, "upload": None}
-    url = reverse(f"api-v1:{op.name}", args=op.args(world))
+    url = reverse(f"api-v1:{op.name}", args=op.args(world)) + op.query
     statuses = {}
     for persona in PERSONAS:
         with transaction.atomic():
@@ -238,10 +248,30 @@ def test_access(op: Op, world: World, clients, settings):
     assert statuses == op.expected
 
 
+def api_operations(patterns) -> set[tuple[str, str]]:
+    """(URL name, method) for every handler of every view under the patterns."""
+    operations = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            operations |= api_operations(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern):
+            view = pattern.callback.view_class
+            operations |= {
+                (pattern.name, method)
+                for method in view.http_method_names
+                if method not in ("head", "options") and hasattr(view, method)
+            }
+    return operations
+
+
 def test_the_matrix_covers_every_api_operation():
     api_resolver = get_resolver().namespace_dict["api-v1"][1]
-    api_names = {key for key in api_resolver.reverse_dict if isinstance(key, str)}
-    assert api_names - PUBLIC_SIGN_IN == {op.name for op in OPS}
+    operations = {
+        (name, method)
+        for name, method in api_operations(api_resolver.url_patterns)
+        if name not in PUBLIC_SIGN_IN
+    }
+    assert operations == {(op.name, op.method) for op in OPS}
 
 
 def test_the_other_patient_sees_empty_lists(world, clients):
