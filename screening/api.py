@@ -38,7 +38,7 @@ from screening.serializers import (
     RecordOutputSerializer,
     ReviewOutputSerializer,
 )
-from screening.services import record_create, review_save_draft, review_sign
+from screening.services import record_create, record_update, review_save_draft, review_sign
 
 RECORD_READ = ["screening.view_screeningrecord", "patients.view_patient"]
 IMAGE_READ = [*RECORD_READ, "screening.view_fundusimage"]
@@ -161,11 +161,34 @@ class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
         return Response(RecordDetailOutputSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
+class RecordUpdateInputSerializer(serializers.Serializer):
+    """Only the fields sent are changed; null clears a measurement."""
+
+    screened_at = serializers.DateTimeField(required=False)
+    va_od = serializers.DecimalField(
+        max_digits=5, decimal_places=3, required=False, allow_null=True
+    )
+    va_os = serializers.DecimalField(
+        max_digits=5, decimal_places=3, required=False, allow_null=True
+    )
+    iop_od = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True
+    )
+    iop_os = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True
+    )
+    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+
 class RecordDetailApi(generics.GenericAPIView):
-    """GET: one screening with its photos and reviews (audited)."""
+    """GET: one screening with its photos and reviews (audited); PATCH: correct its
+    measurements or notes, until a doctor signs."""
 
     permission_classes = [HasRequiredPermissions]
-    required_permissions = {"GET": RECORD_READ}
+    required_permissions = {
+        "GET": RECORD_READ,
+        "PATCH": [*RECORD_READ, "screening.change_screeningrecord"],
+    }
     serializer_class = RecordDetailOutputSerializer
 
     @extend_schema(
@@ -175,6 +198,32 @@ class RecordDetailApi(generics.GenericAPIView):
     def get(self, request, record_id: int):
         record = get_object_or_404(record_detail_queryset(), pk=record_id)
         audit_read(actor=request.user, obj=record, patient_ref=record.patient.patient_id)
+        return Response(RecordDetailOutputSerializer(record).data)
+
+    @extend_schema(
+        operation_id="records_update",
+        request=RecordUpdateInputSerializer,
+        responses={200: RecordDetailOutputSerializer, **error_responses(400, 401, 403, 404)},
+        description=(
+            "Correct a screening's measurements or notes: only the fields sent change, null "
+            "clears a measurement, and each change is audited. A screening with a signed "
+            'review is locked: the answer is 400 with the error code "locked".'
+        ),
+        examples=[
+            OpenApiExample(
+                "Correct the right eye's IOP",
+                value={"iop_od": "17", "notes": "复测眼压"},
+                request_only=True,
+            )
+        ],
+    )
+    def patch(self, request, record_id: int):
+        record = get_object_or_404(record_list(), pk=record_id)
+        data = RecordUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with service_errors():
+            record_update(actor=request.user, record=record, **data.validated_data)
+        record = record_detail_queryset().get(pk=record.pk)
         return Response(RecordDetailOutputSerializer(record).data)
 
 

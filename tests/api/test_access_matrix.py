@@ -89,6 +89,13 @@ OPS = [
         lambda w: {"patient": w.patient.patient_id, "va_od": "0.5"},
     ),
     Op("record-detail", "get", lambda w: [w.signed.pk], STAFF_READ),
+    Op(
+        "record-detail",
+        "patch",
+        lambda w: [w.open.pk],
+        staff(200, 403, 200),  # measurements are the technicians' (change_screeningrecord)
+        lambda w: {"iop_od": "18", "notes": "复测眼压"},
+    ),
     Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ),
     Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ, query="?size=thumb"),
     Op(
