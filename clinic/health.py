@@ -1,8 +1,9 @@
-"""/healthz for load balancers and monitoring: database, broker, workers, models, disk.
+"""/healthz for load balancers and monitoring: database, broker, workers, models, media.
 
-The HTTP status answers "can this web process serve requests?" (database and broker); the
-body also reports what degrades service without stopping it (no worker heartbeat, no active
-model package, little disk space). It shows no patient data and needs no login.
+The HTTP status answers "can this web process serve requests?" (database, broker and, with S3
+media, the bucket); the body also reports what degrades service without stopping it (no worker
+heartbeat, no active model package, little disk space under a local MEDIA_ROOT). It shows no
+patient data and needs no login.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import datetime as dt
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from clinic.models import WorkerHeartbeat
+
+if TYPE_CHECKING:
+    from clinic.storage import PrivateMediaStorage
 
 HEARTBEAT_STALE = dt.timedelta(minutes=3)
 
@@ -93,12 +98,40 @@ def check_models() -> dict[str, Any]:
     }
 
 
-def check_disk() -> dict[str, Any]:
-    root = Path(settings.MEDIA_ROOT)
+def check_media() -> dict[str, Any]:
+    """Free disk under a local MEDIA_ROOT, or whether the S3-compatible bucket answers."""
+    storage = storages["default"]
+    if isinstance(storage, FileSystemStorage):
+        return check_disk(Path(storage.location))
+    return check_bucket(storage)
+
+
+def check_disk(root: Path) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(root)
     free_gb = usage.free / 1024**3
-    return {"ok": free_gb >= settings.HEALTH_MIN_FREE_DISK_GB, "free_gb": round(free_gb, 1)}
+    return {
+        "ok": free_gb >= settings.HEALTH_MIN_FREE_DISK_GB,
+        "storage": "local",
+        "free_gb": round(free_gb, 1),
+    }
+
+
+def check_bucket(storage: PrivateMediaStorage) -> dict[str, Any]:
+    """One HEAD request; an error names its class and S3 code only (no endpoint, no keys)."""
+    from botocore.exceptions import ClientError  # boto3 loads only where media are on S3
+
+    from clinic.storage import STORAGE_ERRORS
+
+    began = time.perf_counter()
+    try:
+        storage.check_bucket()
+    except STORAGE_ERRORS as exc:
+        failure = {"ok": False, "storage": "s3", "error": exc.__class__.__name__}
+        if isinstance(exc, ClientError):  # the server answered, e.g. 403 (keys), 404 (bucket)
+            failure["code"] = exc.response.get("Error", {}).get("Code", "")
+        return failure
+    return {"ok": True, "storage": "s3", "ms": round((time.perf_counter() - began) * 1000, 1)}
 
 
 @never_cache
@@ -108,8 +141,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if checks["database"]["ok"]:
         checks["workers"] = check_workers(now)
         checks["models"] = check_models()
-    checks["disk"] = check_disk()
-    serving = checks["database"]["ok"] and checks["broker"]["ok"]
+    checks["media"] = media = check_media()
+    # A host that cannot reach the media bucket can neither store nor serve photos, heatmaps
+    # and reports (uploads answer 503), so it leaves the load balancer like one without its
+    # database; if the bucket is down for every host, so is the clinic's core work. Little free
+    # disk under a local MEDIA_ROOT still serves: it only degrades.
+    serving = (
+        checks["database"]["ok"]
+        and checks["broker"]["ok"]
+        and (media["ok"] or media["storage"] == "local")
+    )
     degraded = not all(check["ok"] for check in checks.values())
     status = "fail" if not serving else "degraded" if degraded else "ok"
     return JsonResponse(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from boto3.exceptions import Boto3Error
@@ -24,6 +25,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
 MAX_ATTEMPTS = 3
 STORAGE_ERRORS = (BotoCoreError, ClientError, Boto3Error)
+# /healthz must answer before the load balancer's own timeout: one try, ≤ 1 s to connect and
+# ≤ 1 s for the reply.
+HEALTH_TIMEOUT_SECONDS = 1
 
 
 class PrivateMediaStorage(S3Storage):
@@ -52,6 +56,28 @@ class PrivateMediaStorage(S3Storage):
             ),
         )
         super().__init__(**options)
+
+    def check_bucket(self) -> None:
+        """HEAD the bucket once (needs the list permission the keys have); raises STORAGE_ERRORS."""
+        self._health_client.head_bucket(Bucket=self.bucket_name)
+
+    @cached_property
+    def _health_client(self) -> Any:
+        # Not self.connection: its timeouts and retries suit uploads, not a health probe.
+        return self._create_session().client(
+            "s3",
+            region_name=self.region_name,
+            use_ssl=self.use_ssl,
+            endpoint_url=self.endpoint_url,
+            verify=self.verify,
+            config=self.client_config.merge(
+                Config(
+                    connect_timeout=HEALTH_TIMEOUT_SECONDS,
+                    read_timeout=HEALTH_TIMEOUT_SECONDS,
+                    retries={"max_attempts": 1, "mode": "standard"},
+                )
+            ),
+        )
 
     @contextmanager
     def _translated_errors(self, action: str, name: str) -> Iterator[None]:

@@ -1,4 +1,6 @@
 import datetime as dt
+import socket
+import time
 
 import pytest
 from django.db import DatabaseError
@@ -6,6 +8,7 @@ from django.utils import timezone
 
 from clinic.models import WorkerHeartbeat
 from clinic.tasks import heartbeat
+from tests.clinic.conftest import ACCESS_KEY, SECRET_KEY, use_bucket
 
 
 def test_healthz_reports_degraded_without_workers_or_models(client, db):
@@ -17,6 +20,19 @@ def test_healthz_reports_degraded_without_workers_or_models(client, db):
     assert body["checks"]["broker"] == {"ok": True, "kind": "orm", "queued": 0}
     assert body["checks"]["workers"]["ok"] is False
     assert body["checks"]["models"]["ok"] is False
+    assert body["checks"]["media"]["storage"] == "local"
+
+
+def test_little_free_disk_under_a_local_media_root_only_degrades(client, db, settings):
+    settings.HEALTH_MIN_FREE_DISK_GB = 10**9
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    media = response.json()["checks"]["media"]
+    assert (media["ok"], media["storage"]) == (False, "local")
+    assert media["free_gb"] >= 0
 
 
 @pytest.fixture
@@ -66,3 +82,64 @@ def test_heartbeat_schedules_exist(db, name):
 
     schedule = Schedule.objects.get(name=name)
     assert schedule.func == "clinic.tasks.heartbeat"
+
+
+# --- media on an S3-compatible bucket (moto on loopback, tests/clinic/conftest.py) -----------
+def test_a_reachable_bucket_is_the_media_check(client, db, bucket):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    media = response.json()["checks"]["media"]
+    assert (media["ok"], media["storage"]) == (True, "s3")
+    assert set(media) == {"ok", "storage", "ms"}
+
+
+def assert_fails_without_secrets(response, media: dict) -> None:
+    """503 (out of the load balancer) and nothing about the endpoint or the keys."""
+    assert response.status_code == 503
+    assert response.json()["status"] == "fail"
+    assert response.json()["checks"]["media"] == media
+    for secret in (ACCESS_KEY, SECRET_KEY, "127.0.0.1"):
+        assert secret not in response.content.decode()
+
+
+def test_an_unreachable_bucket_fails_the_health_check(client, db, unreachable_bucket):
+    response = client.get("/healthz")
+
+    assert_fails_without_secrets(
+        response, {"ok": False, "storage": "s3", "error": "EndpointConnectionError"}
+    )
+
+
+def test_a_missing_bucket_fails_with_the_servers_answer(
+    client, db, s3_endpoint, monkeypatch, settings
+):
+    use_bucket(monkeypatch, settings, endpoint=s3_endpoint, bucket="ophai-no-such-bucket")
+
+    response = client.get("/healthz")
+
+    assert_fails_without_secrets(
+        response, {"ok": False, "storage": "s3", "error": "ClientError", "code": "404"}
+    )
+
+
+@pytest.fixture
+def silent_endpoint(monkeypatch, settings):
+    """An endpoint that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        use_bucket(monkeypatch, settings, endpoint=f"http://127.0.0.1:{port}", bucket="ophai-media")
+        yield
+
+
+def test_a_bucket_that_does_not_answer_fails_within_two_seconds(client, db, silent_endpoint):
+    began = time.monotonic()
+    response = client.get("/healthz")
+    elapsed = time.monotonic() - began
+
+    assert_fails_without_secrets(
+        response, {"ok": False, "storage": "s3", "error": "ReadTimeoutError"}
+    )
+    assert elapsed < 2.5
