@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,34 @@ def load_fundus_image(
     source: str | Path | bytes | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
     """Fully decode ``source`` (path, bytes or an opened image) to an RGB uint8 image."""
+    return _decode(source, max_pixels=max_pixels)[0]
+
+
+def load_working_copy(
+    source: str | Path | bytes | Image.Image,
+    *,
+    min_sides: tuple[int, int],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[Image.Image, float]:
+    """Decode ``source`` no larger than the analysis needs: ``(image, scale)``.
+
+    A JPEG whose sides exceed ``min_sides`` (long, short) at least twice is decoded at the
+    smallest DCT scale (1/2, 1/4 or 1/8) that still covers them — the decoder skips the detail
+    instead of producing it and throwing it away, several times faster on camera photos.
+    ``scale`` is original pixels per decoded pixel (1.0 when decoded in full).
+    """
+    image, original = _decode(source, max_pixels=max_pixels, min_sides=min_sides)
+    return image, max(original) / max(image.size)
+
+
+def _decode(
+    source: str | Path | bytes | Image.Image,
+    *,
+    max_pixels: int,
+    min_sides: tuple[int, int] | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
     if isinstance(source, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(source) or source)
+        return _to_rgb(ImageOps.exif_transpose(source) or source), source.size
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as exc:
@@ -42,6 +69,11 @@ def load_fundus_image(
                 )
             if width < 1 or height < 1:
                 raise ImageDecodeError("image has no pixels")
+            if min_sides is not None and image.format == "JPEG":
+                long_side, short_side = max(width, height), min(width, height)
+                factor = max(min_sides[0] / long_side, min_sides[1] / short_side)
+                if factor <= 0.5:
+                    image.draft("RGB", (ceil(width * factor), ceil(height * factor)))
             image.load()
             transposed = ImageOps.exif_transpose(image)
     except ImageDecodeError:
@@ -54,7 +86,7 @@ def load_fundus_image(
     # raise SyntaxError or struct errors inside plugins.
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError(f"image data is corrupt or truncated ({exc})") from None
-    return _to_rgb(transposed if transposed is not None else image)
+    return _to_rgb(transposed if transposed is not None else image), (width, height)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

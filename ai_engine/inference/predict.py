@@ -19,7 +19,7 @@ from PIL import Image
 
 from .areas import LANDMARK_SIZE, extract_areas, locate_landmarks
 from .cam import compute_cams, overlay_base, render_overlay
-from .decode import ImageDecodeError, load_fundus_image
+from .decode import ImageDecodeError, load_working_copy
 from .package import ModelPackage, resolve_device
 from .preprocess import (
     CropBox,
@@ -34,6 +34,10 @@ from .quality import check_quality
 from .results import Finding, ImageAnalysis, Prediction
 
 STAGES = ("decode", "crop", "quality", "forward", "cam", "png")
+# Camera JPEGs are decoded at a DCT scale that keeps at least these sides (long, short): the
+# overlays are drawn at most 1200 px wide, model inputs are far smaller, and a fundus of ≥ 700
+# px scores the same on every quality metric as the full photo (scripts/check_working_copy.py).
+WORKING_MIN_SIDES = (1024, 768)
 
 
 class Predictor:
@@ -207,19 +211,24 @@ def analyse_images(
         began = time.perf_counter()
         try:
             kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
-            array = np.asarray(load_fundus_image(source, **kwargs))
+            photo, scale = load_working_copy(source, min_sides=WORKING_MIN_SIDES, **kwargs)
+            array = np.asarray(photo)
         except ImageDecodeError as exc:
             analysis.error = str(exc)
             analyses.append(analysis)
             photos.append(None)
             continue
         timings["decode"] = time.perf_counter() - began
-        analysis.height, analysis.width = array.shape[:2]
+        analysis.height, analysis.width = (round(side * scale) for side in array.shape[:2])
         began = time.perf_counter()
         analysis.geometry = detect_fundus(array)
         timings["crop"] = time.perf_counter() - began
         began = time.perf_counter()
         analysis.quality = check_quality(array, analysis.geometry)
+        if scale != 1.0 and "diameter_px" in analysis.quality.metrics:  # in the photo's pixels
+            analysis.quality.metrics["diameter_px"] = round(
+                analysis.quality.metrics["diameter_px"] * scale, 1
+            )
         if analysis.quality.gradable and cam and predictors:
             box = analysis.geometry.box
             square = render_box(array, box, LANDMARK_SIZE)

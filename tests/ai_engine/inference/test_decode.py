@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ai_engine.inference.decode import ImageDecodeError, load_fundus_image
+from ai_engine.inference.decode import ImageDecodeError, load_fundus_image, load_working_copy
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -99,3 +99,37 @@ def test_16_bit_rgb_png_keeps_the_high_byte() -> None:
     assert ok
     image = load_fundus_image(encoded.tobytes())
     assert np.asarray(image)[0, 0].tolist() == [255, 128, 0]
+
+
+def _gradient(width: int, height: int) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    return Image.fromarray(np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2).astype(np.uint8))
+
+
+def test_a_large_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_sides() -> None:
+    data = encode(_gradient(4800, 3200), "JPEG", quality=90)
+    image, scale = load_working_copy(data, min_sides=(1024, 768))
+    assert (image.size, scale) == ((1200, 800), 4.0)  # 1/8 would be 600×400: too small
+    full, scale = load_working_copy(data, min_sides=(4000, 3000))
+    assert (full.size, scale) == ((4800, 3200), 1.0)
+    # the reduced decode shows the same picture
+    reduced = np.asarray(full.resize((1200, 800), Image.Resampling.BOX), np.float32)
+    assert np.abs(np.asarray(image, np.float32) - reduced).mean() < 3
+
+
+def test_pngs_and_small_jpegs_are_decoded_in_full() -> None:
+    for data in (
+        encode(_gradient(3000, 2000), "PNG"),
+        encode(_gradient(1500, 1000), "JPEG", quality=90),
+    ):
+        image, scale = load_working_copy(data, min_sides=(1024, 768))
+        assert scale == 1.0 and image.size == Image.open(io.BytesIO(data)).size
+
+
+def test_a_rotated_large_jpeg_keeps_its_orientation_and_scale() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(_gradient(4800, 3200), "JPEG", quality=90, exif=exif.tobytes())
+    image, scale = load_working_copy(data, min_sides=(1024, 768))
+    assert (image.size, scale) == ((800, 1200), 4.0)

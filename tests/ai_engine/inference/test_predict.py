@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ai_engine.inference.decode import load_fundus_image
 from ai_engine.inference.package import ModelPackage
 from ai_engine.inference.predict import STAGES, Predictor, analyse_images
 
@@ -141,3 +142,20 @@ def test_pipeline_on_real_photos(make_package, data_dir) -> None:
             "task": "multilabel",
         }
         assert "overlay_png" not in encoded["predictions"][0]["findings"][0]
+
+
+def test_a_camera_photo_is_analysed_on_a_working_copy_but_reported_in_its_own_pixels(
+    make_package, data_dir
+) -> None:
+    package = ModelPackage.load(make_package(), "cpu")
+    photo = data_dir / "highres" / "1.jpg"
+    working = analyse_images([photo.read_bytes()], [package], "cpu")[0]
+    full = analyse_images([load_fundus_image(photo.read_bytes())], [package], "cpu")[0]
+
+    assert (working.width, working.height) == (full.width, full.height) == (4752, 3168)
+    assert working.quality.gradable == full.quality.gradable
+    assert working.quality.metrics["diameter_px"] == pytest.approx(
+        full.quality.metrics["diameter_px"], rel=0.01
+    )
+    for a, b in zip(working.predictions[0].findings, full.predictions[0].findings, strict=True):
+        assert a.probability == pytest.approx(b.probability, abs=0.02)
