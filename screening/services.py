@@ -193,26 +193,28 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
     unknown = set(fields) - set(MEASUREMENT_FIELDS)
     if unknown:
         raise TypeError(f"record_update got fields it cannot change: {sorted(unknown)}")
-    if record.is_locked:
-        raise ValidationError(
-            _("This screening has a signed review; its measurements can no longer be changed."),
-            code="locked",
-        )
+    _refuse_measurement_change_if_locked(record)
     cleaned = record_clean_measurements(fields)
-    changes = field_changes(record, cleaned)
-    if not changes:
-        return record
     with transaction.atomic():
+        # Signing locks this row too (record_transition): a correction and a signature
+        # arriving together are serialised, and the one that comes second sees the other.
+        locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        _refuse_measurement_change_if_locked(locked)
+        changes = field_changes(locked, cleaned)
+        if not changes:
+            return locked
         for name, value in cleaned.items():
-            setattr(record, name, value)
-        record.save(update_fields=[*cleaned.keys(), "updated_at"])
+            setattr(locked, name, value)
+        locked.save(update_fields=[*cleaned.keys(), "updated_at"])
         audit_log(
             actor=actor,
             action=AuditEvent.Action.UPDATE,
-            obj=record,
+            obj=locked,
             patient_ref=record.patient.patient_id,
             changes=changes,
         )
+    for name in (*cleaned.keys(), "updated_at", "status"):
+        setattr(record, name, getattr(locked, name))
     return record
 
 
@@ -268,6 +270,14 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
         raise
     record.status = locked.status
     return image
+
+
+def _refuse_measurement_change_if_locked(record: ScreeningRecord) -> None:
+    if record.is_locked:
+        raise ValidationError(
+            _("This screening has a signed review; its measurements can no longer be changed."),
+            code="locked",
+        )
 
 
 def _refuse_if_locked(record: ScreeningRecord) -> None:

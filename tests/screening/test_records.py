@@ -87,6 +87,19 @@ def test_measurements_can_be_corrected_until_a_review_is_signed(record, technici
     assert record.iop_od == Decimal("22.0")
 
 
+def test_a_correction_loaded_before_the_signature_is_refused_after_it(record, technician):
+    """The form was opened before the doctor signed: the service re-reads the row under lock."""
+    stale = ScreeningRecord.objects.get(pk=record.pk)
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.REVIEWED)
+
+    with pytest.raises(ValidationError) as excinfo:
+        record_update(actor=technician, record=stale, iop_od="30")
+
+    assert excinfo.value.code == "locked"
+    assert ScreeningRecord.objects.get(pk=record.pk).iop_od == Decimal("15.0")
+    assert not AuditEvent.objects.filter(action="update").exists()
+
+
 @pytest.mark.parametrize(
     ("start", "target", "allowed"),
     [
