@@ -140,7 +140,7 @@ class ScreeningRecordForm(forms.ModelForm):
             if name in cleaned and name not in self.errors
         }
         try:
-            record_clean_measurements(values)
+            record_clean_measurements(values, patient=cleaned.get("patient"))
         except ValidationError as exc:
             add_service_errors(self, exc)
         return cleaned

@@ -111,7 +111,11 @@ def _decimal_or_none(value: Any, field: str, errors: dict[str, list[str]]) -> De
         return None
 
 
-def record_clean_measurements(fields: dict[str, Any]) -> dict[str, Any]:
+def record_clean_measurements(
+    fields: dict[str, Any], *, patient: Patient | None = None
+) -> dict[str, Any]:
+    """Validate and normalise a screening's measurements; with `patient`, the screening time
+    must also fall on or after the patient's date of birth."""
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
     for eye in ("od", "os"):
@@ -144,6 +148,15 @@ def record_clean_measurements(fields: dict[str, Any]) -> dict[str, Any]:
         errors.setdefault("screened_at", []).append(
             _("The screening time cannot be in the future.")
         )
+    elif (
+        screened_at is not None
+        and patient is not None
+        and timezone.localdate(screened_at) < patient.date_of_birth
+    ):
+        errors.setdefault("screened_at", []).append(
+            _("The screening time cannot be before the patient's date of birth (%(born)s).")
+            % {"born": patient.date_of_birth.isoformat()}
+        )
     if "notes" in cleaned:
         cleaned["notes"] = (cleaned["notes"] or "").strip()
     if errors:
@@ -171,7 +184,8 @@ def record_create(
             "iop_od": iop_od,
             "iop_os": iop_os,
             "notes": notes,
-        }
+        },
+        patient=patient,
     )
     with transaction.atomic():
         record = ScreeningRecord.objects.create(patient=patient, operator=actor, **fields)
@@ -194,7 +208,7 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
     if unknown:
         raise TypeError(f"record_update got fields it cannot change: {sorted(unknown)}")
     _refuse_measurement_change_if_locked(record)
-    cleaned = record_clean_measurements(fields)
+    cleaned = record_clean_measurements(fields, patient=record.patient)
     with transaction.atomic():
         # Signing locks this row too (record_transition): a correction and a signature
         # arriving together are serialised, and the one that comes second sees the other.

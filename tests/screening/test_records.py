@@ -87,6 +87,23 @@ def test_measurements_can_be_corrected_until_a_review_is_signed(record, technici
     assert record.iop_od == Decimal("22.0")
 
 
+def test_a_screening_cannot_predate_the_patients_birth(patient, technician, record):
+    before_birth = timezone.make_aware(
+        dt.datetime.combine(patient.date_of_birth - dt.timedelta(days=1), dt.time(10))
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        record_create(actor=technician, patient=patient, screened_at=before_birth)
+    born = patient.date_of_birth.isoformat()
+    assert excinfo.value.message_dict == {
+        "screened_at": [
+            f"The screening time cannot be before the patient's date of birth ({born})."
+        ]
+    }
+    with pytest.raises(ValidationError):
+        record_update(actor=technician, record=record, screened_at=before_birth)
+    assert ScreeningRecord.objects.count() == 1  # only the fixture's record
+
+
 def test_a_correction_loaded_before_the_signature_is_refused_after_it(record, technician):
     """The form was opened before the doctor signed: the service re-reads the row under lock."""
     stale = ScreeningRecord.objects.get(pk=record.pk)
