@@ -25,6 +25,7 @@ import argparse
 import json
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         if dist.metadata["Name"]
     }
     installed.pop("pip", None)
+    try:  # one probe first: an unreachable PyPI is said at once, not after every package
+        fetch_json(f"{args.pypi.rstrip('/')}/pip/json")
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        print(f"dependency audit: NOT RUN — PyPI's JSON API cannot be reached ({exc})")
+        return 2
     with ThreadPoolExecutor(max_workers=8) as pool:
         verdicts = list(
             pool.map(
@@ -103,9 +109,7 @@ def pinned_names(requirements: Path) -> set[str]:
 def judge(name: str, installed: str, *, pinned: bool, pypi: str = PYPI) -> Verdict:
     verdict = Verdict(name=name, installed=installed, pinned=pinned)
     try:
-        url = f"{pypi.rstrip('/')}/{name}/json"
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
-            project = json.load(response)
+        project = fetch_json(f"{pypi.rstrip('/')}/{name}/json")
     except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
         verdict.error = str(exc)
         return verdict
@@ -122,6 +126,22 @@ def judge(name: str, installed: str, *, pinned: bool, pypi: str = PYPI) -> Verdi
         ]
     verdict.newer_patch = newer_in_series(installed, project.get("releases", {}))
     return verdict
+
+
+def fetch_json(url: str, attempts: int = 3) -> dict:
+    """GET and parse; a refused connection or a 5xx is tried again after 1 s, then 2 s."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or attempt == attempts - 1:
+                raise
+        except (urllib.error.URLError, TimeoutError):
+            if attempt == attempts - 1:
+                raise
+        time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def newer_in_series(installed: str, releases: dict[str, list]) -> str | None:
