@@ -362,18 +362,9 @@ class Trainer:
         state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
         best_weights = copy.deepcopy((ema.module if ema else model).state_dict())
         checkpoint_path = self.out / CHECKPOINT
+        resumable = _Resumable(model, optimizer, scheduler, ema, scaler, generator, train_loader)
         if c.resume:
-            best_weights = self._resume(
-                checkpoint_path,
-                model,
-                optimizer,
-                scheduler,
-                ema,
-                scaler,
-                generator,
-                train_loader,
-                state,
-            )
+            best_weights = self._resume(checkpoint_path, resumable, state)
 
         phase1 = c.phase1_epochs
         for epoch in range(state["epoch"], c.epochs):
@@ -426,18 +417,7 @@ class Trainer:
                 f"epoch {epoch + 1}/{c.epochs} phase {record['phase']} loss {loss:.4f} "
                 f"val macro-F1 {score:.4f}{' *' if improved else ''} AUC {auc_text}"
             )
-            self._save_checkpoint(
-                checkpoint_path,
-                model,
-                optimizer,
-                scheduler,
-                ema,
-                scaler,
-                generator,
-                train_loader,
-                state,
-                best_weights,
-            )
+            self._save_checkpoint(checkpoint_path, resumable, state, best_weights)
 
         # Best epoch's weights → thresholds on validation → metrics on the held-out split.
         final = nets.create(c.arch, num_outputs, c.arch_kwargs)
@@ -582,30 +562,20 @@ class Trainer:
 
     # --- checkpoints --------------------------------------------------------------------------
     def _save_checkpoint(
-        self, path, model, optimizer, scheduler, ema, scaler, generator, loader, state, best_weights
+        self, path: Path, resumable: _Resumable, state: dict, best_weights: dict
     ) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         payload = {
             "config": _config_identity(self.config),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "ema": ema.module.state_dict() if ema else None,
-            "ema_updates": ema.updates if ema else 0,
-            "scaler": scaler.state_dict(),
+            **resumable.state_dicts(),
             "best_weights": best_weights,
             "state": json.dumps(state),
-            "torch_rng": torch.get_rng_state(),
-            "generator": generator.get_state(),
-            "augment_rng": json.dumps(loader.dataset.rng.bit_generator.state),
         }
         partial = path.with_suffix(".partial")
         torch.save(payload, partial)
         os.replace(partial, path)
 
-    def _resume(
-        self, path, model, optimizer, scheduler, ema, scaler, generator, loader, state
-    ) -> dict[str, torch.Tensor]:
+    def _resume(self, path: Path, resumable: _Resumable, state: dict) -> dict[str, torch.Tensor]:
         if not path.is_file():
             raise TrainingError(f"--resume: no checkpoint at {path}")
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -616,16 +586,7 @@ class Trainer:
             raise TrainingError(
                 f"--resume: the checkpoint was made with other settings: {', '.join(changed)}"
             )
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        if ema is not None and payload["ema"] is not None:
-            ema.module.load_state_dict(payload["ema"])
-            ema.updates = int(payload["ema_updates"])
-        scaler.load_state_dict(payload["scaler"])
-        torch.set_rng_state(payload["torch_rng"])
-        generator.set_state(payload["generator"])
-        loader.dataset.rng.bit_generator.state = json.loads(payload["augment_rng"])
+        resumable.load_state_dicts(payload)
         state.update(json.loads(payload["state"]))
         self.log(f"resumed from {path} after epoch {state['epoch']}")
         return payload["best_weights"]
@@ -675,6 +636,44 @@ class Trainer:
             + "\n",
             encoding="utf-8",
         )
+
+
+@dataclass
+class _Resumable:
+    """Everything a checkpoint must restore for a resumed run to reach the same weights."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: _Ema | None
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    loader: DataLoader
+
+    def state_dicts(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema else None,
+            "ema_updates": self.ema.updates if self.ema else 0,
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+            "augment_rng": json.dumps(self.loader.dataset.rng.bit_generator.state),
+        }
+
+    def load_state_dicts(self, payload: dict[str, Any]) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if self.ema is not None and payload["ema"] is not None:
+            self.ema.module.load_state_dict(payload["ema"])
+            self.ema.updates = int(payload["ema_updates"])
+        self.scaler.load_state_dict(payload["scaler"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.generator.set_state(payload["generator"])
+        self.loader.dataset.rng.bit_generator.state = json.loads(payload["augment_rng"])
 
 
 class _Ema:
