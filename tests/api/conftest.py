@@ -8,14 +8,12 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from ai_engine.models import RecordTriage
 from patients.services import patient_account_create
 from reports.models import Report
 from reports.services import report_generate
-from screening.models import RecordStatus, ScreeningRecord
-from screening.services import image_upload
+from tests.ai_results import make_analysed as analyse
 from tests.factories import PatientFactory, ScreeningRecordFactory
-from tests.reports.conftest import add_analysis, sign
+from tests.reports.conftest import sign
 
 OWN_OPENID = "o-own-patient-openid-0001"
 OTHER_OPENID = "o-other-patient-openid-02"
@@ -99,49 +97,6 @@ def package(db):
     from tests.reports.conftest import EVIDENCE
 
     return ModelPackageFactory(card={"evidence": EVIDENCE})
-
-
-DR_FINDINGS = [
-    ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.83, 0.5, ["黄斑区 macula"]),
-    ("N", "正常", "Normal", 0.12, 0.5, []),
-]
-NORMAL_FINDINGS = [
-    ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.21, 0.5, []),
-    ("N", "正常", "Normal", 0.77, 0.5, []),
-]
-
-
-def analyse(record, technician, photo_file, package, *, priority: int = 2, level: str = "high"):
-    """Give `record` a photo per eye with done analyses, a triage and the analysed status."""
-    od = image_upload(
-        actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=record.pk * 2)
-    )
-    os_ = image_upload(
-        actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=record.pk * 2 + 1)
-    )
-    analyses = [
-        add_analysis(od, package, findings=DR_FINDINGS),
-        add_analysis(os_, package, findings=NORMAL_FINDINGS),
-    ]
-    RecordTriage.objects.create(
-        record=record,
-        level=level,
-        priority=priority,
-        reasons=[
-            {
-                "code": "referable_finding",
-                "eye": "OD",
-                "params": {
-                    "label_zh": "糖尿病视网膜病变",
-                    "label_en": "Diabetic retinopathy",
-                    "probability": "0.83",
-                },
-            }
-        ],
-    )
-    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
-    record.refresh_from_db()
-    return analyses
 
 
 @pytest.fixture

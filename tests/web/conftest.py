@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from PIL import Image, ImageDraw
 
-from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage
-from screening.models import RecordStatus, ScreeningRecord
-from screening.services import image_upload
+from tests.ai_results import NORMAL, add_analysis
+from tests.ai_results import make_analysed as make_analysed_with
+
+__all__ = ["CARD", "DR_POSITIVE", "NORMAL", "add_analysis", "make_analysed"]
 
 CARD = {
     "name": "odir-demo",
@@ -44,14 +40,6 @@ def _no_background_tasks(settings):
     settings.REVIEW_SIGNED_TASK = ""
 
 
-def overlay_png(size: int = 64) -> bytes:
-    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(255, 40, 0, 170))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def package(db):
     from tests.factories import ModelPackageFactory
@@ -59,87 +47,15 @@ def package(db):
     return ModelPackageFactory(card=CARD)
 
 
-def add_analysis(image, package, *, findings=(), status=AnalysisStatus.DONE, run=1, reasons=()):
-    """findings: (code, zh, en, probability, threshold, areas); positives get a heatmap."""
-    analysis = Analysis.objects.create(
-        image=image,
-        package=package,
-        run=run,
-        model_name=package.name,
-        model_version=package.version,
-        weights_sha256=package.weights_sha256,
-        demonstration=package.demonstration,
-        status=status,
-        quality_score=0.31 if status == AnalysisStatus.UNGRADABLE else 0.86,
-        quality_gradable=None
-        if status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
-        else status != AnalysisStatus.UNGRADABLE,
-        quality_reasons=list(reasons),
-    )
-    for code, zh, en, probability, threshold, areas in findings:
-        positive = probability >= threshold
-        heatmap = (
-            default_storage.save(
-                f"heatmaps/test/{analysis.pk}-{code}.png", ContentFile(overlay_png())
-            )
-            if positive
-            else ""
-        )
-        Finding.objects.create(
-            analysis=analysis,
-            label_code=code,
-            label_zh=zh,
-            label_en=en,
-            probability=probability,
-            threshold=threshold,
-            positive=positive,
-            heatmap=heatmap,
-            abnormal_areas=list(areas),
-        )
-    return analysis
-
-
 DR_POSITIVE = [
     ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.83, 0.5, ["macula", "vascular_arcade"]),
     ("N", "正常", "Normal", 0.12, 0.5, []),
 ]
-NORMAL = [
-    ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.21, 0.5, []),
-    ("N", "正常", "Normal", 0.77, 0.5, []),
-]
 
 
-def make_analysed(
-    record, technician, photo_file, package, *, od=DR_POSITIVE, os_=NORMAL, level="high", priority=2
-):
-    """Give `record` a photo per eye, a finished analysis each and a triage; status analysed."""
-    image_od = image_upload(
-        actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=record.pk * 2)
-    )
-    image_os = image_upload(
-        actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=record.pk * 2 + 1)
-    )
-    add_analysis(image_od, package, findings=od)
-    add_analysis(image_os, package, findings=os_)
-    RecordTriage.objects.create(
-        record=record,
-        level=level,
-        priority=priority,
-        reasons=[
-            {
-                "code": "referable_finding",
-                "eye": "OD",
-                "params": {
-                    "label_zh": "糖尿病视网膜病变",
-                    "label_en": "Diabetic retinopathy",
-                    "probability": 0.83,
-                },
-            }
-        ],
-    )
-    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
-    record.refresh_from_db()
-    return record
+def make_analysed(record, technician, photo_file, package, *, od=DR_POSITIVE, **options):
+    """tests.ai_results.make_analysed with the web tests' findings (named areas in OD)."""
+    return make_analysed_with(record, technician, photo_file, package, od=od, **options)
 
 
 @pytest.fixture

@@ -1,0 +1,126 @@
+"""AI results written by hand for tests that are not about the engine: analyses with findings
+and heatmaps, and a screening analysed on both eyes with its triage."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image, ImageDraw
+
+from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage
+from screening.models import RecordStatus, ScreeningRecord
+from screening.services import image_upload
+
+# (code, zh, en, probability, threshold, abnormal areas)
+DR_POSITIVE = [
+    ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.83, 0.5, ["黄斑区 macula"]),
+    ("N", "正常", "Normal", 0.12, 0.5, []),
+]
+NORMAL = [
+    ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.21, 0.5, []),
+    ("N", "正常", "Normal", 0.77, 0.5, []),
+]
+REFERABLE_DR_REASON = {
+    "code": "referable_finding",
+    "eye": "OD",
+    "params": {
+        "label_zh": "糖尿病视网膜病变",
+        "label_en": "Diabetic retinopathy",
+        "probability": "0.83",
+    },
+}
+
+
+def overlay_png(size: int = 96) -> bytes:
+    """A small heatmap-like overlay PNG (red blob on transparent), like the engine writes."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((size // 4, size // 4, size * 3 // 4, size * 3 // 4), fill=(255, 40, 0, 170))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def add_analysis(
+    image,
+    package,
+    *,
+    findings: Sequence[tuple] = (),
+    status: str = AnalysisStatus.DONE,
+    run: int = 1,
+    quality: float | None = None,
+    reasons: Sequence[str] | None = None,
+) -> Analysis:
+    """An analysis of `image` by `package`; positive findings get a stored heatmap.
+
+    An ungradable analysis scores 0.31 with reason "underexposed" unless told otherwise; a
+    queued or running one has no quality verdict yet.
+    """
+    ungradable = status == AnalysisStatus.UNGRADABLE
+    if reasons is None:
+        reasons = ["underexposed"] if ungradable else []
+    analysis = Analysis.objects.create(
+        image=image,
+        package=package,
+        run=run,
+        model_name=package.name,
+        model_version=package.version,
+        weights_sha256=package.weights_sha256,
+        demonstration=package.demonstration,
+        status=status,
+        quality_score=quality if quality is not None else (0.31 if ungradable else 0.86),
+        quality_gradable=None
+        if status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
+        else not ungradable,
+        quality_reasons=list(reasons),
+    )
+    for code, zh, en, probability, threshold, areas in findings:
+        positive = probability >= threshold
+        heatmap = ""
+        if positive:
+            heatmap = default_storage.save(
+                f"heatmaps/test/{analysis.pk}-{code}.png", ContentFile(overlay_png())
+            )
+        Finding.objects.create(
+            analysis=analysis,
+            label_code=code,
+            label_zh=zh,
+            label_en=en,
+            probability=probability,
+            threshold=threshold,
+            positive=positive,
+            heatmap=heatmap,
+            abnormal_areas=list(areas),
+        )
+    return analysis
+
+
+def make_analysed(
+    record,
+    technician,
+    photo_file,
+    package,
+    *,
+    od=DR_POSITIVE,
+    os_=NORMAL,
+    level: str = "high",
+    priority: int = 2,
+) -> ScreeningRecord:
+    """Give `record` a photo per eye, a finished analysis each and a triage; status analysed."""
+    for offset, (eye, findings) in enumerate((("OD", od), ("OS", os_))):
+        image = image_upload(
+            actor=technician,
+            record=record,
+            eye=eye,
+            uploaded_file=photo_file(seed=record.pk * 2 + offset),
+        )
+        add_analysis(image, package, findings=findings)
+    RecordTriage.objects.create(
+        record=record, level=level, priority=priority, reasons=[REFERABLE_DR_REASON]
+    )
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    record.refresh_from_db()
+    return record
