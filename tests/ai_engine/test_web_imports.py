@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.imports import REPO_ROOT, loaded_after_import
 
 
 def run_python(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
@@ -32,11 +32,5 @@ def test_serving_pages_apis_and_admin_loads_no_model_libraries() -> None:
 
 
 def test_result_shapes_and_summary_need_no_numpy_or_torch() -> None:
-    code = (
-        "import sys, ai_engine.inference.results, ai_engine.inference.summary\n"
-        "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules))\n"
-    )
-    done = run_python("-c", code, timeout=60)
-
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    modules = ["ai_engine.inference.results", "ai_engine.inference.summary"]
+    assert loaded_after_import(modules, ["torch", "numpy", "cv2", "PIL"], timeout=60) == []
