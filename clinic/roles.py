@@ -137,9 +137,40 @@ def user_role_labels(user: AbstractBaseUser | AnonymousUser | None) -> list[str]
     return [str(label) for value, label in Role.choices if value in roles]
 
 
-def require_permission(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> None:
-    """Raise PermissionDenied unless `user` holds `permission`; services call this first."""
+# Clinical acts: holding the permission is not enough (a superuser holds every permission);
+# the user must hold the doctor role itself.
+CLINICAL_PERMISSIONS = frozenset(
+    {
+        "screening.add_doctorreview",
+        "screening.change_doctorreview",
+        "screening.sign_doctorreview",
+        "reports.approve_summary",
+    }
+)
+
+
+def is_doctor(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    """Membership of the doctor group; `is_superuser` never stands in for it."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.groups.filter(name=Role.DOCTOR.value).exists()
+
+
+def user_may(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> bool:
+    """`has_perm`, and for a clinical act also the doctor role: every check of a permission
+    (services, API, web, admin, templates) goes through here."""
     if user is None or not user.is_authenticated or not user.has_perm(permission):
+        return False
+    return permission not in CLINICAL_PERMISSIONS or is_doctor(user)
+
+
+def require_permission(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> None:
+    """Raise PermissionDenied unless `user` may do `permission`; services call this first."""
+    if not user_may(user, permission):
+        if permission in CLINICAL_PERMISSIONS and user is not None and user.is_authenticated:
+            raise PermissionDenied(
+                _("Only a doctor may write, sign or amend a review or approve a summary.")
+            )
         raise PermissionDenied(_("You do not have permission to do this."))
 
 

@@ -243,6 +243,9 @@ class DoctorReview(models.Model):
         related_name="superseded_by",
     )
     signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    # Counts the changes to a record's reviews (each save and the signature add one; a new
+    # version continues from the latest): a write names the revision the doctor saw.
+    revision = models.PositiveIntegerField(_("revision"), default=1, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -86,6 +86,15 @@ def can_see_statistics_filter(user) -> bool:
     return can_see_statistics(user)
 
 
+@register.filter
+def may(user, permission: str) -> bool:
+    """`{% if user|may:"screening.sign_doctorreview" %}`: a clinical act needs the doctor role,
+    which `perms` (True for a superuser) does not check."""
+    from clinic.roles import user_may
+
+    return user_may(user, permission)
+
+
 NORMAL_LABEL_CODES = {"n", "normal", "0", "grade0"}
 
 
