@@ -150,3 +150,15 @@ def test_the_report_page_speaks_chinese(client, doctor, report):
     html = client.get(reverse("reports:detail", args=[report.pk])).content.decode()
     assert '<dd id="summary-source">模板</dd>' in html
     assert "审核通过说明</button>" in html
+
+
+def test_a_superuser_who_is_not_a_doctor_gets_no_summary_form_and_cannot_approve(client, report):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    page = client.get(reverse("reports:detail", args=[report.pk]))
+    assert page.context["summary_form"] is None
+    assert 'id="summary-form"' not in page.content.decode()
+    response = client.post(reverse("reports:approve-summary", args=[report.pk]), {"text": "x"})
+    assert response.status_code == 403
+    assert Report.objects.count() == 1
