@@ -203,6 +203,21 @@ def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, set
     assert page.locator("img.heatmap:not([hidden])").count() == 1
     shot(page, "05-screening-detail")
     page.locator("#review").scroll_into_view_if_needed()
+    # Signing an empty review: the page comes back at the first error, the cursor in it, and
+    # a summary at the top lists every error.
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("button[name=action][value=sign]")
+    page.wait_for_function("document.activeElement && document.activeElement.name")
+    focused = page.evaluate(
+        """() => {
+          const el = document.activeElement, box = el.getBoundingClientRect();
+          return [el.name, box.top >= 0 && box.bottom <= window.innerHeight];
+        }"""
+    )
+    assert focused == ["conclusion_codes", True]
+    assert page.locator("#error-summary li").count() == 2
+    shot(page, "06a-review-errors")
     page.check("input[name=conclusion_codes][value=dr_moderate]")
     page.check("input[name=recommendation][value=refer]")
     page.fill("#id_follow_up_months", "3")
@@ -216,6 +231,10 @@ def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, set
     assert review.doctor == doctor
     record.refresh_from_db()
     assert record.status == RecordStatus.REVIEWED
+    # The amendment form stays folded behind its button until the doctor asks for it.
+    assert not page.locator("#review-form").is_visible()
+    page.click("details.amend > summary")
+    assert page.locator("#review-form").is_visible()
 
     page.goto(f"{live_server.url}/patients/{record.patient.patient_id}/")
     shot(page, "07-patient-detail")
