@@ -434,7 +434,7 @@ def _refuse_if_stale(latest: DoctorReview | None, revision: int | None | Unseen)
     if revision is ANY_REVISION:
         return
     if (latest.revision if latest is not None else None) != revision:
-        raise review_conflict(latest)
+        raise _review_conflict(latest)
 
 
 def review_refuse_if_stale(*, record: ScreeningRecord, revision: int | None | Unseen) -> None:
@@ -444,7 +444,7 @@ def review_refuse_if_stale(*, record: ScreeningRecord, revision: int | None | Un
     _refuse_if_stale(latest, revision)
 
 
-def review_conflict(current: DoctorReview | None) -> StaleVersion:
+def _review_conflict(current: DoctorReview | None) -> StaleVersion:
     if current is None:
         return StaleVersion(
             _("The review you saw no longer exists: nothing was saved or signed."), current=None
@@ -563,7 +563,7 @@ def review_sign(*, doctor, review: DoctorReview, revision: int | None = None) ->
         if locked.is_signed and locked.doctor_id == doctor.pk and locked.revision == revision + 1:
             return locked  # this signature, asked for twice (a double click): one signature
         if locked.is_signed or locked.revision != revision:
-            raise review_conflict(locked)
+            raise _review_conflict(locked)
         return _sign(doctor=doctor, record=record, review=locked)
 
 
