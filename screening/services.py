@@ -590,8 +590,8 @@ def review_save_and_sign(
 def _is_repeated_signature(
     latest: DoctorReview | None, *, doctor, revision: int | None | Unseen, fields: dict[str, Any]
 ) -> bool:
-    """The latest review was signed by this doctor after the revision they saw, with exactly
-    the content posted again."""
+    """The same request again (a double click, a resent form): since the revision the doctor
+    saw, this doctor signed exactly the content posted again."""
     if latest is None or not latest.is_signed or latest.doctor_id != doctor.pk:
         return False
     if revision is ANY_REVISION or latest.revision <= (revision or 0):
