@@ -89,8 +89,8 @@ def test_the_ai_result_in_the_mini_programs_shape_in_both_languages(as_doctor, a
     assert english["eyes"]["OS"]["conclusion"] == "Normal"
     assert chinese["language"] == "zh"
     assert chinese["eyes"]["OD"]["conclusion"] == "糖尿病视网膜病变"
-    # this test card does not mark "N" as the normal label, so it counts as a finding
-    assert chinese["combined"]["conclusion"] == "右眼：糖尿病视网膜病变；左眼：正常"
+    # "N" means normal even where a card does not flag it: never listed as a finding
+    assert chinese["combined"]["conclusion"] == "右眼：糖尿病视网膜病变"
 
 
 def test_the_worklist_orders_by_triage_priority_then_age_with_reasons(
