@@ -102,13 +102,14 @@ class EyePhotos:
         """True with a gradable result, False when every finished analysis said not gradable,
         None while nothing is known (no photo, still running, or failed)."""
         finished = [a for a in self.analyses if a.status != AnalysisStatus.FAILED and a.is_terminal]
-        if any(a.status == AnalysisStatus.DONE and a.quality_gradable for a in finished):
+        if any(a.status == AnalysisStatus.DONE for a in finished):
             return True
         return False if finished and not self.pending else None
 
 
 def _has_gradable_result(analyses: list[Analysis]) -> bool:
-    return any(a.status == AnalysisStatus.DONE and a.quality_gradable for a in analyses)
+    """Done means gradable: the engine stores an ungradable photo's analysis as UNGRADABLE."""
+    return any(a.status == AnalysisStatus.DONE for a in analyses)
 
 
 def record_eye_photos(

@@ -153,3 +153,45 @@ def test_the_worklist_pages_with_constant_queries(as_doctor, technician, photo_f
     assert [r["triage"]["priority"] for r in everything["results"]] == [3, 2, 2, 1, 1]
     # user, 2× permissions, page (patient and triage joined), audit insert
     assert first_queries == second_queries == all_queries == 5
+
+
+def test_the_ai_result_uses_each_eyes_gradable_photo_and_the_argmax_rule(
+    as_doctor, record, technician, photo_file
+):
+    from screening.services import image_upload
+    from tests.ai_results import (
+        MULTICLASS_GLAUCOMA,
+        MULTICLASS_NORMAL_WINS,
+        add_analysis,
+        multiclass_package,
+    )
+
+    package = multiclass_package()
+    photos = {}
+    for eye, seed, findings, status in (
+        ("OD", 1, MULTICLASS_NORMAL_WINS, AnalysisStatus.DONE),
+        ("OS", 2, MULTICLASS_GLAUCOMA, AnalysisStatus.DONE),
+        ("OS", 3, [], AnalysisStatus.UNGRADABLE),  # a newer random-noise photo
+    ):
+        photos[seed] = image_upload(
+            actor=technician, record=record, eye=eye, uploaded_file=photo_file(seed=seed)
+        )
+        add_analysis(photos[seed], package, findings=findings, status=status, quality=None)
+
+    result = as_doctor.get(reverse("api-v1:record-ai-result", args=[record.pk])).json()
+
+    od, os_ = result["eyes"]["OD"], result["eyes"]["OS"]
+    assert (od["conclusion"], od["confidence"], od["abnormal_codes"]) == ("Normal fundus", 0.45, [])
+    assert [(f["code"], f["outcome"], f["threshold"]) for f in od["findings"]] == [
+        ("N", "normal", None),
+        ("G", "negative", None),
+        ("C", "negative", None),
+    ]
+    assert (os_["conclusion"], os_["gradable"], os_["photos"], os_["quality_reasons"]) == (
+        "Glaucoma",
+        True,
+        1,
+        [],
+    )
+    assert result["combined"]["conclusion"] == "Left eye: Glaucoma"
+    assert result["combined"]["ungradable_eyes"] == []
