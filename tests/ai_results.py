@@ -163,3 +163,25 @@ def multiclass_package():
         task="multiclass",
         card=MULTICLASS_CARD,
     )
+
+
+def make_retaken(record, technician, photo_file, package) -> ScreeningRecord:
+    """A retake: OD analysed; OS a gradable photo with results, then a newer random-noise photo
+    (quality 0.0, not gradable). Status analysed, triage computed; `record.good_os` and
+    `record.noise_os` are the two OS photos. With `package` multiclass (`multiclass_package`)
+    OD's result is "normal" (glaucoma 0.41 over its threshold, not the argmax), OS's glaucoma."""
+    from ai_engine.services import triage_update
+
+    od = image_upload(actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=1))
+    add_analysis(od, package, findings=MULTICLASS_NORMAL_WINS)
+    good = image_upload(actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=2))
+    add_analysis(good, package, findings=MULTICLASS_GLAUCOMA)
+    noise = image_upload(
+        actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=3)
+    )
+    add_analysis(noise, package, status=AnalysisStatus.UNGRADABLE, quality=0.0, findings=[])
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    triage_update(record=record)
+    record.refresh_from_db()
+    record.good_os, record.noise_os = good, noise
+    return record

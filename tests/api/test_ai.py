@@ -158,25 +158,9 @@ def test_the_worklist_pages_with_constant_queries(as_doctor, technician, photo_f
 def test_the_ai_result_uses_each_eyes_gradable_photo_and_the_argmax_rule(
     as_doctor, record, technician, photo_file
 ):
-    from screening.services import image_upload
-    from tests.ai_results import (
-        MULTICLASS_GLAUCOMA,
-        MULTICLASS_NORMAL_WINS,
-        add_analysis,
-        multiclass_package,
-    )
+    from tests.ai_results import make_retaken, multiclass_package
 
-    package = multiclass_package()
-    photos = {}
-    for eye, seed, findings, status in (
-        ("OD", 1, MULTICLASS_NORMAL_WINS, AnalysisStatus.DONE),
-        ("OS", 2, MULTICLASS_GLAUCOMA, AnalysisStatus.DONE),
-        ("OS", 3, [], AnalysisStatus.UNGRADABLE),  # a newer random-noise photo
-    ):
-        photos[seed] = image_upload(
-            actor=technician, record=record, eye=eye, uploaded_file=photo_file(seed=seed)
-        )
-        add_analysis(photos[seed], package, findings=findings, status=status, quality=None)
+    make_retaken(record, technician, photo_file, multiclass_package())
 
     result = as_doctor.get(reverse("api-v1:record-ai-result", args=[record.pk])).json()
 

@@ -6,18 +6,12 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from ai_engine.models import AnalysisStatus
 from clinic.models import AuditEvent
 from reports.facts import report_inputs
 from reports.services import report_generate
 from reports.summary import template_summary
-from screening.services import image_choose_for_report, image_upload, review_save_draft, review_sign
-from tests.ai_results import (
-    MULTICLASS_GLAUCOMA,
-    MULTICLASS_NORMAL_WINS,
-    add_analysis,
-    multiclass_package,
-)
+from screening.services import image_choose_for_report, review_save_draft, review_sign
+from tests.ai_results import make_retaken, multiclass_package
 from tests.reports.conftest import pdf_text
 
 
@@ -26,23 +20,9 @@ def package(db):
     return multiclass_package()
 
 
-def upload(record, technician, photo_file, eye: str, seed: int):
-    return image_upload(
-        actor=technician, record=record, eye=eye, uploaded_file=photo_file(seed=seed)
-    )
-
-
 @pytest.fixture
 def retaken_record(record, technician, photo_file, package):
-    """OD analysed; OS: a gradable photo with results, then a newer random-noise photo."""
-    od = upload(record, technician, photo_file, "OD", 1)
-    add_analysis(od, package, findings=MULTICLASS_NORMAL_WINS)
-    good = upload(record, technician, photo_file, "OS", 2)
-    add_analysis(good, package, findings=MULTICLASS_GLAUCOMA)
-    noise = upload(record, technician, photo_file, "OS", 3)
-    add_analysis(noise, package, status=AnalysisStatus.UNGRADABLE, quality=0.0, findings=[])
-    record.good_os, record.noise_os = good, noise
-    return record
+    return make_retaken(record, technician, photo_file, package)
 
 
 def sign(doctor, record, codes, text, recommendation="refer"):

@@ -9,17 +9,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from ai_engine.models import AnalysisStatus
-from ai_engine.services import triage_update
 from clinic.models import AuditEvent
 from screening.models import FundusImage, RecordStatus, ScreeningRecord
-from screening.services import image_upload
-from tests.ai_results import (
-    MULTICLASS_GLAUCOMA,
-    MULTICLASS_NORMAL_WINS,
-    add_analysis,
-    multiclass_package,
-)
+from tests.ai_results import make_retaken, multiclass_package
 
 
 @pytest.fixture
@@ -27,26 +19,9 @@ def package(db):
     return multiclass_package()
 
 
-def upload(record, technician, photo_file, eye: str, seed: int) -> FundusImage:
-    return image_upload(
-        actor=technician, record=record, eye=eye, uploaded_file=photo_file(seed=seed)
-    )
-
-
 @pytest.fixture
 def retaken_record(record, technician, photo_file, package):
-    """OD: normal is the argmax; OS: a gradable glaucoma photo, then a newer noise photo."""
-    od = upload(record, technician, photo_file, "OD", 1)
-    add_analysis(od, package, findings=MULTICLASS_NORMAL_WINS)
-    good = upload(record, technician, photo_file, "OS", 2)
-    add_analysis(good, package, findings=MULTICLASS_GLAUCOMA)
-    noise = upload(record, technician, photo_file, "OS", 3)
-    add_analysis(noise, package, status=AnalysisStatus.UNGRADABLE, quality=0.0, findings=[])
-    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
-    triage_update(record=record)
-    record.refresh_from_db()
-    record.good_os, record.noise_os = good, noise
-    return record
+    return make_retaken(record, technician, photo_file, package)
 
 
 def page(client, record) -> str:
