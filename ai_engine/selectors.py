@@ -169,6 +169,8 @@ def record_ai_state(*, record: ScreeningRecord, analyses: list[Analysis]) -> dic
         ) % {"done": len(analyses) - len(pending), "total": len(analyses)}
     elif not analyses:
         state, text = "waiting", _("Photos uploaded; waiting for the AI to start…")
+    elif record.is_locked:  # signed: no retake or review is asked for any more
+        state, text = "done", _("AI analysis finished; the doctor has signed the review.")
     elif any(e.gradable is False for e in eyes.values()):
         state, text = (
             "ungradable",

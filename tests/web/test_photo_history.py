@@ -159,3 +159,12 @@ def test_the_status_endpoint_carries_the_record_status_for_the_pills(
     assert data["record"]["status"] == "reviewed"
     assert data["record"]["status_label"] == "Reviewed"
     assert (data["state"], data["awaiting_report"]) == ("done", True)
+    assert data["text"] == "AI analysis finished; the doctor has signed the review."
+
+
+def test_a_multiclass_model_card_shows_its_rule_not_thresholds(client, doctor, package):
+    client.force_login(doctor)
+    html = client.get(reverse("ai_engine:model-card", args=[package.pk])).content.decode()
+
+    assert "Decision rule: the most probable label is the result (no thresholds)." in html
+    assert "Threshold" not in html and "0.34" not in html
