@@ -179,3 +179,21 @@ def test_the_ai_result_uses_each_eyes_gradable_photo_and_the_argmax_rule(
     )
     assert result["combined"]["conclusion"] == "Left eye: Glaucoma"
     assert result["combined"]["ungradable_eyes"] == []
+
+
+def test_analyses_show_a_multiclass_result_by_its_rule(as_doctor, record, technician, photo_file):
+    from tests.ai_results import make_retaken, multiclass_package
+
+    make_retaken(record, technician, photo_file, multiclass_package())
+
+    analyses = as_doctor.get(reverse("api-v1:record-analyses", args=[record.pk])).json()
+
+    od = next(a for a in analyses if a["eye"] == "OD")
+    assert [
+        (f["label_code"], f["threshold"], f["decision"], f["positive"], f["outcome"])
+        for f in od["findings"]
+    ] == [
+        ("N", None, "argmax", True, "normal"),
+        ("G", None, "argmax", False, "negative"),
+        ("C", None, "argmax", False, "negative"),
+    ]
