@@ -103,6 +103,7 @@ def add_analysis(
         quality_reasons=list(reasons),
     )
     top = max((row[3] for row in findings), default=None)
+    referable = {x["code"] for x in package.card.get("labels", []) if x.get("referable")}
     for code, zh, en, probability, threshold, areas in findings:
         # As the engine stores them: a multiclass model's one positive is its argmax.
         positive = probability == top if package.task == "multiclass" else probability >= threshold
@@ -119,6 +120,7 @@ def add_analysis(
             probability=probability,
             threshold=threshold,
             positive=positive,
+            referable=code in referable,
             heatmap=heatmap,
             abnormal_areas=list(areas),
         )

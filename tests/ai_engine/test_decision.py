@@ -93,3 +93,32 @@ def test_an_ungradable_eye_is_one_reason_and_a_good_retake_clears_it(
 
     triage_update(record=record)
     assert RecordTriage.objects.get(record=record).reasons == []
+
+
+def test_a_replaced_photo_takes_the_record_back_through_the_ai(
+    record, technician, photo_file, package
+):
+    from ai_engine.selectors import record_ai_state, record_latest_analyses
+    from ai_engine.services import record_finish_analysis, record_start_analysis
+    from screening.services import image_replace
+    from tests.ai_results import MULTICLASS_GLAUCOMA, make_retaken
+
+    make_retaken(record, technician, photo_file, package)
+    assert [(r["code"], r["eye"]) for r in record.triage.reasons] == [
+        ("referable_finding", "OS")  # the gradable photo, not the newer noise photo
+    ]
+    new = image_replace(actor=technician, image=record.good_os, uploaded_file=photo_file(seed=7))
+    record.refresh_from_db()
+    assert record.status == "images_uploaded"
+
+    record_start_analysis(record=record)
+    add_analysis(new, package, findings=MULTICLASS_GLAUCOMA)
+    record_finish_analysis(record=record)
+
+    record.refresh_from_db()
+    assert record.status == "analysed"
+    state = record_ai_state(record=record, analyses=record_latest_analyses(record=record))
+    assert (state["state"], state["finished"]) == ("done", True)
+    assert [(r["code"], r["eye"]) for r in RecordTriage.objects.get(record=record).reasons] == [
+        ("referable_finding", "OS")
+    ]
