@@ -168,3 +168,14 @@ def test_a_multiclass_model_card_shows_its_rule_not_thresholds(client, doctor, p
 
     assert "Decision rule: the most probable label is the result (no thresholds)." in html
     assert "Threshold" not in html and "0.34" not in html
+
+
+def test_the_photo_history_speaks_chinese(client, doctor, retaken_record):
+    client.force_login(doctor)
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    html = page(client, retaken_record)
+
+    assert "用于报告" in html and "未用于报告" in html
+    assert "该眼其他照片 1 张（历史）" in html
+    assert "决策规则：概率最高的类别即为结果（不使用阈值）。" in html
+    assert "未见异常" in html and ">阈值<" not in html
