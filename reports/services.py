@@ -88,6 +88,16 @@ def summary_basis_sha256(facts: dict) -> str:
     """A fingerprint of what a summary speaks of: the facts without the doctor's review and the
     report's status, so signing a review does not by itself make an approved summary stale."""
     basis = {k: v for k, v in facts.items() if k not in ("doctor_review", "report_status")}
+    basis["eyes"] = {
+        eye: {
+            **values,
+            "ai_findings": [
+                {k: v for k, v in finding.items() if k != "confirmed_by_doctor"}
+                for finding in values.get("ai_findings", [])
+            ],
+        }
+        for eye, values in facts.get("eyes", {}).items()
+    }
     encoded = json.dumps(basis, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
 

@@ -40,7 +40,7 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.DRAFT: {S.IMAGES_UPLOADED},
     S.IMAGES_UPLOADED: {S.ANALYSING, S.REVIEWED},
     S.ANALYSING: {S.ANALYSED, S.REVIEWED},
-    S.ANALYSED: {S.ANALYSING, S.REVIEWED},
+    S.ANALYSED: {S.ANALYSING, S.REVIEWED, S.IMAGES_UPLOADED},
     S.REVIEWED: {S.REPORTED, S.REVIEWED},
     S.REPORTED: {S.REVIEWED},
 }
@@ -235,11 +235,20 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
 
 
 # --- photos ---------------------------------------------------------------------------------
-def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> FundusImage:
+def image_upload(
+    *,
+    actor,
+    record: ScreeningRecord,
+    eye: str,
+    uploaded_file,
+    replaces: FundusImage | None = None,
+) -> FundusImage:
     """Validate and store one fundus photo, then queue its AI analysis after commit.
 
     The file is written under a server-generated name before the row; if the row cannot be
-    written the file is removed again, so a refused upload leaves nothing behind.
+    written the file is removed again, so a refused upload leaves nothing behind. A photo
+    added to an analysed screening sets it back to "photos uploaded" until the AI has seen it.
+    With `replaces` (see `image_replace`), that photo becomes history in the same transaction.
     """
     require_permission(actor, "screening.add_fundusimage")
     if eye not in Eye.values:
@@ -266,7 +275,7 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
                 original_name=validated.original_name,
                 uploaded_by=actor,
             )
-            if locked.status == S.DRAFT:
+            if locked.status in (S.DRAFT, S.ANALYSED):
                 record_transition(record=locked, to=S.IMAGES_UPLOADED)
             audit_log(
                 actor=actor,
@@ -275,6 +284,8 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
                 patient_ref=locked.patient.patient_id,
                 changes={"eye": [None, eye], "sha256": [None, validated.sha256]},
             )
+            if replaces is not None:
+                _supersede(actor=actor, old=replaces, new=image)
             _enqueue_configured("FUNDUS_ANALYSIS_TASK", image.pk, cluster=settings.AI_CLUSTER_NAME)
     except IntegrityError as exc:
         default_storage.delete(stored_name)
@@ -285,6 +296,97 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
         default_storage.delete(stored_name)
         raise
     record.status = locked.status
+    return image
+
+
+def image_replace(*, actor, image: FundusImage, uploaded_file) -> FundusImage:
+    """A technician retakes `image`: the new photo (same eye) is analysed and used instead; the
+    old one stays on the record as history, marked as replaced, and in the audit log."""
+    require_permission(actor, "screening.add_fundusimage")
+    _refuse_if_superseded(image)
+    return image_upload(
+        actor=actor,
+        record=image.record,
+        eye=image.eye,
+        uploaded_file=uploaded_file,
+        replaces=image,
+    )
+
+
+def _refuse_if_superseded(image: FundusImage) -> None:
+    if image.superseded_by_id is not None:
+        raise ValidationError(
+            _("Photo %(number)s was already replaced by photo %(new)s.")
+            % {"number": image.pk, "new": image.superseded_by_id},
+            code="superseded",
+        )
+
+
+def _supersede(*, actor, old: FundusImage, new: FundusImage) -> None:
+    locked = FundusImage.objects.select_for_update().get(pk=old.pk)
+    _refuse_if_superseded(locked)
+    locked.superseded_by = new
+    # The doctor chose the old photo for the report; the choice does not pass to a photo they
+    # have not seen: the default rule picks again.
+    locked.chosen_for_report = False
+    locked.save(update_fields=["superseded_by", "chosen_for_report"])
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        obj=locked,
+        patient_ref=new.record.patient.patient_id,
+        changes={"superseded_by": [None, new.pk]},
+    )
+    old.superseded_by, old.chosen_for_report = new, False
+
+
+def image_choose_for_report(
+    *, doctor, record: ScreeningRecord, eye: str, image: FundusImage | None
+) -> FundusImage | None:
+    """The doctor picks the photo of `eye` the report, summary, triage and API use (None: back
+    to the default, the newest gradable photo with AI results). Audited."""
+    require_permission(doctor, "screening.change_doctorreview")
+    if eye not in Eye.values:
+        raise ValidationError({"eye": [_("Choose the right eye (OD) or the left eye (OS).")]})
+    with transaction.atomic():
+        locked = (
+            ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
+        )
+        if locked.is_locked:
+            raise ValidationError(
+                _("This screening has a signed review; the photos of its report are final."),
+                code="locked",
+            )
+        photos = FundusImage.objects.select_for_update().filter(record=locked, eye=eye)
+        previous = next((photo for photo in photos if photo.chosen_for_report), None)
+        if image is not None:
+            image = next((photo for photo in photos if photo.pk == image.pk), None)
+            if image is None:
+                raise ValidationError(
+                    _("This photo is not a photo of this eye in this screening."),
+                    code="wrong_photo",
+                )
+            _refuse_if_superseded(image)
+        if previous == image:
+            return image
+        if previous is not None:
+            previous.chosen_for_report = False
+            previous.save(update_fields=["chosen_for_report"])
+        if image is not None:
+            image.chosen_for_report = True
+            image.save(update_fields=["chosen_for_report"])
+        audit_log(
+            actor=doctor,
+            action=AuditEvent.Action.UPDATE,
+            obj=locked,
+            patient_ref=locked.patient.patient_id,
+            changes={
+                f"report_photo_{eye.lower()}": [
+                    previous.pk if previous else None,
+                    image.pk if image else None,
+                ]
+            },
+        )
     return image
 
 

@@ -18,7 +18,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from ai_engine.models import Analysis
-from ai_engine.selectors import record_ai_state, record_latest_analyses
+from ai_engine.selectors import (
+    analysis_decision,
+    analysis_findings,
+    record_ai_state,
+    record_eye_photos,
+    record_latest_analyses,
+)
 from clinic.conflicts import StaleVersion
 from clinic.roles import user_may
 from clinic.web import add_service_errors, staff_view
@@ -94,6 +100,32 @@ def _review_state(
     return draft, signed, is_amendment
 
 
+def _eyes_for_page(record: ScreeningRecord, analyses: list[Analysis]) -> list[tuple]:
+    """Per eye: (code, label, photos with the one the report uses first, whether the doctor
+    chose it). Each analysis carries its findings as the model's decision rule reads them."""
+    by_image: dict[int, list[Analysis]] = defaultdict(list)
+    for analysis in analyses:
+        analysis.decision = analysis_decision(analysis)
+        analysis.decided_findings = analysis_findings(analysis)
+        by_image[analysis.image_id].append(analysis)
+    eyes = []
+    selection = record_eye_photos(record=record, analyses=analyses)
+    for eye, label in Eye.choices:
+        photos = selection[eye]
+        ordered = ([photos.chosen] if photos.chosen else []) + photos.history
+        for image in ordered:
+            image.is_chosen = image == photos.chosen
+            image.latest_analyses = by_image[image.pk]
+            image.heatmap_findings = [
+                finding
+                for analysis in by_image[image.pk]
+                for finding in analysis.findings.all()
+                if finding.heatmap
+            ]
+        eyes.append((eye, label, ordered, photos.chosen_by_doctor))
+    return eyes
+
+
 def _detail_context(
     request: HttpRequest,
     record: ScreeningRecord,
@@ -102,17 +134,6 @@ def _detail_context(
 ) -> dict:
     images = list(record.images.all())
     analyses = record_latest_analyses(record=record)
-    by_image: dict[int, list[Analysis]] = defaultdict(list)
-    for analysis in analyses:
-        by_image[analysis.image_id].append(analysis)
-    for image in images:
-        image.latest_analyses = by_image[image.pk]
-        image.heatmap_findings = [
-            finding
-            for analysis in by_image[image.pk]
-            for finding in analysis.findings.all()
-            if finding.heatmap
-        ]
     reviews = list(record.reviews.select_related("doctor").order_by("-version"))
     draft, signed, is_amendment = _review_state(reviews)
     user = request.user
@@ -130,7 +151,7 @@ def _detail_context(
         "record": record,
         "patient": record.patient,
         "triage": getattr(record, "triage", None),
-        "eyes": _images_by_eye(images),
+        "eyes": _eyes_for_page(record, analyses),
         "has_images": bool(images),
         "ai_state": record_ai_state(record=record, analyses=analyses),
         "reviews": reviews,
@@ -144,6 +165,7 @@ def _detail_context(
         "can_review": can_review,
         "can_sign": user_may(user, "screening.sign_doctorreview"),
         "can_upload": user.has_perm("screening.add_fundusimage") and not record.is_locked,
+        "can_choose_photo": user_may(user, "screening.change_doctorreview") and not record.is_locked,
         "can_edit": user.has_perm("screening.change_screeningrecord") and not record.is_locked,
         "can_rerun": user.has_perm("ai_engine.rerun_analysis") and not record.is_locked,
         "reports": list(report_list(record=record)),

@@ -99,14 +99,28 @@
           var changed = status.dataset.state !== data.state;
           status.dataset.state = data.state;
           text.textContent = data.text;
+          if (data.record && updateRecordStatus(data.record)) { changed = true; }
           status.dispatchEvent(new CustomEvent("ai-status", { detail: data }));
-          if (data.finished) {
+          if (data.finished && !data.awaiting_report) {
             stop();
             if (changed && status.dataset.reload === "true") { window.location.reload(); }
           }
         })
         .catch(function () { /* offline for a moment: the next tick tries again */ });
       if (Date.now() - started > GIVE_UP_MS) { stop(); }
+    }
+    /* The record's status pills follow the server (after an upload, the AI, the report). */
+    function updateRecordStatus(record) {
+      var changed = false;
+      document.querySelectorAll("[data-record-status]").forEach(function (pill) {
+        if (pill.dataset.recordStatus === record.status) { return; }
+        pill.classList.remove("pill-" + pill.dataset.recordStatus);
+        pill.classList.add("pill-" + record.status);
+        pill.dataset.recordStatus = record.status;
+        pill.textContent = record.status_label;
+        changed = true;
+      });
+      return changed;
     }
     function stop() { if (timer) { clearInterval(timer); timer = null; } }
     function start() {
@@ -116,6 +130,6 @@
       poll();
     }
     status.addEventListener("ai-status-start", start);
-    if (status.dataset.finished !== "true" && status.dataset.state !== "no_photos") { start(); }
+    if ((status.dataset.finished !== "true" || status.dataset.awaitingReport === "true") && status.dataset.state !== "no_photos") { start(); }
   }
 })();

@@ -149,6 +149,11 @@ def test_a_technician_registers_a_patient_and_uploads_both_eyes(page_for, live_s
     )
     assert status.get_attribute("data-state") in AI_STATES
     assert status.locator(".ai-status-text").inner_text().strip()
+    # The record's status pill follows the server after the upload, without a reload.
+    page.wait_for_function(
+        "() => document.querySelector('[data-record-status]').dataset.recordStatus !== 'draft'"
+    )
+    assert page.locator("[data-record-status]").inner_text().strip() != "待上传照片"
 
     # A .jpg that is really text: refused by the server, the message next to that photo.
     fake = tmp_path / "fake.jpg"

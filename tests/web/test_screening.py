@@ -201,7 +201,9 @@ def test_the_screening_page_shows_ai_results_with_their_provenance(client, docto
     assert ">0.83<" in html and ">0.50<" in html
     assert "macula, vascular arcade" in html
     assert '<td class="num">0.00</td>' in html  # logMAR of VA 1.0 is a value, not "missing"
-    assert '<span class="pill pill-done">positive</span>' in html  # "Normal" is not alarming
+    # A positive "Normal" label is not a finding: it reads "no abnormality", never "positive".
+    assert '<span class="pill pill-done">no abnormality</span>' in html
+    assert html.count('<span class="pill pill-positive">positive</span>') == 1
     assert "OD: referable finding: Diabetic retinopathy (p=0.83)" in html
     assert 'data-heatmap-controls="frame-' in html
     assert html.count('type="submit" name="action" value="sign"') == 1
