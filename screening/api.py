@@ -19,7 +19,13 @@ from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from clinic.api import AuditedListMixin, HasRequiredPermissions, error_responses, service_errors
+from clinic.api import (
+    AuditedListMixin,
+    HasRequiredPermissions,
+    StrictCharField,
+    error_responses,
+    service_errors,
+)
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
 from patients.models import Patient
@@ -87,7 +93,7 @@ class RecordFilter(django_filters.FilterSet):
 
 
 class RecordCreateInputSerializer(serializers.Serializer):
-    patient = serializers.CharField(max_length=32, help_text="The patient ID, e.g. P20260001")
+    patient = StrictCharField(max_length=32, help_text="The patient ID, e.g. P20260001")
     screened_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     va_od = serializers.DecimalField(
         max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
@@ -101,7 +107,7 @@ class RecordCreateInputSerializer(serializers.Serializer):
     iop_os = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
     )
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
 
 
 class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
@@ -177,7 +183,7 @@ class RecordUpdateInputSerializer(serializers.Serializer):
     iop_os = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True
     )
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True)
 
 
 class RecordDetailApi(generics.GenericAPIView):
@@ -272,24 +278,22 @@ class ReviewInputSerializer(serializers.Serializer):
     conclusion_codes = serializers.ListField(
         child=serializers.ChoiceField(choices=ConclusionCode.choices), max_length=12
     )
-    conclusion_text = serializers.CharField(
-        max_length=4000, required=False, allow_blank=True, default=""
-    )
+    conclusion_text = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
     recommendation = serializers.ChoiceField(choices=Recommendation.choices)
-    recommendation_text = serializers.CharField(
+    recommendation_text = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
     follow_up_months = serializers.IntegerField(
         min_value=1, max_value=36, required=False, allow_null=True, default=None
     )
     follow_up_date = serializers.DateField(required=False, allow_null=True, default=None)
-    amendment_reason = serializers.CharField(
+    amendment_reason = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
 
 
 class AmendInputSerializer(ReviewInputSerializer):
-    amendment_reason = serializers.CharField(max_length=4000)
+    amendment_reason = StrictCharField(max_length=4000)
 
 
 REVIEW_EXAMPLE = {
