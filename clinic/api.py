@@ -170,6 +170,7 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         401: gettext_lazy("Not authenticated"),
         403: gettext_lazy("Not allowed"),
         404: gettext_lazy("Not found (or not yours)"),
+        409: gettext_lazy("Conflict"),
         429: gettext_lazy("Too many requests"),
         503: gettext_lazy("Service unavailable"),
     }

@@ -177,7 +177,8 @@ def _eye_media(image: FundusImage | None, analyses: list[Analysis]) -> EyeMedia:
     )
     top = findings[0] if findings else None
     return EyeMedia(
-        photo=image.file.name,
+        # The sanitised copy: a PDF leaves the clinic, the original's metadata must not.
+        photo=image.sanitized_file.name or image.file.name,
         heatmap=top.heatmap.name if top else "",
         heatmap_label=f"{top.label_code}" if top else "",
     )

@@ -38,6 +38,9 @@ def thumbnail_html(image: FundusImage) -> str:
 
 class FundusImageInlineForm(forms.ModelForm):
     upload = forms.FileField(label=_("photo"), required=False)
+    confirm_duplicate = forms.BooleanField(
+        label=_("already stored for another screening: store it anyway"), required=False
+    )
 
     class Meta:
         model = FundusImage
@@ -67,6 +70,7 @@ class FundusImageInline(admin.TabularInline):
     fields = (
         "eye",
         "upload",
+        "confirm_duplicate",
         "preview",
         "width",
         "height",
@@ -253,6 +257,7 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
                     record=record,
                     eye=image_form.cleaned_data["eye"],
                     uploaded_file=upload,
+                    confirm_duplicate=image_form.cleaned_data.get("confirm_duplicate", False),
                 )
             except ValidationError as exc:
                 self.message_user(

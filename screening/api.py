@@ -236,14 +236,24 @@ class RecordDetailApi(generics.GenericAPIView):
 # --- photo files ----------------------------------------------------------------------------
 class ImageFileQuerySerializer(serializers.Serializer):
     size = serializers.ChoiceField(choices=ImageSize.choices, default=ImageSize.FULL)
+    original = serializers.BooleanField(
+        default=False,
+        help_text="Administrators only: the file exactly as uploaded, as an attachment "
+        "(audited as view_original). Others get 403.",
+    )
 
 
-PHOTO = OpenApiResponse(OpenApiTypes.BINARY, description="The photo, or its JPEG preview")
+PHOTO = OpenApiResponse(
+    OpenApiTypes.BINARY,
+    description="The photo (re-encoded from its pixels, no metadata), its JPEG preview, or "
+    "for administrators the original file",
+)
 
 
 class ImageFileApi(generics.GenericAPIView):
-    """GET: a fundus photo as uploaded, or ``?size=thumb`` its JPEG preview (staff; every
-    download, preview or not, is audited)."""
+    """GET: a fundus photo re-encoded from its pixels (no EXIF, comments or trailing data),
+    ``?size=thumb`` its JPEG preview, or ``?original=1`` the file as uploaded (administrators
+    only). Staff; every download, preview or not, is audited."""
 
     queryset = FundusImage.objects.none()  # names the path's model in the schema
     permission_classes = [HasRequiredPermissions]
@@ -270,6 +280,7 @@ class ImageFileApi(generics.GenericAPIView):
             image=image,
             size=query.validated_data["size"],
             audit_preview=True,
+            original=query.validated_data["original"],
         )
 
 

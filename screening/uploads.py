@@ -304,6 +304,11 @@ def _empty() -> ValidationError:
     return ValidationError(_("The file is empty."), code="empty")
 
 
+def corrupt_upload_error(image_format: str | None) -> ValidationError:
+    """The ``corrupt`` refusal, for code that decodes an accepted photo again."""
+    return _corrupt(image_format)
+
+
 def _corrupt(image_format: str | None) -> ValidationError:
     return ValidationError(
         _(
