@@ -131,21 +131,14 @@ def test_only_administrators_open_the_original_and_it_is_audited_as_such(
     ]
 
 
-def test_if_the_copy_cannot_be_made_nothing_is_stored(record, technician, settings, monkeypatch):
+def break_the_encoder(monkeypatch) -> None:
     def broken(fp):
         raise OSError("disk full while encoding")
 
     monkeypatch.setattr(services, "sanitized_copy", broken)
-    before = stored_files(settings)
-    with pytest.raises(OSError):
-        upload(record, technician, hf.valid_jpeg)
-    assert stored_files(settings) == before
-    assert not FundusImage.objects.exists()
 
 
-def test_if_the_copy_cannot_be_written_the_original_is_removed_too(
-    record, technician, settings, monkeypatch
-):
+def break_the_copys_write(monkeypatch) -> None:
     save = default_storage.save
 
     def failing_save(name, content, *args, **kwargs):
@@ -154,10 +147,17 @@ def test_if_the_copy_cannot_be_written_the_original_is_removed_too(
         return save(name, content, *args, **kwargs)
 
     monkeypatch.setattr(default_storage, "save", failing_save)
+
+
+@pytest.mark.parametrize("break_it", [break_the_encoder, break_the_copys_write])
+def test_if_the_copy_cannot_be_made_or_written_nothing_is_stored(
+    record, technician, settings, monkeypatch, break_it
+):
+    break_it(monkeypatch)
     before = stored_files(settings)
     with pytest.raises(OSError):
         upload(record, technician, hf.valid_jpeg)
-    assert stored_files(settings) == before
+    assert stored_files(settings) == before  # the original written first is removed again
     assert not FundusImage.objects.exists()
 
 
