@@ -298,8 +298,14 @@ def image_upload(
         )
         written.append(sanitized_name)
         with transaction.atomic():
+            # The patient's row serialises uploads to their screenings, so that two visits
+            # receiving the same photo at once cannot both skip the confirmation.
+            Patient.objects.select_for_update().get(pk=record.patient_id)
             locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
             _refuse_if_locked(locked)
+            earlier = _other_visit_duplicates(record, validated.sha256)
+            if earlier and not confirm_duplicate:
+                raise DuplicatePhotoHeld(earlier)
             image = FundusImage.objects.create(
                 record=locked,
                 eye=eye,

@@ -4,15 +4,18 @@ the other eye's) is held until the technician confirms it: service, web upload, 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from clinic.models import AuditEvent
 from screening.models import FundusImage
 from screening.services import DuplicatePhotoHeld, image_upload
 from tests.api.conftest import bearer
-from tests.factories import PatientFactory, ScreeningRecordFactory
+from tests.conftest import REQUIRE_SERVICES
+from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
 from tests.screening.test_images import stored_files
 
 
@@ -143,3 +146,40 @@ def test_the_message_is_in_chinese_for_chinese_users(
     )
     assert held.status_code == 409
     assert held.json()["error"]["message"].startswith("该患者 2026-11-03 的筛查中已存有这张照片")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_photo_for_two_visits_at_once_is_stored_once_and_held_once(
+    transactional_roles, photo_file
+):
+    if connection.vendor != "postgresql":
+        if REQUIRE_SERVICES:
+            pytest.fail("this test must run on PostgreSQL in CI")
+        pytest.skip("row locking is only meaningful on PostgreSQL")
+    technician = UserFactory(role="technician", username="tech-race")
+    patient = PatientFactory()
+    visits = [ScreeningRecordFactory(patient=patient, operator=technician) for _ in range(2)]
+    start = threading.Barrier(len(visits))
+    outcomes: list[str] = []
+
+    def send(record) -> None:
+        try:
+            start.wait()
+            image_upload(
+                actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=31)
+            )
+            outcomes.append("stored")
+        except DuplicatePhotoHeld:
+            outcomes.append("held")
+        except BaseException as exc:  # collected and asserted below
+            outcomes.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(visit,)) for visit in visits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["held", "stored"]
+    assert FundusImage.objects.count() == 1
