@@ -10,6 +10,7 @@ from django.utils.translation import ngettext
 
 from clinic.admin_utils import AuditedViewMixin, add_service_errors
 from patients.services import patient_record_view
+from screening.media import may_open_originals
 from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
 from screening.services import (
     MEASUREMENT_FIELDS,
@@ -92,6 +93,22 @@ class FundusImageInline(admin.TabularInline):
     @admin.display(description=_("preview"))
     def preview(self, obj: FundusImage) -> str:
         return thumbnail_html(obj) if obj.pk else "-"
+
+    @admin.display(description=_("original file"))
+    def original_file(self, obj: FundusImage) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("screening:fundus-image-file", args=[obj.pk]) + "?original=1"
+        return format_html('<a href="{}">{}</a>', url, _("download (audited)"))
+
+    # The original, as uploaded, is offered to administrators only (screening.media).
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return [*fields, "original_file"] if may_open_originals(request.user) else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "original_file"] if may_open_originals(request.user) else fields
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Stored photos are never edited; new ones are added, mistaken ones deleted.

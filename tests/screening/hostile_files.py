@@ -197,7 +197,9 @@ def jpeg_metadata_payloads() -> HostileFile:
     exif[0x9286] = b"ASCII\x00\x00\x00" + METADATA_PAYLOADS[2]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("payload.txt", "<html><script>alert(3)</script></html>")
+        # A fixed timestamp: the same bytes on every call.
+        member = zipfile.ZipInfo("payload.txt", date_time=(2026, 1, 1, 0, 0, 0))
+        zf.writestr(member, "<html><script>alert(3)</script></html>")
     data = _encode(
         _picture(),
         "JPEG",

@@ -202,3 +202,15 @@ def test_a_photo_without_a_copy_gets_one_when_first_served(client, doctor, recor
     client.force_login(doctor)
     assert payloads_in(served(client, image)) == []
     assert FundusImage.objects.get(pk=image.pk).sanitized_file.name.startswith("fundus-sanitized/")
+
+
+def test_the_admin_offers_the_original_to_administrators_only(
+    client, admin_user, technician, record
+):
+    image = upload(record, technician, hf.valid_jpeg)
+    page = reverse("admin:screening_screeningrecord_change", args=[record.pk])
+    link = reverse("screening:fundus-image-file", args=[image.pk]) + "?original=1"
+    client.force_login(technician)
+    assert link not in client.get(page).content.decode()
+    client.force_login(admin_user)
+    assert f'<a href="{link}">download (audited)</a>' in client.get(page).content.decode()
