@@ -17,7 +17,7 @@ from django.utils.translation import get_language
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -43,7 +43,7 @@ from screening.api import RECORD_READ, audit_read
 from screening.models import Eye, RecordStatus, ScreeningRecord
 from screening.selectors import record_list
 from screening.serializers import ImageOutputSerializer
-from screening.services import image_upload
+from screening.services import DuplicatePhotoHeld, image_upload
 
 AI_READ = [*RECORD_READ, "ai_engine.view_analysis", "ai_engine.view_finding"]
 # The worklist orders by this one unique key (highest priority first, then the oldest record),
@@ -80,6 +80,11 @@ class UploadInputSerializer(serializers.Serializer):
     eye = serializers.ChoiceField(choices=Eye.choices)
     # Every check of the file is screening.uploads.validate_fundus_upload's, with its messages.
     file = serializers.FileField(allow_empty_file=True, use_url=False, max_length=None)
+    confirm_duplicate = serializers.BooleanField(
+        default=False,
+        help_text="Send true to store a photo already stored for another screening of the "
+        "patient, after a 409 with the error code duplicate.",
+    )
 
 
 class UploadOutputSerializer(serializers.Serializer):
@@ -105,7 +110,12 @@ class ImageUploadApi(generics.GenericAPIView):
     @extend_schema(
         operation_id="images_upload",
         request={"multipart/form-data": UploadInputSerializer},
-        responses={201: UploadOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+        responses={201: UploadOutputSerializer, **error_responses(400, 401, 403, 404, 409, 429)},
+        description=(
+            "A photo already stored for another screening of the same patient (either eye) "
+            'is held: 409 with the error code "duplicate", naming the earlier photo. Send it '
+            "again with confirm_duplicate=true to store it anyway (the confirmation is audited)."
+        ),
     )
     def post(self, request, record_id: int):
         record = get_object_or_404(record_list(), pk=record_id)
@@ -117,7 +127,10 @@ class ImageUploadApi(generics.GenericAPIView):
                 record=record,
                 eye=data.validated_data["eye"],
                 uploaded_file=data.validated_data["file"],
+                confirm_duplicate=data.validated_data["confirm_duplicate"],
             )
+        except DuplicatePhotoHeld as exc:
+            raise DuplicateConflict(" ".join(exc.messages)) from exc
         except DjangoValidationError as exc:
             raise _upload_error(exc) from exc
         analyses = [a for a in analyses_queryset().filter(image=image).order_by("run")]
@@ -129,6 +142,11 @@ class ImageUploadApi(generics.GenericAPIView):
             "analyses": list(latest.values()),
         }
         return Response(UploadOutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class DuplicateConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "duplicate"
 
 
 def _upload_error(exc: DjangoValidationError) -> ValidationError:

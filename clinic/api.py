@@ -39,6 +39,7 @@ from clinic.audit import audit_log
 from clinic.conflicts import StaleVersion
 from clinic.models import AuditEvent
 from clinic.roles import user_may
+from clinic.text import normalize_name
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,42 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         code: OpenApiResponse(response=ErrorSerializer, description=descriptions[code])
         for code in codes
     }
+
+
+class StrictCharField(serializers.CharField):
+    """The API's text input: a JSON string and nothing else.
+
+    DRF's CharField turns numbers into text, so ``{"name": 1e999999}`` was stored as "inf"
+    and ``{"name": 12}`` as "12". Every input serializer uses this field for text instead
+    (tests/api/test_schema.py checks that none uses a plain CharField).
+    """
+
+    default_error_messages = {
+        "not_a_string": gettext_lazy(
+            "Send this field as text in quotes, not as a number, true/false, a list or an object."
+        )
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(StrictCharField, serializers.RegexField):
+    """DRF's RegexField, refusing non-string JSON like StrictCharField."""
+
+
+class NameField(StrictCharField):
+    """A person's name: NFC-normalised; control/format characters and mark stacks refused
+    (clinic.text.normalize_name, the same rule as the services and the web forms)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            return normalize_name(value)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(exc.messages, code=exc.code) from exc
 
 
 class ChoiceLabelField(serializers.CharField):

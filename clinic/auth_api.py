@@ -34,7 +34,11 @@ from rest_framework.exceptions import (
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.serializers import (
+    TokenBlacklistSerializer,
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+)
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
@@ -42,7 +46,7 @@ from rest_framework_simplejwt.views import (
     TokenRefreshView,
 )
 
-from clinic.api import ScopedThrottle, error_responses
+from clinic.api import ScopedThrottle, StrictCharField, StrictRegexField, error_responses
 from clinic.audit import audit_log, client_ip
 from clinic.lockout import lockout_response
 from clinic.models import AuditEvent
@@ -70,6 +74,14 @@ class StaffTokenSerializer(TokenObtainPairSerializer):
     default_error_messages = {
         "no_active_account": gettext_lazy("The username or password is not correct.")
     }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # simplejwt declares plain CharFields here, which take a number as a username.
+        self.fields[self.username_field] = StrictCharField(write_only=True)
+        self.fields["password"] = StrictCharField(
+            write_only=True, trim_whitespace=False, style={"input_type": "password"}
+        )
 
     def validate(self, attrs):
         # A wrong password is audited by clinic.lockout's user_login_failed receiver, like every
@@ -115,9 +127,18 @@ class StaffTokenApi(TokenObtainPairView):
             raise
 
 
+class StrictTokenRefreshSerializer(TokenRefreshSerializer):
+    refresh = StrictCharField()
+
+
+class StrictTokenBlacklistSerializer(TokenBlacklistSerializer):
+    refresh = StrictCharField()
+
+
 class TokenRefreshApi(TokenRefreshView):
     """POST: a refresh token → a new access token and a new refresh token (the old is revoked)."""
 
+    serializer_class = StrictTokenRefreshSerializer
     throttle_classes = [ScopedThrottle]
     throttle_scope = "login"
 
@@ -132,6 +153,8 @@ class TokenRefreshApi(TokenRefreshView):
 class TokenLogoutApi(TokenBlacklistView):
     """POST: revoke a refresh token (sign out on this device)."""
 
+    serializer_class = StrictTokenBlacklistSerializer
+
     @extend_schema(
         operation_id="auth_logout",
         responses={200: OpenApiResponse(description="Revoked"), **error_responses(400, 401)},
@@ -142,7 +165,7 @@ class TokenLogoutApi(TokenBlacklistView):
 
 # --- patients through WeChat ----------------------------------------------------------------
 class WeChatLoginInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=128, help_text="The code from wx.login()")
+    code = StrictCharField(max_length=128, help_text="The code from wx.login()")
 
 
 class WeChatPatientSerializer(serializers.Serializer):
@@ -223,12 +246,12 @@ class WeChatLoginApi(APIView):
 
 
 class WeChatBindInputSerializer(serializers.Serializer):
-    bind_token = serializers.CharField(max_length=500)
-    patient_id = serializers.CharField(max_length=32)
-    access_code = serializers.CharField(
+    bind_token = StrictCharField(max_length=500)
+    patient_id = StrictCharField(max_length=32)
+    access_code = StrictCharField(
         max_length=16, required=False, allow_blank=True, help_text="From a printed report"
     )
-    phone_last4 = serializers.RegexField(r"^\d{4}$", required=False, allow_blank=True)
+    phone_last4 = StrictRegexField(r"^\d{4}$", required=False, allow_blank=True)
     date_of_birth = serializers.DateField(required=False, allow_null=True)
 
     def validate(self, attrs):

@@ -16,6 +16,7 @@ class AuditEvent(models.Model):
         DELETE = "delete", _("Deleted")
         VIEW = "view", _("Viewed")
         DOWNLOAD = "download", _("Downloaded")
+        VIEW_ORIGINAL = "view_original", _("Original file opened")
         SIGN = "sign", _("Signed")
         LOGIN = "login", _("Logged in")
         LOGIN_FAILED = "login_failed", _("Login failed")

@@ -12,7 +12,14 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from clinic.api import AuditedListMixin, HasRequiredPermissions, error_responses, service_errors
+from clinic.api import (
+    AuditedListMixin,
+    HasRequiredPermissions,
+    NameField,
+    StrictCharField,
+    error_responses,
+    service_errors,
+)
 from patients.models import Patient, Sex
 from patients.selectors import patient_search
 from patients.serializers import PatientDetailOutputSerializer, PatientListOutputSerializer
@@ -48,12 +55,13 @@ class PatientFilter(django_filters.FilterSet):
 
 
 class PatientInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    sex = serializers.ChoiceField(choices=Sex.choices)
-    date_of_birth = serializers.DateField()
-    phone = serializers.CharField(max_length=30, required=False, allow_blank=True, default="")
-    national_id = serializers.CharField(max_length=30, required=False, allow_blank=True, default="")
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    name = NameField(max_length=100)
+    # Left out with a resident ID number, both are filled from it.
+    sex = serializers.ChoiceField(choices=Sex.choices, required=False, default="")
+    date_of_birth = serializers.DateField(required=False, allow_null=True, default=None)
+    phone = StrictCharField(max_length=30, required=False, allow_blank=True, default="")
+    national_id = StrictCharField(max_length=30, required=False, allow_blank=True, default="")
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
 
 
 PATIENT_EXAMPLE = {
@@ -105,12 +113,12 @@ class PatientListCreateApi(AuditedListMixin, generics.ListAPIView):
 class PatientUpdateSerializer(serializers.Serializer):
     """Only the fields sent are changed (PATCH)."""
 
-    name = serializers.CharField(max_length=100, required=False)
+    name = NameField(max_length=100, required=False)
     sex = serializers.ChoiceField(choices=Sex.choices, required=False)
     date_of_birth = serializers.DateField(required=False)
-    phone = serializers.CharField(max_length=30, required=False, allow_blank=True)
-    national_id = serializers.CharField(max_length=30, required=False, allow_blank=True)
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    phone = StrictCharField(max_length=30, required=False, allow_blank=True)
+    national_id = StrictCharField(max_length=30, required=False, allow_blank=True)
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True)
 
 
 class PatientDetailApi(generics.GenericAPIView):

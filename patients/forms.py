@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from clinic.text import normalize_name
 from patients.models import Sex
 
 
@@ -19,9 +20,14 @@ class PatientSearchForm(forms.Form):
 
 class PatientForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
-    sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect)
+    # Sex and date of birth may be left empty when a resident ID number is given: the
+    # service fills them from it (and static/clinic/patient_form.js already in the browser).
+    sex = forms.ChoiceField(
+        label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect, required=False
+    )
     date_of_birth = forms.DateField(
         label=_("Date of birth"),
+        required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         input_formats=["%Y-%m-%d"],
     )
@@ -37,8 +43,23 @@ class PatientForm(forms.Form):
         required=False,
         max_length=18,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
-        help_text=_("Optional; 18 characters. Must match the date of birth."),
+        help_text=_(
+            "Optional; 18 characters. Must match the date of birth and sex, which are "
+            "filled from it when left empty."
+        ),
     )
     notes = forms.CharField(
         label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+    def clean_name(self) -> str:
+        return normalize_name(self.cleaned_data["name"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not cleaned.get("national_id") and "national_id" not in self.errors:
+            if not cleaned.get("sex") and "sex" not in self.errors:
+                self.add_error("sex", _("Choose male, female or unknown."))
+            if not cleaned.get("date_of_birth") and "date_of_birth" not in self.errors:
+                self.add_error("date_of_birth", _("Enter the date of birth."))
+        return cleaned

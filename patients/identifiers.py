@@ -40,6 +40,11 @@ def national_id_birth_date(national_id: str) -> dt.date:
     return dt.date(int(national_id[6:10]), int(national_id[10:12]), int(national_id[12:14]))
 
 
+def national_id_sex(national_id: str) -> str:
+    """The sex a resident ID records in its 17th digit: odd ``"male"``, even ``"female"``."""
+    return "male" if int(national_id[16]) % 2 else "female"
+
+
 def normalize_national_id(raw: str) -> str:
     """An 18-character resident ID with a valid check character and birth date, upper-cased."""
     value = (raw or "").strip().upper()

@@ -17,10 +17,12 @@ from django.utils.translation import gettext as _
 from clinic.audit import audit_log, field_changes
 from clinic.models import AuditEvent
 from clinic.roles import Role, require_permission, role_assign
+from clinic.text import normalize_name
 from patients.identifiers import (
     mask_national_id,
     mask_phone,
     national_id_birth_date,
+    national_id_sex,
     normalize_national_id,
     normalize_phone,
 )
@@ -58,14 +60,15 @@ def patient_clean_fields(
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
 
-    name = (cleaned.get("name") or "").strip()
     if "name" in cleaned:
-        if not name:
-            errors.setdefault("name", []).append(_("Enter the patient's name."))
-        cleaned["name"] = name
-
-    if "sex" in cleaned and cleaned["sex"] not in Sex.values:
-        errors.setdefault("sex", []).append(_("Choose male, female or unknown."))
+        try:
+            name = normalize_name(cleaned.get("name") or "")
+        except ValidationError as exc:
+            errors.setdefault("name", []).extend(exc.messages)
+        else:
+            if not name:
+                errors.setdefault("name", []).append(_("Enter the patient's name."))
+            cleaned["name"] = name
 
     for field, normalizer in (("phone", normalize_phone), ("national_id", normalize_national_id)):
         if cleaned.get(field):
@@ -75,6 +78,17 @@ def patient_clean_fields(
                 errors.setdefault(field, []).extend(exc.messages)
         elif field in cleaned:
             cleaned[field] = ""
+
+    national_id = cleaned.get("national_id", instance.national_id if instance else "")
+    if national_id and "national_id" not in errors:
+        # A valid resident ID records the birth date and sex: fill what was left empty.
+        if "sex" in cleaned and not cleaned["sex"]:
+            cleaned["sex"] = national_id_sex(national_id)
+        if "date_of_birth" in cleaned and cleaned["date_of_birth"] is None:
+            cleaned["date_of_birth"] = national_id_birth_date(national_id)
+
+    if "sex" in cleaned and cleaned["sex"] not in Sex.values:
+        errors.setdefault("sex", []).append(_("Choose male, female or unknown."))
 
     date_of_birth = cleaned.get("date_of_birth", instance.date_of_birth if instance else None)
     if "date_of_birth" in cleaned:
@@ -90,7 +104,6 @@ def patient_clean_fields(
                 _("Check the date of birth: the patient would be over 130 years old.")
             )
 
-    national_id = cleaned.get("national_id", instance.national_id if instance else "")
     if national_id and "national_id" not in errors and isinstance(date_of_birth, dt.date):
         if national_id_birth_date(national_id) != date_of_birth:
             errors.setdefault("national_id", []).append(
@@ -98,6 +111,19 @@ def patient_clean_fields(
                     "The birth date in the ID number (%(id_date)s) differs from the date of birth entered."
                 )
                 % {"id_date": national_id_birth_date(national_id).isoformat()}
+            )
+    sex = cleaned.get("sex", instance.sex if instance else "")
+    if national_id and "national_id" not in errors and sex in (Sex.MALE, Sex.FEMALE):
+        if national_id_sex(national_id) != sex:
+            errors.setdefault("national_id", []).append(
+                _(
+                    "The ID number records the sex as %(id_sex)s (its 17th digit), "
+                    "but %(sex)s was chosen."
+                )
+                % {
+                    "id_sex": Sex(national_id_sex(national_id)).label,
+                    "sex": Sex(sex).label,
+                }
             )
     if national_id and "national_id" not in errors:
         duplicates = Patient.objects.filter(national_id=national_id)
@@ -127,8 +153,8 @@ def patient_create(
     *,
     actor,
     name: str,
-    sex: str,
-    date_of_birth: dt.date,
+    sex: str = "",
+    date_of_birth: dt.date | None = None,
     phone: str = "",
     national_id: str = "",
     notes: str = "",

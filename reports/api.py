@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from clinic.api import error_responses, service_errors
+from clinic.api import StrictCharField, error_responses, service_errors
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
 from clinic.roles import user_may
@@ -159,7 +159,7 @@ class ReportApproveSummaryApi(APIView):
 
     @extend_schema_serializer(component_name="ReportApproveSummaryInput")
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(max_length=4000, trim_whitespace=True)
+        text = StrictCharField(max_length=4000, trim_whitespace=True)
 
     @extend_schema(
         operation_id="reports_approve_summary",

@@ -220,7 +220,8 @@ def _eye_media(
     )
     top = with_heatmap[0] if with_heatmap else None
     return EyeMedia(
-        photo=image.file.name,
+        # The sanitised copy: a PDF leaves the clinic, the original's metadata must not.
+        photo=image.sanitized_file.name or image.file.name,
         heatmap=top[1].heatmap.name if top else "",
         heatmap_label=top[0].code if top else "",
     )

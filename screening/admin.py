@@ -12,6 +12,7 @@ from clinic.admin_utils import AuditedViewMixin, add_service_errors
 from clinic.conflicts import StaleVersion
 from clinic.roles import user_may
 from patients.services import patient_record_view
+from screening.media import may_open_originals
 from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
 from screening.services import (
     MEASUREMENT_FIELDS,
@@ -41,6 +42,9 @@ def thumbnail_html(image: FundusImage) -> str:
 
 class FundusImageInlineForm(forms.ModelForm):
     upload = forms.FileField(label=_("photo"), required=False)
+    confirm_duplicate = forms.BooleanField(
+        label=_("already stored for another screening: store it anyway"), required=False
+    )
 
     class Meta:
         model = FundusImage
@@ -70,6 +74,7 @@ class FundusImageInline(admin.TabularInline):
     fields = (
         "eye",
         "upload",
+        "confirm_duplicate",
         "preview",
         "width",
         "height",
@@ -91,6 +96,22 @@ class FundusImageInline(admin.TabularInline):
     @admin.display(description=_("preview"))
     def preview(self, obj: FundusImage) -> str:
         return thumbnail_html(obj) if obj.pk else "-"
+
+    @admin.display(description=_("original file"))
+    def original_file(self, obj: FundusImage) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("screening:fundus-image-file", args=[obj.pk]) + "?original=1"
+        return format_html('<a href="{}">{}</a>', url, _("download (audited)"))
+
+    # The original, as uploaded, is offered to administrators only (screening.media).
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return [*fields, "original_file"] if may_open_originals(request.user) else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "original_file"] if may_open_originals(request.user) else fields
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Stored photos are never edited; new ones are added, mistaken ones deleted.
@@ -256,6 +277,7 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
                     record=record,
                     eye=image_form.cleaned_data["eye"],
                     uploaded_file=upload,
+                    confirm_duplicate=image_form.cleaned_data.get("confirm_duplicate", False),
                 )
             except ValidationError as exc:
                 self.message_user(

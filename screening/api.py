@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from clinic.api import (
     AuditedListMixin,
     HasRequiredPermissions,
+    StrictCharField,
     error_responses,
     revision_etag,
     seen_revision,
@@ -94,7 +95,7 @@ class RecordFilter(django_filters.FilterSet):
 
 
 class RecordCreateInputSerializer(serializers.Serializer):
-    patient = serializers.CharField(max_length=32, help_text="The patient ID, e.g. P20260001")
+    patient = StrictCharField(max_length=32, help_text="The patient ID, e.g. P20260001")
     screened_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     va_od = serializers.DecimalField(
         max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
@@ -108,7 +109,7 @@ class RecordCreateInputSerializer(serializers.Serializer):
     iop_os = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
     )
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
 
 
 class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
@@ -184,7 +185,7 @@ class RecordUpdateInputSerializer(serializers.Serializer):
     iop_os = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True
     )
-    notes = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    notes = StrictCharField(max_length=4000, required=False, allow_blank=True)
 
 
 class RecordDetailApi(generics.GenericAPIView):
@@ -237,14 +238,24 @@ class RecordDetailApi(generics.GenericAPIView):
 # --- photo files ----------------------------------------------------------------------------
 class ImageFileQuerySerializer(serializers.Serializer):
     size = serializers.ChoiceField(choices=ImageSize.choices, default=ImageSize.FULL)
+    original = serializers.BooleanField(
+        default=False,
+        help_text="Administrators only: the file exactly as uploaded, as an attachment "
+        "(audited as view_original). Others get 403.",
+    )
 
 
-PHOTO = OpenApiResponse(OpenApiTypes.BINARY, description="The photo, or its JPEG preview")
+PHOTO = OpenApiResponse(
+    OpenApiTypes.BINARY,
+    description="The photo (re-encoded from its pixels, no metadata), its JPEG preview, or "
+    "for administrators the original file",
+)
 
 
 class ImageFileApi(generics.GenericAPIView):
-    """GET: a fundus photo as uploaded, or ``?size=thumb`` its JPEG preview (staff; every
-    download, preview or not, is audited)."""
+    """GET: a fundus photo re-encoded from its pixels (no EXIF, comments or trailing data),
+    ``?size=thumb`` its JPEG preview, or ``?original=1`` the file as uploaded (administrators
+    only). Staff; every download, preview or not, is audited."""
 
     queryset = FundusImage.objects.none()  # names the path's model in the schema
     permission_classes = [HasRequiredPermissions]
@@ -271,6 +282,7 @@ class ImageFileApi(generics.GenericAPIView):
             image=image,
             size=query.validated_data["size"],
             audit_preview=True,
+            original=query.validated_data["original"],
         )
 
 
@@ -279,18 +291,16 @@ class ReviewInputSerializer(serializers.Serializer):
     conclusion_codes = serializers.ListField(
         child=serializers.ChoiceField(choices=ConclusionCode.choices), max_length=12
     )
-    conclusion_text = serializers.CharField(
-        max_length=4000, required=False, allow_blank=True, default=""
-    )
+    conclusion_text = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
     recommendation = serializers.ChoiceField(choices=Recommendation.choices)
-    recommendation_text = serializers.CharField(
+    recommendation_text = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
     follow_up_months = serializers.IntegerField(
         min_value=1, max_value=36, required=False, allow_null=True, default=None
     )
     follow_up_date = serializers.DateField(required=False, allow_null=True, default=None)
-    amendment_reason = serializers.CharField(
+    amendment_reason = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
     revision = serializers.IntegerField(
@@ -307,7 +317,7 @@ class ReviewInputSerializer(serializers.Serializer):
 
 
 class AmendInputSerializer(ReviewInputSerializer):
-    amendment_reason = serializers.CharField(max_length=4000)
+    amendment_reason = StrictCharField(max_length=4000)
     revision = serializers.IntegerField(
         min_value=1,
         required=False,

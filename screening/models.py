@@ -153,6 +153,11 @@ class FundusImage(models.Model):
     )
     eye = models.CharField(_("eye"), max_length=2, choices=Eye.choices)
     file = models.FileField(_("file"), max_length=255)
+    # What browsers, the API and reports get (screening.sanitized): the pixels re-encoded,
+    # no metadata, nothing appended. Empty only for photos stored before copies existed.
+    sanitized_file = models.FileField(
+        _("sanitised copy"), max_length=255, blank=True, editable=False
+    )
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     width = models.PositiveIntegerField(_("width"))
     height = models.PositiveIntegerField(_("height"))

@@ -50,7 +50,10 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 
 class ImageOutputSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
-    file_url = serializers.SerializerMethodField(help_text="The original photo (staff).")
+    file_url = serializers.SerializerMethodField(
+        help_text="The photo re-encoded from its pixels, without metadata (staff); with "
+        "?original=1 the file as uploaded (administrators)."
+    )
     thumbnail_url = serializers.SerializerMethodField(
         help_text="A JPEG preview, at most 480 px on its longer side (staff)."
     )

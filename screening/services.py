@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -33,6 +34,8 @@ from screening.models import (
     ScreeningRecord,
     logmar_from_decimal,
 )
+from screening.sanitized import sanitized_copy, sanitized_storage_name
+from screening.thumbnails import thumbnail_name
 from screening.uploads import fundus_storage_name, validate_fundus_upload
 
 S = RecordStatus
@@ -235,20 +238,50 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
 
 
 # --- photos ---------------------------------------------------------------------------------
+class DuplicatePhotoHeld(ValidationError):
+    """The photo is already stored for another screening of the same patient (either eye).
+
+    Often the wrong file (last year's photo, or the other eye's); the upload is held until the
+    technician confirms it (``confirm_duplicate=True``). `duplicates` are the earlier photos.
+    """
+
+    def __init__(self, duplicates: list[FundusImage]) -> None:
+        first = duplicates[0]
+        super().__init__(
+            _(
+                "This photo is already stored for this patient's screening of %(date)s "
+                "(%(eye)s, photo ID %(number)s). Check that it is the right photo of the right "
+                "eye; if it is, confirm to upload it again."
+            )
+            % {
+                "date": timezone.localtime(first.record.screened_at).date().isoformat(),
+                "eye": Eye(first.eye).label,
+                "number": first.pk,
+            },
+            code="duplicate",
+        )
+        self.duplicates = duplicates
+
+
 def image_upload(
     *,
     actor,
     record: ScreeningRecord,
     eye: str,
     uploaded_file,
+    confirm_duplicate: bool = False,
     replaces: FundusImage | None = None,
 ) -> FundusImage:
-    """Validate and store one fundus photo, then queue its AI analysis after commit.
+    """Validate and store one fundus photo and its sanitised copy, then queue its AI analysis
+    after commit.
 
-    The file is written under a server-generated name before the row; if the row cannot be
-    written the file is removed again, so a refused upload leaves nothing behind. A photo
-    added to an analysed screening sets it back to "photos uploaded" until the AI has seen it.
-    With `replaces` (see `image_replace`), that photo becomes history in the same transaction.
+    The same photo in this screening is refused; one already stored for another screening of
+    the patient raises `DuplicatePhotoHeld` unless `confirm_duplicate` (the confirmation is
+    audited). The sanitised copy is made in memory before anything is written; both files
+    are written under server-generated names before the row, and removed again if the row
+    cannot be written, so a refused upload leaves nothing behind. A photo added to an analysed
+    screening sets it back to "photos uploaded" until the AI has seen it. With `replaces` (see
+    `image_replace`), that photo becomes history in the same transaction.
     """
     require_permission(actor, "screening.add_fundusimage")
     if eye not in Eye.values:
@@ -256,16 +289,33 @@ def image_upload(
     _refuse_if_locked(record)
     validated = validate_fundus_upload(uploaded_file)
     _refuse_duplicate(record, validated.sha256)
+    earlier = _other_visit_duplicates(record, validated.sha256)
+    if earlier and not confirm_duplicate:
+        raise DuplicatePhotoHeld(earlier)
+    sanitized = sanitized_copy(uploaded_file)
 
     stored_name = default_storage.save(fundus_storage_name(validated=validated), uploaded_file)
+    written = [stored_name]
     try:
+        sanitized_name = default_storage.save(
+            sanitized_storage_name(stored_name, sanitized.extension),
+            ContentFile(sanitized.content),
+        )
+        written.append(sanitized_name)
         with transaction.atomic():
+            # The patient's row serialises uploads to their screenings, so that two visits
+            # receiving the same photo at once cannot both skip the confirmation.
+            Patient.objects.select_for_update().get(pk=record.patient_id)
             locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
             _refuse_if_locked(locked)
+            earlier = _other_visit_duplicates(record, validated.sha256)
+            if earlier and not confirm_duplicate:
+                raise DuplicatePhotoHeld(earlier)
             image = FundusImage.objects.create(
                 record=locked,
                 eye=eye,
                 file=stored_name,
+                sanitized_file=sanitized_name,
                 sha256=validated.sha256,
                 width=validated.width,
                 height=validated.height,
@@ -277,23 +327,26 @@ def image_upload(
             )
             if locked.status in (S.DRAFT, S.ANALYSED):
                 record_transition(record=locked, to=S.IMAGES_UPLOADED)
+            changes: dict[str, Any] = {"eye": [None, eye], "sha256": [None, validated.sha256]}
+            if earlier:
+                changes["confirmed_duplicate_of"] = [None, [photo.pk for photo in earlier]]
             audit_log(
                 actor=actor,
                 action=AuditEvent.Action.CREATE,
                 obj=image,
                 patient_ref=locked.patient.patient_id,
-                changes={"eye": [None, eye], "sha256": [None, validated.sha256]},
+                changes=changes,
             )
             if replaces is not None:
                 _supersede(actor=actor, old=replaces, new=image)
             _enqueue_configured("FUNDUS_ANALYSIS_TASK", image.pk, cluster=settings.AI_CLUSTER_NAME)
     except IntegrityError as exc:
-        default_storage.delete(stored_name)
+        _delete_stored(written)
         raise ValidationError(
             _("This photo was already uploaded to this screening."), code="duplicate"
         ) from exc
     except BaseException:
-        default_storage.delete(stored_name)
+        _delete_stored(written)
         raise
     record.status = locked.status
     return image
@@ -390,6 +443,45 @@ def image_choose_for_report(
     return image
 
 
+def _delete_stored(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def _other_visit_duplicates(record: ScreeningRecord, sha256: str) -> list[FundusImage]:
+    return list(
+        FundusImage.objects.filter(record__patient_id=record.patient_id, sha256=sha256)
+        .exclude(record_id=record.pk)
+        .select_related("record")
+        .order_by("-record__screened_at", "-pk")
+    )
+
+
+def image_sanitize(*, image: FundusImage) -> FundusImage:
+    """Make the sanitised copy of a photo stored before copies existed; a no-op when it has one.
+
+    Raises FileNotFoundError if the original is missing, and the validator's ``corrupt``
+    ValidationError if it no longer decodes. Safe when two requests race: one copy wins.
+    """
+    if image.sanitized_file:
+        return image
+    with default_storage.open(image.file.name, "rb") as handle:
+        sanitized = sanitized_copy(handle)
+    name = default_storage.save(
+        sanitized_storage_name(image.file.name, sanitized.extension),
+        ContentFile(sanitized.content),
+    )
+    won = FundusImage.objects.filter(pk=image.pk, sanitized_file="").update(sanitized_file=name)
+    if won:
+        image.sanitized_file = name
+        # The preview was made from the original before copies existed: make it again.
+        default_storage.delete(thumbnail_name(image))
+    else:
+        default_storage.delete(name)
+        image.refresh_from_db(fields=["sanitized_file"])
+    return image
+
+
 def _refuse_measurement_change_if_locked(record: ScreeningRecord) -> None:
     if record.is_locked:
         raise ValidationError(
@@ -421,7 +513,7 @@ def image_delete(*, actor, image: FundusImage) -> None:
     require_permission(actor, "screening.delete_fundusimage")
     record = image.record
     _refuse_if_locked(record)
-    stored_name = image.file.name
+    names = [name for name in (image.file.name, image.sanitized_file.name) if name]
     with transaction.atomic():
         audit_log(
             actor=actor,
@@ -436,13 +528,15 @@ def image_delete(*, actor, image: FundusImage) -> None:
                 status=S.DRAFT, updated_at=timezone.now()
             )
             record.status = S.DRAFT
-        transaction.on_commit(lambda: default_storage.delete(stored_name))
+        transaction.on_commit(lambda: _delete_stored(names))
 
 
-def image_record_view(*, actor, image: FundusImage) -> None:
+def image_record_view(*, actor, image: FundusImage, original: bool = False) -> None:
+    """Log that `actor` opened the photo: its sanitised copy, or (a distinct action) the
+    original file as uploaded."""
     audit_log(
         actor=actor,
-        action=AuditEvent.Action.VIEW,
+        action=AuditEvent.Action.VIEW_ORIGINAL if original else AuditEvent.Action.VIEW,
         obj=image,
         patient_ref=image.record.patient.patient_id,
     )

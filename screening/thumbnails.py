@@ -34,10 +34,14 @@ def thumbnail_for(image: FundusImage) -> str:
     name = thumbnail_name(image)
     if default_storage.exists(name):
         return name
-    with default_storage.open(image.file.name, "rb") as handle, Image.open(handle) as original:
+    # From the sanitised copy: a preview re-encoded from the original would keep its JPEG
+    # comment (Pillow carries it through convert() and save()).
+    source = image.sanitized_file.name or image.file.name
+    with default_storage.open(source, "rb") as handle, Image.open(handle) as original:
         original.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
         preview = to_display_rgb(ImageOps.exif_transpose(original))
         preview.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        preview.info.clear()
         buffer = io.BytesIO()
         preview.save(buffer, "JPEG", quality=85)
     return default_storage.save(name, ContentFile(buffer.getvalue()))

@@ -20,10 +20,11 @@ Decisions worth knowing:
   run on untrusted input.
 * Polyglots and trailing data. A JPEG/PNG/TIFF that decodes fully and completely is an
   image, whatever follows its end marker (cameras and editors append trailers; an appended
-  ZIP or HTML payload is inert for us). We keep the original bytes but never serve them
-  with a client-chosen name or content type: storage names are server-generated with the
-  extension of the detected format (``fundus_storage_name``), and views serving originals
-  must send the matching ``Content-Type`` with ``X-Content-Type-Options: nosniff``.
+  ZIP or HTML payload is inert for us). We keep the original bytes for the record, under a
+  server-generated name with the extension of the detected format (``fundus_storage_name``),
+  but serve browsers and the API only the sanitised copy (``screening.sanitized``: pixels
+  re-encoded, no metadata, nothing appended); administrators get the original as an
+  attachment.
 * ``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay ``False`` process-wide; with it set,
   Pillow silently accepts truncated files, so validation refuses to run.
 * 16-bit (``I;16``, 16-bit RGB TIFF), CMYK and RGBA originals are accepted as they are;
@@ -302,6 +303,11 @@ def _unsupported(detected: str) -> ValidationError:
 
 def _empty() -> ValidationError:
     return ValidationError(_("The file is empty."), code="empty")
+
+
+def corrupt_upload_error(image_format: str | None) -> ValidationError:
+    """The ``corrupt`` refusal, for code that decodes an accepted photo again."""
+    return _corrupt(image_format)
 
 
 def _corrupt(image_format: str | None) -> ValidationError:

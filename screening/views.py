@@ -22,6 +22,7 @@ from screening.media import ImageSize, fundus_image_response
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import (
     MEASUREMENT_FIELDS,
+    DuplicatePhotoHeld,
     image_choose_for_report,
     image_delete,
     image_replace,
@@ -38,7 +39,13 @@ def fundus_image_file(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(FundusImage.objects.select_related("record__patient"), pk=image_id)
     size = ImageSize.THUMB if request.GET.get("size") == "thumb" else ImageSize.FULL
     # Previews appear on pages whose opening is already audited.
-    return fundus_image_response(actor=request.user, image=image, size=size, audit_preview=False)
+    return fundus_image_response(
+        actor=request.user,
+        image=image,
+        size=size,
+        audit_preview=False,
+        original=request.GET.get("original") == "1",
+    )
 
 
 def _record_or_404(record_id: int) -> ScreeningRecord:
@@ -104,6 +111,12 @@ def image_upload_json(request: HttpRequest, record_id: int) -> JsonResponse:
             record=record,
             eye=request.POST.get("eye", ""),
             uploaded_file=uploaded,
+            confirm_duplicate=request.POST.get("confirm_duplicate") == "1",
+        )
+    except DuplicatePhotoHeld as exc:
+        # upload.js shows the message with a button that sends the photo again, confirmed.
+        return JsonResponse(
+            {"error": " ".join(exc.messages), "code": "duplicate", "confirm": True}, status=409
         )
     except ValidationError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)

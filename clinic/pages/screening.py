@@ -165,7 +165,8 @@ def _detail_context(
         "can_review": can_review,
         "can_sign": user_may(user, "screening.sign_doctorreview"),
         "can_upload": user.has_perm("screening.add_fundusimage") and not record.is_locked,
-        "can_choose_photo": user_may(user, "screening.change_doctorreview") and not record.is_locked,
+        "can_choose_photo": user_may(user, "screening.change_doctorreview")
+        and not record.is_locked,
         "can_edit": user.has_perm("screening.change_screeningrecord") and not record.is_locked,
         "can_rerun": user.has_perm("ai_engine.rerun_analysis") and not record.is_locked,
         "reports": list(report_list(record=record)),

@@ -95,4 +95,3 @@ def may(user, permission: str) -> bool:
     from clinic.roles import user_may
 
     return user_may(user, permission)
-

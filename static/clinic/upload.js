@@ -63,9 +63,33 @@
     var parts = addItem(list, file);
     var problem = precheck(file);
     if (problem) { fail(parts, problem); return; }
+    send(parts, eye, file, false);
+  }
+
+  /* A photo already stored for another screening of the patient comes back 409: say so, and
+   * send it again only when the technician confirms (the server audits the confirmation). */
+  function askToConfirm(parts, eye, file, text) {
+    fail(parts, text);
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "button secondary small";
+    button.textContent = root.dataset.msgConfirm;
+    button.addEventListener("click", function () {
+      button.remove();
+      parts.item.classList.remove("failed");
+      parts.message.className = "upload-message";
+      parts.message.setAttribute("role", "status");
+      parts.progress.hidden = false;
+      send(parts, eye, file, true);
+    });
+    parts.message.after(button);
+  }
+
+  function send(parts, eye, file, confirmDuplicate) {
     var data = new FormData();
     data.append("eye", eye);
     data.append("file", file);
+    if (confirmDuplicate) { data.append("confirm_duplicate", "1"); }
     var request = new XMLHttpRequest();
     request.open("POST", root.dataset.url);
     request.setRequestHeader("X-CSRFToken", csrf);
@@ -87,6 +111,8 @@
         parts.item.dataset.imageId = body.id;
         var status = document.getElementById("ai-status");
         if (status) { status.dispatchEvent(new CustomEvent("ai-status-start")); }
+      } else if (request.status === 409 && body && body.code === "duplicate") {
+        askToConfirm(parts, eye, file, body.error);
       } else {
         fail(parts, (body && body.error) || format(root.dataset.msgServer, { status: request.status }));
       }

@@ -49,13 +49,13 @@ def views_of(object_type: str):
 
 
 # --- photos ---------------------------------------------------------------------------------
-def test_a_doctor_downloads_the_original_photo_and_it_is_audited(as_doctor, doctor, image):
+def test_a_doctor_downloads_the_sanitised_photo_and_it_is_audited(as_doctor, doctor, image):
     response = as_doctor.get(image_url(image))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
     assert response["Cache-Control"] == "private, no-store"
-    assert content(response) == image.file.open("rb").read()
+    assert content(response) == image.sanitized_file.open("rb").read()
     event = views_of("screening.fundusimage").get()
     assert (event.actor, event.object_id, event.patient_ref, event.source) == (
         doctor,
@@ -89,6 +89,7 @@ def test_an_unknown_size_is_a_field_error(as_doctor, image):
 @pytest.mark.parametrize("query", ["", "?size=thumb"])
 def test_a_photo_whose_file_is_gone_is_not_found_and_not_audited(as_doctor, image, query):
     default_storage.delete(image.file.name)
+    default_storage.delete(image.sanitized_file.name)
 
     response = as_doctor.get(image_url(image, query))
 
@@ -138,7 +139,7 @@ def test_behind_nginx_the_download_is_handed_over_with_x_accel_redirect(as_docto
     response = as_doctor.get(image_url(image))
 
     assert response.status_code == 200
-    assert response["X-Accel-Redirect"] == f"/protected-media/{image.file.name}"
+    assert response["X-Accel-Redirect"] == f"/protected-media/{image.sanitized_file.name}"
     assert response.content == b""
     assert views_of("screening.fundusimage").count() == 1
 
@@ -152,7 +153,7 @@ def test_the_record_lists_photo_urls_a_client_can_follow(as_doctor, analysed_rec
         f"/api/v1/images/{image.pk}/file/",
         f"/api/v1/images/{image.pk}/file/?size=thumb",
     )
-    assert content(as_doctor.get(od["file_url"])) == image.file.open("rb").read()
+    assert content(as_doctor.get(od["file_url"])) == image.sanitized_file.open("rb").read()
     assert as_doctor.get(od["thumbnail_url"])["Content-Type"] == "image/jpeg"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -200,3 +201,96 @@ def test_a_doctor_cannot_change_a_patient(as_doctor, patient):
     assert response.status_code == 403
     assert Patient.objects.values().get(pk=patient.pk) == before
     assert not AuditEvent.objects.filter(action="update").exists()
+
+
+# --- spoofing text and non-string JSON ------------------------------------------------------
+def test_a_number_as_a_name_is_refused_not_stored_as_inf(as_tech, db):
+    response = as_tech.post(
+        reverse("api-v1:patients"),
+        data=b'{"name": 1e999999, "sex": "male", "date_of_birth": "1962-03-14"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "not_a_string",
+        "message": "Send this field as text in quotes, not as a number, true/false, a list "
+        "or an object.",
+        "fields": {
+            "name": [
+                "Send this field as text in quotes, not as a number, true/false, a list "
+                "or an object."
+            ]
+        },
+    }
+    assert not Patient.objects.exists()
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, True, ["张三"], {"zh": "张三"}])
+def test_non_string_json_for_text_fields_is_refused(as_tech, db, value):
+    response = as_tech.post(
+        reverse("api-v1:patients"),
+        {"name": "张三", "sex": "male", "date_of_birth": "1962-03-14", "notes": value},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["notes"]
+    assert not Patient.objects.exists()
+
+
+def test_a_name_with_a_right_to_left_override_is_refused_in_chinese(as_tech, db):
+    response = as_tech.post(
+        reverse("api-v1:patients"),
+        {"name": "张\u202e三", "sex": "male", "date_of_birth": "1962-03-14"},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "name": ["姓名中含有不可见字符或控制字符（U+202E），请重新输入姓名，不要包含该字符。"]
+    }
+    assert not Patient.objects.exists()
+
+
+def test_a_patch_with_a_zero_width_name_changes_nothing(as_tech, patient):
+    before = patient.name
+    response = as_tech.patch(
+        reverse("api-v1:patient-detail", args=[patient.patient_id]),
+        {"name": "王\u200b芳"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["name"]
+    patient.refresh_from_db()
+    assert patient.name == before
+
+
+# --- the resident ID's sex and birth date ---------------------------------------------------
+def test_registration_with_an_id_number_fills_sex_and_birth_date(as_tech, db):
+    response = as_tech.post(
+        reverse("api-v1:patients"),
+        {"name": "张三", "national_id": valid_national_id()},
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["sex"], body["date_of_birth"]) == ("male", "1962-03-14")
+
+
+def test_an_id_number_of_the_other_sex_is_refused(as_tech, db):
+    response = as_tech.post(
+        reverse("api-v1:patients"),
+        {
+            "name": "李梅",
+            "sex": "female",
+            "date_of_birth": "1962-03-14",
+            "national_id": valid_national_id(),
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "national_id": [
+            "The ID number records the sex as Male (its 17th digit), but Female was chosen."
+        ]
+    }
+    assert not Patient.objects.exists()

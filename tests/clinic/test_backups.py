@@ -63,3 +63,23 @@ def test_the_drill_catches_a_damaged_backup(clinic_data, tmp_path):
 def test_the_drill_explains_a_wrong_folder(tmp_path):
     with pytest.raises(CommandError, match="is not a backup folder"):
         call_command("restore_drill", str(tmp_path))
+
+
+def test_a_backup_holds_each_photo_and_its_sanitised_copy(settings, tmp_path, technician):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from screening.services import image_upload
+    from tests.factories import ScreeningRecordFactory
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    record = ScreeningRecordFactory(operator=technician)
+    image = image_upload(
+        actor=technician,
+        record=record,
+        eye="OD",
+        uploaded_file=SimpleUploadedFile("od.jpg", fundus_like_jpeg(seed=7)),
+    )
+    folder = backup_create(destination=tmp_path / "backups")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {image.file.name, image.sanitized_file.name} <= set(manifest["files"])
+    assert restore_drill(backup=folder).ok

@@ -184,7 +184,7 @@ def test_check_deploy_is_clean_with_s3_media(tmp_path):
 # --- the clinic's files in the bucket --------------------------------------------------------
 def test_an_uploaded_photo_is_an_object_in_the_bucket(uploaded, bucket, settings):
     key = uploaded.file.name
-    assert bucket.keys() == {key}
+    assert bucket.keys() == {key, uploaded.sanitized_file.name}  # the original and its copy
     stored = bucket.read(key)
     assert hashlib.sha256(stored).hexdigest() == uploaded.sha256
     head = bucket.client.head_object(Bucket=bucket.name, Key=key)
@@ -229,7 +229,7 @@ def test_the_ai_worker_reads_the_photo_and_writes_heatmaps_to_the_bucket(
     assert analysis.status == AnalysisStatus.DONE, analysis.error
     heatmaps = [f.heatmap.name for f in analysis.findings.all() if f.heatmap]
     assert heatmaps
-    assert bucket.keys() == {image.file.name, *heatmaps}
+    assert bucket.keys() == {image.file.name, image.sanitized_file.name, *heatmaps}
     for name in heatmaps:
         assert bucket.read(name).startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -275,7 +275,7 @@ def test_staff_download_photos_and_reports_streamed_from_the_bucket(
     assert response["Content-Type"] == "image/jpeg"
     assert response["Cache-Control"] == "private, no-store"
     assert "Location" not in response  # streamed, no redirect to a presigned URL
-    assert b"".join(response.streaming_content) == bucket.read(uploaded.file.name)
+    assert b"".join(response.streaming_content) == bucket.read(uploaded.sanitized_file.name)
     assert (
         AuditEvent.objects.filter(action="view", object_type="screening.fundusimage").count() == 1
     )
@@ -287,6 +287,7 @@ def test_staff_download_photos_and_reports_streamed_from_the_bucket(
 
 def test_a_missing_object_is_not_found(client, uploaded, bucket, doctor):
     bucket.client.delete_object(Bucket=bucket.name, Key=uploaded.file.name)
+    bucket.client.delete_object(Bucket=bucket.name, Key=uploaded.sanitized_file.name)
     client.force_login(doctor)
     assert client.get(reverse("screening:fundus-image-file", args=[uploaded.pk])).status_code == 404
 

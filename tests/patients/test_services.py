@@ -7,6 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clinic.models import AuditEvent
+from patients.identifiers import national_id_check_char
 from patients.models import Patient
 from patients.services import patient_create, patient_delete, patient_next_id, patient_update
 from tests.conftest import REQUIRE_SERVICES
@@ -18,7 +19,7 @@ VALID_ID = "11010519491231002X"
 def create(actor, **overrides):
     fields = {
         "name": "张伟",
-        "sex": "male",
+        "sex": "female",  # VALID_ID's 17th digit (2) is even: a woman's ID
         "date_of_birth": dt.date(1949, 12, 31),
         "phone": "138 1234 8000",
     }
@@ -157,3 +158,73 @@ def test_concurrent_registrations_get_distinct_ids():
         thread.join()
     assert errors == []
     assert sorted(issued) == [f"P2031{n:04d}" for n in range(1, 9)]
+
+
+# --- the resident ID's birth date and sex ---------------------------------------------------
+MALE_ID = "11010519491231001" + national_id_check_char("11010519491231001")
+
+
+def test_an_id_number_whose_sex_digit_disagrees_with_the_sex_chosen_is_refused(technician):
+    with pytest.raises(ValidationError) as excinfo:
+        create(technician, sex="female", national_id=MALE_ID)
+    assert excinfo.value.message_dict == {
+        "national_id": [
+            "The ID number records the sex as Male (its 17th digit), but Female was chosen."
+        ]
+    }
+    assert Patient.objects.count() == 0
+
+
+def test_changing_the_sex_against_the_stored_id_number_is_refused(technician):
+    patient = create(technician, national_id=VALID_ID)
+    with pytest.raises(ValidationError) as excinfo:
+        patient_update(actor=technician, patient=patient, sex="male")
+    assert list(excinfo.value.message_dict) == ["national_id"]
+    patient.refresh_from_db()
+    assert patient.sex == "female"
+
+
+def test_unknown_sex_is_allowed_with_an_id_number(technician):
+    patient = create(technician, sex="unknown", national_id=MALE_ID)
+    assert patient.sex == "unknown"
+
+
+def test_birth_date_and_sex_left_out_are_filled_from_the_id_number(technician):
+    patient = patient_create(actor=technician, name="赵磊", national_id=MALE_ID)
+    assert (patient.sex, patient.date_of_birth) == ("male", dt.date(1949, 12, 31))
+
+
+def test_without_an_id_number_birth_date_and_sex_are_required(technician):
+    with pytest.raises(ValidationError) as excinfo:
+        patient_create(actor=technician, name="赵磊")
+    assert excinfo.value.message_dict == {
+        "sex": ["Choose male, female or unknown."],
+        "date_of_birth": ["Enter the date of birth."],
+    }
+
+
+# --- names that spoof -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("张\u202e伟", "invisible or control character (U+202E)"),  # right-to-left override
+        ("张\u200b伟", "invisible or control character (U+200B)"),  # zero-width space
+        ("张\u2066伟\u2069", "invisible or control character (U+2066)"),  # bidi isolate
+        ("张\u00ad伟", "invisible or control character (U+00AD)"),  # soft hyphen
+        ("张\n伟", "invisible or control character (U+000A)"),
+        ("张\ue000伟", "invisible or control character (U+E000)"),  # private use
+        ("Z" + "\u0301\u0302\u0303\u0304\u0305", "more than 3 accents or marks"),
+    ],
+)
+def test_names_with_invisible_characters_or_stacked_marks_are_refused(technician, name, message):
+    with pytest.raises(ValidationError) as excinfo:
+        create(technician, name=name)
+    assert message in excinfo.value.message_dict["name"][0]
+    assert Patient.objects.count() == 0
+
+
+def test_names_are_stored_nfc_normalised(technician):
+    decomposed = "Jose\u0301 Nguye\u0302\u0303n"  # e + combining acute; e + circumflex + tilde
+    patient = create(technician, name=f" {decomposed} ")
+    assert patient.name == "José Nguyễn"
+    assert len(patient.name) == 11

@@ -19,6 +19,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{TALLY.bad_inputs_tried} / {TALLY.bad_inputs_handled}",
         ),
         (
+            "uploads served back / with no metadata or trailer",
+            f"{TALLY.served_back_checked} / {TALLY.served_back_clean}",
+        ),
+        (
+            "spoofing texts tried / handled",
+            f"{TALLY.spoof_texts_tried} / {TALLY.spoof_texts_handled}",
+        ),
+        (
             "peak RSS growth over the bombs",
             "not measured"
             if TALLY.peak_rss_growth_mb is None

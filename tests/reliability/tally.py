@@ -11,6 +11,10 @@ class Tally:
     faults_survived: int = 0
     bad_inputs_tried: int = 0
     bad_inputs_handled: int = 0
+    served_back_checked: int = 0  # accepted uploads fetched back as browsers and the API get them
+    served_back_clean: int = 0  # ... with no EXIF, comment, XMP, script string or appended data
+    spoof_texts_tried: int = 0  # names/text fields that spoof (bidi, zero-width, marks, numbers)
+    spoof_texts_handled: int = 0  # ... refused with a message, or stored normalised
     denied_requests: int = 0
     leaks_found: int = 0
     deploy_warnings: int | None = None  # None: not checked in this run
@@ -22,6 +26,7 @@ class Tally:
         return bool(
             self.faults_injected
             or self.bad_inputs_tried
+            or self.spoof_texts_tried
             or self.denied_requests
             or self.deploy_warnings is not None
             or self.backup is not None

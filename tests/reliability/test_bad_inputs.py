@@ -37,7 +37,7 @@ from screening.models import FundusImage, ScreeningRecord
 from screening.services import image_upload
 from tests.ai_engine.inference.conftest import card_dict, tiny_model
 from tests.conftest import SHARED_DATA
-from tests.factories import ScreeningRecordFactory
+from tests.factories import PatientFactory, ScreeningRecordFactory
 from tests.reliability.tally import TALLY, note
 from tests.screening import hostile_files as hf
 
@@ -54,6 +54,7 @@ ACCEPTED = {
     "jpeg_with_garbage_tail",
     "jpeg_html_polyglot",
     "jpeg_zip_polyglot",
+    "jpeg_metadata_payloads",
     "traversal_name_jpeg",
     "unicode_name_jpeg",
 }
@@ -252,7 +253,9 @@ def files_under(media: Path) -> set[str]:
 
 def try_case(world, entry: str, case: Case, patient, callbacks) -> list[str]:
     """Upload one case through one entry point; the list of problems (empty: handled)."""
-    record = ScreeningRecordFactory(patient=patient, operator=world.technician)
+    # A patient of its own: the corpus reuses one photo, which for one patient would be held
+    # as a duplicate of an earlier visit (tests/screening/test_duplicates.py).
+    record = ScreeningRecordFactory(patient=PatientFactory(), operator=world.technician)
     images_before = set(FundusImage.objects.values_list("pk", flat=True))
     records_before = ScreeningRecord.objects.count()
     files_before = files_under(world.media)
@@ -285,6 +288,37 @@ def try_case(world, entry: str, case: Case, patient, callbacks) -> list[str]:
     analyses = list(Analysis.objects.filter(image=image))
     if [a.status in FINISHED and not a.error for a in analyses] != [True]:
         problems.append(f"analyses: {[(a.status, a.error[:200]) for a in analyses]}")
+    problems.extend(served_back_problems(world, entry, image))
+    return problems
+
+
+# What may not come back from an upload: its metadata payloads and anything appended.
+SERVED_BACK_FORBIDDEN = (*hf.METADATA_PAYLOADS, b"<html", b"<script", b"PK\x03\x04", b"garbage")
+
+
+def served_back_problems(world, entry: str, image: FundusImage) -> list[str]:
+    """Fetch the accepted photo as a browser (web, admin, service) or the API would, and check
+    that only re-encoded pixels come back: no EXIF, comment, XMP or trailing bytes."""
+    if entry == "api":
+        response = world.api.get(f"/api/v1/images/{image.pk}/file/")
+    else:
+        response = world.staff_browser.get(reverse("screening:fundus-image-file", args=[image.pk]))
+    TALLY.served_back_checked += 1
+    if response.status_code != 200:
+        return [f"served back with status {response.status_code}"]
+    data = b"".join(response.streaming_content)
+    problems = [f"served back {bad!r}" for bad in SERVED_BACK_FORBIDDEN if bad in data]
+    with Image.open(io.BytesIO(data)) as served:
+        if served.size != (image.width, image.height):
+            problems.append(f"served back {served.size}, not upright {image.width}×{image.height}")
+        kept = sorted(set(served.info) & {"exif", "comment", "xmp", "icc_profile"})
+        if kept or dict(served.getexif()):
+            problems.append(f"served back metadata {kept or dict(served.getexif())}")
+    end = b"\xff\xd9" if served.format == "JPEG" else b"IEND\xaeB`\x82"
+    if not data.endswith(end):
+        problems.append("served back bytes after the end of the picture")
+    if not problems:
+        TALLY.served_back_clean += 1
     return problems
 
 
@@ -347,7 +381,8 @@ def test_the_hostile_corpus_through_every_entry_point(
         )
     )
     note(
-        f"[bad input] {entry}: {len(cases)} files/names → {accepted} accepted and analysed "
+        f"[bad input] {entry}: {len(cases)} files/names → {accepted} accepted, analysed and "
+        "served back as re-encoded pixels only "
         f"{statuses}, {refused} refused with a message and nothing stored, "
         f"{len(failures)} mishandled ({time.monotonic() - began:.1f} s); real-photo variants {fundus}"
     )
@@ -431,4 +466,125 @@ def test_uploads_by_people_who_may_not_upload_are_denied_and_store_nothing(
     )
     assert leaks == []
     assert rows == [image.pk]
-    assert files_under(world.media) == {image.file.name}
+    assert files_under(world.media) == {image.file.name, image.sanitized_file.name}
+
+
+# --------------------------------------------------------------------------- spoofing text
+
+# A name as typed: (value, what it must become; None = refused with a message).
+SPOOF_NAMES = {
+    "rtl_override": ("王\u202e芳", None),
+    "ltr_override": ("\u202d王芳", None),
+    "bidi_isolate": ("王\u2067芳\u2069", None),
+    "zero_width_space": ("王\u200b芳", None),
+    "zero_width_joiner": ("王\u200d芳", None),
+    "word_joiner": ("王\u2060芳", None),
+    "byte_order_mark": ("\ufeff王芳", None),
+    "soft_hyphen": ("王\u00ad芳", None),
+    "line_separator": ("王\u2028芳", None),
+    "private_use": ("王\ue000芳", None),
+    "stacked_marks": ("王芳" + "\u0336\u0301\u0300\u0302" * 4, None),
+    "nfd_accents": (unicodedata.normalize("NFD", "José Nguyễn"), "José Nguyễn"),
+}
+# JSON values that are not text, for a text field of the API.
+NON_STRING_JSON = {
+    "huge_number": "1e999999",
+    "number": "12345",
+    "boolean": "true",
+    "list": '["王芳"]',
+    "object": '{"zh": "王芳"}',
+}
+PATIENT = {"sex": "female", "date_of_birth": "1970-05-17"}
+
+
+def name_via_service(world, name: str) -> tuple[bool, str]:
+    from patients.services import patient_create
+
+    try:
+        patient_create(actor=world.technician, name=name, sex="female", date_of_birth=_dob())
+    except ValidationError as exc:
+        return False, " ".join(exc.messages)
+    return True, ""
+
+
+def name_via_web(world, name: str) -> tuple[bool, str]:
+    response = world.staff_browser.post(reverse("patients:create"), {**PATIENT, "name": name})
+    if response.status_code == 302:
+        return True, ""
+    return False, " ".join(response.context["form"].errors.get("name", []))
+
+
+def name_via_admin(world, name: str) -> tuple[bool, str]:
+    response = world.staff_browser.post(
+        "/admin/patients/patient/add/", {**PATIENT, "name": name, "phone": "", "notes": ""}
+    )
+    if response.status_code == 302:
+        return True, ""
+    return False, " ".join(response.context["adminform"].form.errors.get("name", []))
+
+
+def name_via_api(world, name: str) -> tuple[bool, str]:
+    import json
+
+    return _api_patient(world, json.dumps({**PATIENT, "name": name}))
+
+
+def _api_patient(world, body: str) -> tuple[bool, str]:
+    response = world.api.post(
+        "/api/v1/patients/", data=body.encode(), content_type="application/json"
+    )
+    if response.status_code == 201:
+        return True, ""
+    error = response.json()["error"]
+    return False, " ".join(error["fields"].get("name", [])) if response.status_code == 400 else ""
+
+
+def _dob():
+    import datetime as dt
+
+    return dt.date(1970, 5, 17)
+
+
+NAME_ENTRY_POINTS = {
+    "service": name_via_service,
+    "web": name_via_web,
+    "admin": name_via_admin,
+    "api": name_via_api,
+}
+
+
+def test_spoofing_text_through_every_entry_point(world):
+    """Names that reorder, hide or smear text are refused with a message and store nothing;
+    decomposed accents are stored composed (NFC); non-string JSON never becomes text."""
+    from patients.models import Patient
+
+    failures = {}
+    for entry, send in NAME_ENTRY_POINTS.items():
+        for key, (name, expected) in SPOOF_NAMES.items():
+            Patient.objects.all().delete()
+            accepted, message = send(world, name)
+            TALLY.spoof_texts_tried += 1
+            stored = list(Patient.objects.values_list("name", flat=True))
+            if expected is None and (accepted or not message or stored):
+                failures[f"{entry}:{key}"] = (accepted, message, stored)
+            elif expected is not None and (not accepted or stored != [expected]):
+                failures[f"{entry}:{key}"] = (accepted, message, stored)
+            else:
+                TALLY.spoof_texts_handled += 1
+    for key, literal in NON_STRING_JSON.items():
+        Patient.objects.all().delete()
+        accepted, message = _api_patient(
+            world, f'{{"sex": "female", "date_of_birth": "1970-05-17", "name": {literal}}}'
+        )
+        TALLY.spoof_texts_tried += 1
+        if accepted or not message or Patient.objects.exists():
+            failures[f"api:json_{key}"] = (accepted, message)
+        else:
+            TALLY.spoof_texts_handled += 1
+    tried = len(NAME_ENTRY_POINTS) * len(SPOOF_NAMES) + len(NON_STRING_JSON)
+    note(
+        f"[bad input] spoofing text: {len(SPOOF_NAMES)} names × {len(NAME_ENTRY_POINTS)} entry "
+        f"points and {len(NON_STRING_JSON)} non-string JSON names ({tried} in all) → "
+        f"{tried - len(failures)} refused with a message or stored NFC, {len(failures)} mishandled"
+    )
+    assert failures == {}

@@ -50,7 +50,7 @@ def test_the_facts_of_a_signed_record(signed_record):
     assert review["follow_up_date"] == inputs.review.follow_up_date.isoformat()
     assert inputs.review_version == 1
     assert inputs.media["OD"].heatmap.startswith("heatmaps/")  # the positive finding's heatmap
-    assert inputs.media["OS"].photo.startswith("fundus/")
+    assert inputs.media["OS"].photo.startswith("fundus-sanitized/")  # never the original
 
 
 def test_the_facts_hold_no_identifiers(signed_record):

@@ -145,7 +145,7 @@ def test_photos_are_downscaled_before_embedding(signed_record, doctor, tmp_path)
     path = tmp_path / "big.jpg"
     big.save(path, quality=85)
     name = default_storage.save("fundus/test/big.jpg", ContentFile(path.read_bytes()))
-    type(image).objects.filter(pk=image.pk).update(file=name)
+    type(image).objects.filter(pk=image.pk).update(file=name, sanitized_file=name)
 
     report = report_generate(record=signed_record, actor=doctor)
 

@@ -177,6 +177,40 @@ def jpeg_zip_polyglot() -> HostileFile:
     return "polyglot-zip.jpg", valid_jpeg()[1] + archive.getvalue()
 
 
+# What jpeg_metadata_payloads() hides around its pixels; none of it may be served back.
+METADATA_PAYLOADS = (
+    b"<script>alert(document.cookie)</script>",  # EXIF ImageDescription
+    b"Zhang San 110105194912310011",  # EXIF Artist: a patient's name and ID number
+    b"javascript:alert(1)",  # EXIF UserComment
+    "患者 李四 13812348000".encode(),  # JPEG comment (COM)
+    b"<x:xmpmeta><onload>alert(2)</onload></x:xmpmeta>",  # XMP
+    b"payload.txt",  # the appended ZIP's member name
+)
+
+
+def jpeg_metadata_payloads() -> HostileFile:
+    """A valid JPEG carrying script strings and patient data in EXIF, a comment and XMP, with
+    a ZIP appended after its end (served back byte for byte, all of it would leave with it)."""
+    exif = Image.Exif()
+    exif[0x010E] = METADATA_PAYLOADS[0].decode()
+    exif[0x013B] = METADATA_PAYLOADS[1].decode()
+    exif[0x9286] = b"ASCII\x00\x00\x00" + METADATA_PAYLOADS[2]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        # A fixed timestamp: the same bytes on every call.
+        member = zipfile.ZipInfo("payload.txt", date_time=(2026, 1, 1, 0, 0, 0))
+        zf.writestr(member, "<html><script>alert(3)</script></html>")
+    data = _encode(
+        _picture(),
+        "JPEG",
+        quality=90,
+        exif=exif.tobytes(),
+        comment=METADATA_PAYLOADS[3],
+        xmp=METADATA_PAYLOADS[4],
+    )
+    return "metadata.jpg", data + archive.getvalue()
+
+
 def traversal_name_jpeg() -> HostileFile:
     """A valid JPEG whose client name tries path traversal."""
     return "../../etc/passwd.jpg", valid_jpeg()[1]

@@ -26,8 +26,9 @@ def test_an_upload_stores_the_original_untouched_under_a_server_name(
     before = set(stored_files(settings))
     image = image_upload(actor=technician, record=record, eye="OD", uploaded_file=upload)
     new_files = set(stored_files(settings)) - before
-    assert len(new_files) == 1
-    stored = new_files.pop()
+    assert len(new_files) == 2  # the original and its sanitised copy
+    stored = Path(settings.MEDIA_ROOT) / image.file.name
+    assert stored in new_files
     assert stored.read_bytes() == data
     assert (
         stored.name.endswith(".jpg") and "患者" not in str(stored) and ".." not in image.file.name

@@ -14,13 +14,15 @@ def image(record, technician, photo_file):
     return image_upload(actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=5))
 
 
-def test_staff_who_may_see_photos_get_the_original_bytes(client, doctor, image):
+def test_staff_who_may_see_photos_get_the_sanitised_copy(client, doctor, image):
     client.force_login(doctor)
     response = client.get(reverse("screening:fundus-image-file", args=[image.pk]))
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
     assert response["Cache-Control"] == "private, no-store"
-    assert b"".join(response.streaming_content) == image.file.open("rb").read()
+    served = b"".join(response.streaming_content)
+    assert served == image.sanitized_file.open("rb").read()
+    assert served != image.file.open("rb").read()
     event = AuditEvent.objects.get(action="view", object_type="screening.fundusimage")
     assert (event.actor, event.patient_ref) == (doctor, image.record.patient.patient_id)
 
@@ -63,13 +65,14 @@ def test_behind_nginx_the_transfer_is_handed_over_with_x_accel_redirect(
     client.force_login(doctor)
     response = client.get(reverse("screening:fundus-image-file", args=[image.pk]))
     assert response.status_code == 200
-    assert response["X-Accel-Redirect"] == f"/protected-media/{image.file.name}"
+    assert response["X-Accel-Redirect"] == f"/protected-media/{image.sanitized_file.name}"
     assert response.content == b""
 
 
 @pytest.mark.parametrize("query", ["", "?size=thumb"])
 def test_a_photo_whose_file_is_gone_is_not_found_and_not_logged(client, doctor, image, query):
     default_storage.delete(image.file.name)
+    default_storage.delete(image.sanitized_file.name)
     client.force_login(doctor)
     response = client.get(reverse("screening:fundus-image-file", args=[image.pk]) + query)
     assert response.status_code == 404

@@ -81,6 +81,7 @@ ACCEPTED = [
     (hf.jpeg_with_garbage_tail, "JPEG", ".jpg", 512, 512, "RGB"),
     (hf.jpeg_html_polyglot, "JPEG", ".jpg", 512, 512, "RGB"),
     (hf.jpeg_zip_polyglot, "JPEG", ".jpg", 512, 512, "RGB"),
+    (hf.jpeg_metadata_payloads, "JPEG", ".jpg", 512, 512, "RGB"),
     (hf.unicode_name_jpeg, "JPEG", ".jpg", 512, 512, "RGB"),
 ]
 

@@ -11,11 +11,14 @@ import os
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.servers.basehttp import WSGIServer
 from django.test.testcases import LiveServerThread
 
+from patients.models import Patient
 from screening.models import DoctorReview, FundusImage, RecordStatus
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from screening.services import image_upload
+from tests.conftest import REPO_ROOT, SHARED_DATA, fundus_like_jpeg
 from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
 from tests.web.conftest import make_analysed
 
@@ -274,3 +277,41 @@ def test_a_technician_is_not_offered_the_signature_and_cannot_post_it(page_for, 
     assert response.status == 403
     assert not DoctorReview.objects.exists()
     shot(page, "10-screening-technician-en")
+
+
+def test_an_id_number_fills_the_form_and_last_visits_photo_needs_a_confirmation(
+    page_for, live_server, tmp_path
+):
+    """patient_form.js fills birth date and sex from the ID; upload.js asks before storing a
+    photo that the patient's earlier screening already holds, and sends it when confirmed."""
+    technician = UserFactory(role="technician", username="tech-d")
+    page = page_for(technician)
+    page.goto(f"{live_server.url}/patients/new/")
+    page.fill("#id_name", "李明")
+    page.fill("#id_national_id", "110101199003074514")  # born 1990-03-07, a man's ID
+    assert page.input_value("#id_date_of_birth") == "1990-03-07"
+    assert page.is_checked("input[name=sex][value=male]")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/patients/P*/")
+
+    patient = Patient.objects.get(name="李明")
+    earlier = ScreeningRecordFactory(patient=patient, operator=technician)
+    photo = tmp_path / "last-visit.jpg"
+    photo.write_bytes(fundus_like_jpeg(seed=21))
+    image_upload(
+        actor=technician,
+        record=earlier,
+        eye="OD",
+        uploaded_file=SimpleUploadedFile("last-visit.jpg", photo.read_bytes()),
+    )
+    today = ScreeningRecordFactory(patient=patient, operator=technician)
+    page.goto(f"{live_server.url}/screening/{today.pk}/photos/")
+    page.set_input_files("#file-OS", str(photo))
+    warning = page.locator("[data-eye=OS] .upload-item.failed .upload-error")
+    warning.wait_for()
+    assert "已存有这张照片" in warning.inner_text()
+    assert FundusImage.objects.filter(record=today).count() == 0
+    page.click("[data-eye=OS] .upload-item button")
+    page.locator("[data-eye=OS] .upload-item.uploaded").wait_for()
+    page.goto("about:blank")
+    assert list(FundusImage.objects.filter(record=today).values_list("eye", flat=True)) == ["OS"]

@@ -160,3 +160,45 @@ def test_the_patient_page_links_each_screenings_latest_report(client, doctor, re
     ).content.decode()
     assert reverse("reports:report-pdf", args=[latest.pk]) in html
     assert "PDF v2" in html
+
+
+MALE_ID = "110101199003074514"  # born 1990-03-07, 17th digit 1: a man's ID
+
+
+def test_registration_fills_birth_date_and_sex_from_the_id_number(client, technician):
+    client.force_login(technician)
+    response = client.post(
+        reverse("patients:create"),
+        {**VALID, "sex": "", "date_of_birth": "", "national_id": MALE_ID},
+    )
+    assert response.status_code == 302
+    patient = Patient.objects.get(name="王小明")
+    assert (patient.sex, patient.date_of_birth) == ("male", dt.date(1990, 3, 7))
+
+
+def test_an_id_number_of_the_other_sex_is_a_form_error(client, technician):
+    client.force_login(technician)
+    response = client.post(
+        reverse("patients:create"), {**VALID, "sex": "female", "national_id": MALE_ID}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["national_id"] == [
+        "The ID number records the sex as Male (its 17th digit), but Female was chosen."
+    ]
+    assert not Patient.objects.exists()
+
+
+def test_the_form_loads_the_id_script_from_a_file_with_no_inline_script(client, technician):
+    client.force_login(technician)
+    html = client.get(reverse("patients:create")).content.decode()
+    assert '<script src="/static/clinic/patient_form.js" defer></script>' in html
+    assert "<script>" not in html
+
+
+@pytest.mark.parametrize("name", ["王\u202e小明", "王\u200d小明", "王" + "\u0336" * 8])
+def test_a_spoofing_name_is_a_form_error(client, technician, name):
+    client.force_login(technician)
+    response = client.post(reverse("patients:create"), {**VALID, "name": name})
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["name"]
+    assert not Patient.objects.exists()
