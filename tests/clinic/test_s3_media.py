@@ -150,6 +150,7 @@ def test_check_deploy_is_clean_with_s3_media(tmp_path):
         "DJANGO_ENV": "production",
         "SECRET_KEY": "x" * 20 + "production-secret-key-for-the-check-0123456789abcdef",
         "ALLOWED_HOSTS": "clinic.example.org",
+        "REPORT_VERIFY_BASE_URL": "https://clinic.example.org",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ophai",
         "MEDIA_S3_BUCKET": "clinic-media",
         "MEDIA_S3_ENDPOINT_URL": "https://minio.clinic.lan:9000",
