@@ -351,6 +351,9 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# The OpenAPI schema and Swagger UI (/api/schema/, /api/docs/): open in development, signed-in
+# staff only in production unless set.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", not IS_PRODUCTION)
 SPECTACULAR_SETTINGS = {
     "TITLE": "OphAI Clinic API",
     "DESCRIPTION": "REST API v1 for the WeChat mini-program and integrations (see README, API).",

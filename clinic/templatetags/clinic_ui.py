@@ -25,6 +25,14 @@ def area_name(code: str) -> str:
 
 
 @register.filter
+def display_name(user) -> str:
+    """A person as staff know them: the full name, else the username ("" for nobody)."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+@register.filter
 def finding_label(finding) -> str:
     """A finding's label in the reader's language (the card gives both)."""
     if _is_chinese():

@@ -283,7 +283,7 @@ def test_staff_download_photos_and_reports_streamed_from_the_bucket(
 
     thumb = client.get(reverse("screening:fundus-image-file", args=[uploaded.pk]) + "?size=thumb")
     assert thumb.status_code == 200
-    assert f"thumbnails/{uploaded.sha256}.jpg" in bucket.keys()
+    assert f"thumbnails/{uploaded.sha256}-fundus.jpg" in bucket.keys()
 
 
 def test_a_missing_object_is_not_found(client, uploaded, bucket, doctor):

@@ -148,3 +148,13 @@ def test_seed_demo_explains_a_missing_folder(db, settings, tmp_path):
     call_command("bootstrap_users")
     with pytest.raises(CommandError, match="is not a folder"):
         call_command("seed_demo", images=Path(tmp_path / "nope"))
+
+
+def test_the_api_docs_are_closed_to_the_public_in_production():
+    show = "from django.conf import settings; print(settings.API_DOCS_PUBLIC)"
+    production = manage("shell", "-c", show, env=PRODUCTION_ENV)
+    development = manage("shell", "-c", show, env={"DJANGO_ENV": "development"})
+    assert (production.stdout.split()[-1:], development.stdout.split()[-1:]) == (
+        ["False"],
+        ["True"],
+    ), production.stderr + development.stderr
