@@ -34,7 +34,7 @@ def test_staff_are_shown_by_their_display_names(client, record, analysed_record)
     worklist = client.get("/").content.decode()
     detail = client.get(f"/screening/{record.pk}/").content.decode()
 
-    assert "<td>王技师</td>" in worklist
+    assert '<td data-label="Operator">王技师</td>' in worklist
     assert "<dd>王技师</dd>" in detail
     assert "draft by 李医生" in detail
     for page in (worklist, detail):
