@@ -1,4 +1,4 @@
-"""The engine's stored codes (quality reasons, heatmap zones) in the reader's language."""
+"""The engine's stored codes (quality reasons, heatmap zones, stages) in the reader's language."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ ABNORMAL_AREAS = {
     "posterior_pole": _("posterior pole"),
 }
 
+# ai_engine.monitoring.STAGE_ORDER: the steps of one analysis, timed on the operations page.
+STAGES = {
+    "decode": _("decode the photo"),
+    "crop": _("find and crop the fundus"),
+    "quality": _("quality check"),
+    "forward": _("model inference"),
+    "cam": _("heatmaps"),
+    "png": _("save the heatmaps"),
+    "total": _("total"),
+}
+
 
 def quality_reason_text(code: str) -> str:
     """A quality reason in the active language; an unknown one as stored."""
@@ -31,3 +42,7 @@ def quality_reason_text(code: str) -> str:
 def area_text(code: str) -> str:
     """A heatmap zone in the active language; older rows stored a name, shown as stored."""
     return str(ABNORMAL_AREAS.get(code, code))
+
+
+def stage_text(code: str) -> str:
+    return str(STAGES.get(code, code))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import get_language
 
-from ai_engine.wording import area_text, quality_reason_text
+from ai_engine.wording import area_text, quality_reason_text, stage_text
 
 register = template.Library()
 
@@ -22,6 +22,11 @@ def quality_reason(code: str) -> str:
 @register.filter
 def area_name(code: str) -> str:
     return area_text(code)
+
+
+@register.filter
+def stage_name(code: str) -> str:
+    return stage_text(code)
 
 
 @register.filter

@@ -15,8 +15,10 @@ from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from ai_engine.models import AnalysisStatus, TriageLevel
+from ai_engine.monitoring import STAGE_ORDER
 from ai_engine.wording import ABNORMAL_AREAS, QUALITY_REASONS
 from clinic.models import AuditEvent
 from reports.models import ReportStatus
@@ -76,6 +78,7 @@ def raw_codes() -> set[str]:
         codes |= set(choices.values)
     codes |= {"patients.patient", "screening.screeningrecord", "screening.fundusimage"}
     codes |= {"reports.report", "screening.doctorreview", "auth.user"}
+    codes |= set(STAGE_ORDER)
     return codes
 
 
@@ -136,7 +139,13 @@ def clinic_day(settings, db, technician, doctor, patient, record, photo_file):
     )
     od = image_upload(actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=1))
     os_ = image_upload(actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=2))
-    add_analysis(od, package, findings=CATARACT)
+    analysed = add_analysis(od, package, findings=CATARACT)
+    # Timings as the engine stores them, for the operations page.
+    type(analysed).objects.filter(pk=analysed.pk).update(
+        device="cpu",
+        finished_at=timezone.now(),
+        timings={stage: 0.01 for stage in STAGE_ORDER},
+    )
     add_analysis(os_, package, status=AnalysisStatus.UNGRADABLE, reasons=["no_fundus"])
     review = review_save_draft(
         doctor=doctor,
