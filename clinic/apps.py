@@ -1,7 +1,5 @@
-from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
-from django_q.apps import DjangoQConfig
 
 
 class ClinicConfig(AppConfig):
@@ -18,13 +16,3 @@ class ClinicConfig(AppConfig):
         user_login_failed.connect(
             audit_sign_in_failure, dispatch_uid="clinic.audit_sign_in_failure"
         )
-
-
-# Third-party apps, named in the reader's language in the admin (they name themselves in
-# English: "Axes", "Django Q2"). Their models' names come from our catalogue.
-class SignInLockoutsConfig(AxesAppConfig):
-    verbose_name = _("Sign-in lockouts")
-
-
-class TaskQueueConfig(DjangoQConfig):
-    verbose_name = _("Task queue")

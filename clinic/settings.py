@@ -68,8 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "clinic.apps.TaskQueueConfig",  # django_q
-    "clinic.apps.SignInLockoutsConfig",  # axes
+    "clinic.third_party_apps.TaskQueueConfig",  # django_q
+    "clinic.third_party_apps.SignInLockoutsConfig",  # axes
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
