@@ -79,7 +79,15 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("=patient_ref", "actor_username", "=object_id", "object_repr", "=request_id")
     date_hierarchy = "at"
     list_per_page = 100
-    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+    # The detail page shows the same readable columns as the list, in the model's field order.
+    fields = readonly_fields = [
+        {
+            "object_type": "object_type_name",
+            "object_repr": "object_text",
+            "source": "source_name",
+        }.get(field.name, field.name)
+        for field in AuditEvent._meta.fields
+    ]
 
     @admin.display(description=_("object type"), ordering="object_type")
     def object_type_name(self, event: AuditEvent) -> str:

@@ -207,6 +207,10 @@ def test_every_staff_page_is_chinese_without_raw_codes(client, settings, clinic_
         reverse("pages:operations"),
         reverse("admin:index"),
         reverse("admin:clinic_auditevent_changelist"),
+        reverse(
+            "admin:clinic_auditevent_change",
+            args=[AuditEvent.objects.filter(changes__has_key="listed_patients").get().pk],
+        ),
         reverse("admin:reports_report_change", args=[report.pk]),
         reverse("admin:reports_report_summary", args=[report.pk]),
         reverse("admin:ai_engine_analysis_changelist"),
