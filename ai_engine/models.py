@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from ai_engine.inference.card import localised_text
 from screening.models import FundusImage, ScreeningRecord
 
 
@@ -45,6 +46,13 @@ class ModelPackage(models.Model):
     @property
     def evidence(self) -> str:
         return str(self.card.get("evidence", ""))
+
+    def evidence_in(self, language: str) -> str:
+        """The card's evidence line in `language` (old cards: their one line)."""
+        return localised_text(self.card or {}, "evidence", language)
+
+    def intended_use_in(self, language: str) -> str:
+        return localised_text(self.card or {}, "intended_use", language)
 
 
 class AnalysisStatus(models.TextChoices):

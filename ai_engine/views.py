@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -83,6 +84,8 @@ def model_card(request: HttpRequest, package_id: int) -> HttpResponse:
             "card": card,
             "labels": card.get("labels") or [],
             "argmax": decision_rule(package.task) == DECISION_ARGMAX,
+            "intended_use": package.intended_use_in(get_language() or "zh-hans"),
+            "evidence": package.evidence_in(get_language() or "zh-hans"),
             "scalar_metrics": scalar_metrics,
             "per_label": per_label,
             "other_metrics": other_metrics,

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from clinic.models import AuditEvent, WebhookDelivery
 from clinic.roles import user_roles_check, user_set_roles
@@ -89,6 +91,58 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, ClinicUserAdmin)
 
+# Where an audit line came from (clinic.audit, clinic.context), named for the reader.
+AUDIT_SOURCES = {
+    "web": _("staff web pages"),
+    "admin": _("administration"),
+    "api": _("API"),
+    "task": _("background task"),
+    "command": _("management command"),
+    "system": _("system"),
+}
+
+
+def object_type_text(object_type: str) -> str:
+    """'patients.patient' as the model's name in the reader's language (unknown: as stored)."""
+    try:
+        return str(apps.get_model(object_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return object_type
+
+
+def audit_object_text(event: AuditEvent) -> str:
+    """What the line is about; a list read (API) names how many patients it showed."""
+    listed = (event.changes or {}).get("listed_patients")
+    if isinstance(listed, list):
+        count = len(listed)
+        return ngettext("list of %(count)d patient", "list of %(count)d patients", count) % {
+            "count": count
+        }
+    return event.object_repr
+
+
+class AuditSourceFilter(admin.SimpleListFilter):
+    title = _("source")
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return list(AUDIT_SOURCES.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
+class AuditObjectTypeFilter(admin.SimpleListFilter):
+    title = _("object type")
+    parameter_name = "object_type"
+
+    def lookups(self, request, model_admin):
+        types = AuditEvent.objects.order_by().values_list("object_type", flat=True).distinct()
+        return sorted(((t, object_type_text(t)) for t in types), key=lambda item: item[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
@@ -98,18 +152,38 @@ class AuditEventAdmin(admin.ModelAdmin):
         "at",
         "actor_username",
         "action",
-        "object_type",
+        "object_type_name",
         "object_id",
-        "object_repr",
+        "object_text",
         "patient_ref",
-        "source",
+        "source_name",
         "ip_address",
     )
-    list_filter = ("action", "source", "object_type", "at")
+    list_filter = ("action", AuditSourceFilter, AuditObjectTypeFilter, "at")
     search_fields = ("=patient_ref", "actor_username", "=object_id", "object_repr", "=request_id")
     date_hierarchy = "at"
     list_per_page = 100
-    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+    # The detail page shows the same readable columns as the list, in the model's field order.
+    fields = readonly_fields = [
+        {
+            "object_type": "object_type_name",
+            "object_repr": "object_text",
+            "source": "source_name",
+        }.get(field.name, field.name)
+        for field in AuditEvent._meta.fields
+    ]
+
+    @admin.display(description=_("object type"), ordering="object_type")
+    def object_type_name(self, event: AuditEvent) -> str:
+        return object_type_text(event.object_type)
+
+    @admin.display(description=_("object"), ordering="object_repr")
+    def object_text(self, event: AuditEvent) -> str:
+        return audit_object_text(event)
+
+    @admin.display(description=_("source"), ordering="source")
+    def source_name(self, event: AuditEvent) -> str:
+        return str(AUDIT_SOURCES.get(event.source, event.source))
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -331,6 +331,17 @@ class IsPatientAccount(BasePermission):
         return is_patient_user(request.user)
 
 
+class CanReadApiDocs(BasePermission):
+    """The OpenAPI schema and Swagger UI: signed-in staff, or anyone where API_DOCS_PUBLIC."""
+
+    message = gettext_lazy("The API documentation is for signed-in clinic staff.")
+
+    def has_permission(self, request, view) -> bool:
+        if settings.API_DOCS_PUBLIC:
+            return True
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
 # --- lists ----------------------------------------------------------------------------------
 class CursorPage(CursorPagination):
     """Cursor pagination: stable pages while rows are added, no COUNT query."""

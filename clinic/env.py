@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -62,6 +63,19 @@ def require(name: str, value: str) -> str:
     if not value:
         raise ImproperlyConfigured(
             f"{name} must be set in production (DJANGO_ENV=production). See README, 'Configuration'."
+        )
+    return value
+
+
+def web_address(name: str, value: str) -> str:
+    """`value` if it is an http(s) address with a host (or empty); ImproperlyConfigured otherwise."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise ImproperlyConfigured(
+            f"{name} must be an http:// or https:// address such as "
+            f"https://clinic.example.org, not {value!r}"
         )
     return value
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -51,7 +52,12 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action} {self.object_type}#{self.object_id}"
+        try:
+            kind = apps.get_model(self.object_type)._meta.verbose_name
+        except (LookupError, ValueError):  # a type no model has (any more)
+            kind = self.object_type
+        at = timezone.localtime(self.at)
+        return f"{at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.get_action_display()} {kind} #{self.object_id}"
 
     def save(self, *args, **kwargs) -> None:
         # Append-only: the database refuses it too (trigger on PostgreSQL, see migration 0003).

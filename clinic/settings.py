@@ -22,6 +22,7 @@ from clinic.env import (
     env_secret,
     env_str,
     require,
+    web_address,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -67,8 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_q",
-    "axes",
+    "clinic.third_party_apps.TaskQueueConfig",  # django_q
+    "clinic.third_party_apps.SignInLockoutsConfig",  # axes
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
@@ -310,8 +311,14 @@ LLM_API_KEY = env_secret("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL")
 LLM_TIMEOUT = float(env_int("LLM_TIMEOUT", 20))
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 1)
-# The QR code on each report points at {REPORT_VERIFY_BASE_URL}/api/v1/reports/verify/<code>.
-REPORT_VERIFY_BASE_URL = env_str("REPORT_VERIFY_BASE_URL", "http://localhost:8000")
+# The QR code on each report points at {REPORT_VERIFY_BASE_URL}/api/v1/reports/verify/<code>:
+# the public address patients' phones reach. Development prints reports for this computer only.
+REPORT_VERIFY_BASE_URL = env_str(
+    "REPORT_VERIFY_BASE_URL", "" if IS_PRODUCTION else "http://localhost:8000"
+)
+if IS_PRODUCTION:
+    require("REPORT_VERIFY_BASE_URL", REPORT_VERIFY_BASE_URL)
+web_address("REPORT_VERIFY_BASE_URL", REPORT_VERIFY_BASE_URL)
 
 # --- REST API -------------------------------------------------------------------------------
 # JWT first: an expired or missing token answers 401 with a WWW-Authenticate header, which
@@ -344,6 +351,9 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# The OpenAPI schema and Swagger UI (/api/schema/, /api/docs/): open in development, signed-in
+# staff only in production unless set.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", not IS_PRODUCTION)
 SPECTACULAR_SETTINGS = {
     "TITLE": "OphAI Clinic API",
     "DESCRIPTION": "REST API v1 for the WeChat mini-program and integrations (see README, API).",

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from clinic import health, views
+from clinic.api import CanReadApiDocs
 from clinic.branding import clinic_name
 
 admin.site.site_header = _("OphAI Clinic administration")
@@ -21,6 +24,12 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("ai/", include("ai_engine.urls")),
     path("healthz", health.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (admin, API docs, PDFs).
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("clinic/favicon.svg"), permanent=True),
+        name="favicon",
+    ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
@@ -30,8 +39,16 @@ urlpatterns = [
     path("", include("clinic.pages.urls")),
     path("api/v1/", include("clinic.api_urls")),
     # OpenAPI 3 schema and Swagger UI (assets from drf-spectacular-sidecar: no CDN)
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(permission_classes=[CanReadApiDocs]),
+        name="api-schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[CanReadApiDocs]),
+        name="api-docs",
+    ),
 ]
 
 # API paths that match no route still answer in the API's error shape.

@@ -23,7 +23,8 @@ from clinic.tasks import enqueue_on_commit
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
 from reports.forms import SummaryForm
-from reports.models import Report, ReportLanguage
+from reports.llm import fallback_reason_text, summary_source_text
+from reports.models import TEMPLATE_SOURCE, Report, ReportLanguage
 from reports.services import report_approve_summary
 from screening.models import ScreeningRecord
 
@@ -39,6 +40,23 @@ class GenerateForm(forms.Form):
     )
 
 
+class DraftedByFilter(admin.SimpleListFilter):
+    """Template or language model, in the reader's language (not the stored source codes)."""
+
+    title = _("summary source")
+    parameter_name = "drafted_by"
+
+    def lookups(self, request, model_admin):
+        return [("template", _("the template")), ("llm", _("a language model"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "template":
+            return queryset.filter(summary_source=TEMPLATE_SOURCE)
+        if self.value() == "llm":
+            return queryset.exclude(summary_source=TEMPLATE_SOURCE)
+        return queryset
+
+
 @admin.register(Report)
 class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
     list_display = (
@@ -47,12 +65,12 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
         "version",
         "status",
         "language",
-        "summary_source",
+        "drafted_by",
         "approved",
         "generated_at",
         "download",
     )
-    list_filter = ("status", "language", "generated_at", "summary_source")
+    list_filter = ("status", "language", "generated_at", DraftedByFilter)
     search_fields = ("record__patient__patient_id", "record__patient__name", "verification_code")
     date_hierarchy = "generated_at"
     list_select_related = ("record__patient", "summary_approved_by")
@@ -69,8 +87,8 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
                 "fields": (
                     "summary_final",
                     "summary_ai",
-                    "summary_source",
-                    "summary_fallback_reason",
+                    "drafted_by",
+                    "fallback_reason",
                     "summary_approved_by",
                     "summary_approved_at",
                     "based_on",
@@ -108,6 +126,14 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
     @admin.display(description=_("patient ID"), ordering="record__patient__patient_id")
     def patient_id(self, obj: Report) -> str:
         return obj.record.patient.patient_id
+
+    @admin.display(description=_("summary source"), ordering="summary_source")
+    def drafted_by(self, obj: Report) -> str:
+        return summary_source_text(obj.summary_source)
+
+    @admin.display(description=_("why the template was used"))
+    def fallback_reason(self, obj: Report) -> str:
+        return fallback_reason_text(obj.summary_fallback_reason) or "-"
 
     @admin.display(description=_("summary approved"), boolean=True)
     def approved(self, obj: Report) -> bool:
@@ -200,6 +226,8 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
             "opts": self.model._meta,
             "title": _("Edit and approve the summary of %(report)s") % {"report": report},
             "report": report,
+            "drafted_by": summary_source_text(report.summary_source),
+            "fallback_reason": fallback_reason_text(report.summary_fallback_reason),
             "form": form,
         }
         return TemplateResponse(request, "admin/reports/report/summary.html", context)

@@ -186,6 +186,8 @@ def _finding_fact(
         "model_version": analysis.model_version,
         "demonstration": analysis.demonstration,
         "evidence": analysis.package.evidence,
+        "evidence_zh": analysis.package.evidence_in("zh-hans"),
+        "evidence_en": analysis.package.evidence_in("en"),
     }
 
 

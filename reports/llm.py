@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from reports.models import TEMPLATE_SOURCE
 from reports.summary import template_summary
@@ -44,6 +46,51 @@ characters), no headings, no lists, no markdown.
 - The patient is not named in the facts; do not address them by name.
 
 Reply with a JSON object and nothing else: {{"summary": "<the explanation>"}}"""
+
+
+# Why the template wrote a summary: stored as written here (logs and audit read it in English),
+# shown to staff through fallback_reason_text in their language.
+FALLBACK_REASONS = (
+    (re.compile(r"no LLM configured"), _("no language model is configured")),
+    (re.compile(r"the model refused"), _("the language model declined to write it")),
+    (
+        re.compile(r"malformed reply: (?P<detail>.*)"),
+        _("the language model's reply could not be used (%(detail)s)"),
+    ),
+    (
+        re.compile(r"timed out after (?P<detail>[\d.]+) s"),
+        _("the language model did not answer within %(detail)s s"),
+    ),
+    (
+        re.compile(r"HTTP (?P<detail>\d+) from the LLM server"),
+        _("the language model server answered with HTTP status %(detail)s"),
+    ),
+    (
+        re.compile(r"LLM server unreachable: (?P<detail>.*)"),
+        _("the language model server could not be reached (%(detail)s)"),
+    ),
+    (
+        re.compile(r"LLM client error: (?P<detail>.*)"),
+        _("the language model client failed (%(detail)s)"),
+    ),
+)
+
+
+def fallback_reason_text(reason: str) -> str:
+    """A stored fallback reason in the active language (an unknown one as stored)."""
+    for pattern, text in FALLBACK_REASONS:
+        match = pattern.fullmatch(reason)
+        if match:
+            return str(text) % match.groupdict() if match.groupdict() else str(text)
+    return reason
+
+
+def summary_source_text(source: str) -> str:
+    """Who drafted a summary, from its stored source ("template" or "llm:<model>")."""
+    if source == TEMPLATE_SOURCE:
+        return str(_("the template"))
+    model = source.removeprefix("llm:")
+    return str(_("the language model %(model)s") % {"model": model})
 
 
 class MalformedReply(ValueError):

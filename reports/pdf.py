@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageFile, ImageOps
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from ai_engine.wording import area_text, quality_reason_text
 from clinic.branding import clinic_name
 from reports.facts import ReportInputs
 from reports.models import Report
@@ -121,9 +122,15 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
                 "photo": embedded.get(media.photo, ""),
                 "heatmap": embedded.get(media.heatmap, ""),
                 "models": _models(values["ai_findings"], zh=zh),
+                "quality_reasons": [
+                    quality_reason_text(code)
+                    for code in (values.get("quality") or {}).get("reasons", [])
+                ],
             }
         )
     demonstration = any(m["demonstration"] for eye in eyes for m in eye["models"])
+    # Each model's evidence once, though it read both eyes.
+    models = list({(m["name"], m["version"]): m for eye in eyes for m in eye["models"]}.values())
     verify_url = verification_url(report)
     return {
         "report": report,
@@ -144,6 +151,7 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
         "record": record,
         "operator": _person(record.operator),
         "eyes": eyes,
+        "models": models,
         "triage": _triage(facts.get("triage")),
         "review": review,
         "review_facts": facts.get("doctor_review"),
@@ -228,7 +236,8 @@ def _models(findings: list[dict[str, Any]], *, zh: bool) -> list[dict[str, Any]]
                 "name": finding["model_name"],
                 "version": finding["model_version"],
                 "demonstration": finding["demonstration"],
-                "evidence": finding["evidence"],
+                "evidence": finding.get("evidence_zh" if zh else "evidence_en")
+                or finding["evidence"],
                 # argmax: the most probable label is the result and no threshold is shown
                 "argmax": finding.get("decision") == "argmax",
                 "findings": [],
@@ -240,6 +249,7 @@ def _models(findings: list[dict[str, Any]], *, zh: bool) -> list[dict[str, Any]]
                 **finding,
                 "label": finding["label_zh"] if zh else finding["label_en"],
                 "other_label": finding["label_en"] if zh else finding["label_zh"],
+                "areas": [area_text(code) for code in finding["abnormal_areas"]],
                 "probability_pct": f"{finding['probability'] * 100:.1f}%",
                 "threshold_pct": "" if threshold is None else f"{threshold * 100:.1f}%",
             }

@@ -21,6 +21,7 @@ from clinic.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
 from reports.forms import SummaryForm
+from reports.llm import fallback_reason_text
 from reports.models import Report, ReportLanguage
 from reports.selectors import report_list
 from reports.services import report_approve_summary, report_record_download
@@ -68,6 +69,7 @@ def _page_context(request: HttpRequest, report: Report, form: SummaryForm | None
         "newer": newer,
         "can_approve": can_approve,
         "summary_form": form,
+        "fallback_reason": fallback_reason_text(report.summary_fallback_reason),
     }
 
 

@@ -9,6 +9,10 @@ Conventions:
 - ``binary``: exactly ONE label (the positive class, e.g. ``abnormal``) and ONE output logit
   with a sigmoid. A model trained with two softmax outputs is declared ``multiclass``.
 
+The card's texts that reports print (``intended_use``, ``evidence``) may come in both report
+languages as ``intended_use_zh``/``intended_use_en`` and ``evidence_zh``/``evidence_en``; a card
+without them (older packages) prints its single ``intended_use``/``evidence`` in every language.
+
 A label may set ``"normal": true`` (e.g. ODIR ``N``, ICDR grade 0) so that summaries know
 that this finding means "no disease"; it defaults to false.
 """
@@ -86,6 +90,17 @@ class ModelCard:
     demonstration: bool = True
     evidence: str = ""
     dr_grading: dict[str, Any] | None = None
+    intended_use_zh: str = ""
+    intended_use_en: str = ""
+    evidence_zh: str = ""
+    evidence_en: str = ""
+
+    def evidence_text(self, language: str) -> str:
+        """The evidence line in `language` ("zh…" or other), else the card's single one."""
+        return localised_text(self.to_dict(), "evidence", language)
+
+    def intended_use_text(self, language: str) -> str:
+        return localised_text(self.to_dict(), "intended_use", language)
 
     @property
     def num_outputs(self) -> int:
@@ -102,6 +117,12 @@ class ModelCard:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def localised_text(card: dict[str, Any], key: str, language: str) -> str:
+    """`card[key_zh]` or `card[key_en]` for `language`, falling back to `card[key]` (old cards)."""
+    suffix = "zh" if language.lower().startswith("zh") else "en"
+    return str(card.get(f"{key}_{suffix}") or card.get(key) or "")
 
 
 def load_card(path: str | Path) -> ModelCard:
@@ -171,6 +192,10 @@ def parse_card(raw: Any) -> ModelCard:
         demonstration=demonstration,
         evidence=_optional_text(raw, "evidence"),
         dr_grading=dr_grading,
+        intended_use_zh=_optional_text(raw, "intended_use_zh"),
+        intended_use_en=_optional_text(raw, "intended_use_en"),
+        evidence_zh=_optional_text(raw, "evidence_zh"),
+        evidence_en=_optional_text(raw, "evidence_en"),
     )
 
 

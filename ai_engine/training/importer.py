@@ -95,8 +95,11 @@ def import_checkpoint(config: ImportConfig) -> ModelCard:
         "validation": {},
         "intended_use": "Imported model, not yet validated here — demonstration only, not for "
         "diagnosis. Run evaluate_model and record its figures in this card.",
+        "intended_use_zh": "导入的模型，尚未在本系统验证——仅用于演示，不可用于诊断。"
+        "请运行 evaluate_model 并将结果记入本模型卡。",
         "demonstration": True,
         "evidence": "Imported checkpoint, not validated here; not for diagnosis",
+        "evidence_zh": "导入的模型，未在本系统验证；不可用于诊断",
     }
     grading = dr_grading_for(labels) if config.task == "multiclass" else None
     if grading:

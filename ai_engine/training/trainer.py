@@ -231,6 +231,8 @@ class Trainer:
             "training_data": "",
             "validation": {},
             "intended_use": c.intended_use,
+            "intended_use_en": c.intended_use,
+            "intended_use_zh": INTENDED_USE_ZH.get(c.intended_use, ""),
             "demonstration": c.demonstration,
             "evidence": "",
         }
@@ -474,6 +476,10 @@ class Trainer:
         draft["validation"] = metrics
         draft["training_data"] = self._data_text(labelled, train_idx, val_idx, test_idx)
         draft["evidence"] = evidence_line(metrics, card_codes(card), c.demonstration)
+        draft["evidence_en"] = draft["evidence"]
+        draft["evidence_zh"] = evidence_line_zh(
+            metrics, {label.code: label.zh for label in card.labels}, c.demonstration
+        )
         written = write_package(self.out, final, draft, fp16=c.fp16)
         self._write_sidecars(c, labelled, patients, state, seconds, thresholds)
         if not c.keep_checkpoint:
@@ -749,6 +755,25 @@ def evidence_line(metrics: dict[str, Any], codes: list[str], demonstration: bool
         f"AUC {aucs} on {metrics['n_images']} held-out eyes of {metrics.get('n_patients', '?')} patients"
     )
     return ("Demonstration model: " + line + "; not for diagnosis") if demonstration else line
+
+
+def evidence_line_zh(metrics: dict[str, Any], names: dict[str, str], demonstration: bool) -> str:
+    """evidence_line for Chinese reports: the labels by their Chinese names, not their codes."""
+    aucs = "、".join(
+        f"{name} {metrics['per_label'][code]['auc']:.2f}"
+        for code, name in names.items()
+        if metrics["per_label"][code]["auc"] is not None
+    )
+    line = (
+        f"在 {metrics.get('n_patients', '?')} 名患者的 {metrics['n_images']} 只留出眼上，"
+        f"宏平均 F1 {metrics['macro_f1']:.2f}（多数类基线 "
+        f"{metrics['majority_baseline']['macro_f1']:.2f}），AUC {aucs}"
+    )
+    return f"演示模型：{line}；不可用于诊断" if demonstration else line
+
+
+# The default intended-use texts, in Chinese for Chinese reports.
+INTENDED_USE_ZH = {"Demonstration — not for diagnosis.": "仅用于演示，不可用于诊断。"}
 
 
 def command_line(argv: list[str]) -> str:

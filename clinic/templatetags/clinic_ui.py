@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from django import template
 from django.utils.translation import get_language
-from django.utils.translation import gettext_lazy as _
+
+from ai_engine.wording import area_text, quality_reason_text, stage_text
 
 register = template.Library()
-
-QUALITY_REASONS = {
-    "no_fundus": _("No fundus visible in the photo"),
-    "small_field_of_view": _("Field of view too small"),
-    "underexposed": _("Too dark (underexposed)"),
-    "overexposed": _("Too bright (overexposed)"),
-    "low_contrast": _("Contrast too low"),
-    "out_of_focus": _("Out of focus (blurred)"),
-    "too_small": _("Image resolution too small"),
-}
-
-ABNORMAL_AREAS = {
-    "optic_disc": _("optic disc"),
-    "macula": _("macula"),
-    "vascular_arcade": _("vascular arcade"),
-    "periphery": _("retinal periphery"),
-    "posterior_pole": _("posterior pole"),
-}
 
 
 def _is_chinese() -> bool:
@@ -33,12 +16,25 @@ def _is_chinese() -> bool:
 
 @register.filter
 def quality_reason(code: str) -> str:
-    return str(QUALITY_REASONS.get(code, code))
+    return quality_reason_text(code)
 
 
 @register.filter
 def area_name(code: str) -> str:
-    return str(ABNORMAL_AREAS.get(code, code))
+    return area_text(code)
+
+
+@register.filter
+def stage_name(code: str) -> str:
+    return stage_text(code)
+
+
+@register.filter
+def display_name(user) -> str:
+    """A person as staff know them: the full name, else the username ("" for nobody)."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
 
 
 @register.filter

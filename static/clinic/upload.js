@@ -12,7 +12,16 @@
   function format(template, values) {
     return template.replace(/%\((\w+)\)s/g, function (_match, key) { return values[key]; });
   }
-  function megabytes(bytes) { return (bytes / 1024 / 1024).toFixed(1); }
+  // One decimal, ".0" dropped; sizes round up and limits down (as screening.uploads does), so a
+  // small photo never reads "0.0 MB" and a file just over the limit never reads as equal to it.
+  function decimal(value, roundUp) {
+    var tenths = roundUp ? Math.ceil(value * 10) : Math.floor(value * 10);
+    return (tenths / 10).toFixed(1).replace(/\.0$/, "");
+  }
+  function megabytes(bytes, roundUp) { return decimal(bytes / 1024 / 1024, roundUp); }
+  function fileSize(bytes) {
+    return bytes >= 1024 * 1024 ? megabytes(bytes, true) + " MB" : decimal(bytes / 1024, true) + " KB";
+  }
 
   function precheck(file) {
     var typeOk = ACCEPTED_TYPES.indexOf(file.type) !== -1 || (!file.type && ACCEPTED_EXTENSIONS.test(file.name));
@@ -20,7 +29,7 @@
       return format(root.dataset.msgType, { name: file.name });
     }
     if (file.size > maxBytes) {
-      return format(root.dataset.msgSize, { size: megabytes(file.size), limit: megabytes(maxBytes) });
+      return format(root.dataset.msgSize, { size: megabytes(file.size, true), limit: megabytes(maxBytes, false) });
     }
     if (file.size === 0) { return format(root.dataset.msgEmpty, { name: file.name }); }
     return "";
@@ -37,7 +46,7 @@
     }
     var body = document.createElement("div");
     var name = document.createElement("div");
-    name.textContent = file.name + " (" + megabytes(file.size) + " MB)";
+    name.textContent = file.name + " (" + fileSize(file.size) + ")";
     var progress = document.createElement("progress");
     progress.max = 100;
     progress.value = 0;

@@ -71,8 +71,9 @@ def test_a_technician_gets_the_jpeg_preview_and_it_is_audited_too(as_tech, techn
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
     with Image.open(io.BytesIO(content(response))) as preview:
-        assert (preview.format, preview.size) == ("JPEG", (image.width, image.height))
-    assert default_storage.exists(f"thumbnails/{image.sha256}.jpg")
+        # Cropped to the fundus: the test photo's 280 px disc and a 2 % margin on each side.
+        assert (preview.format, preview.size) == ("JPEG", (293, 293))
+    assert default_storage.exists(f"thumbnails/{image.sha256}-fundus.jpg")
     event = views_of("screening.fundusimage").get()
     assert (event.actor, event.object_id) == (technician, str(image.pk))
 
@@ -115,7 +116,7 @@ def test_patient_accounts_get_no_photos(request, image, client_name, query):
     assert set(response.json()) == {"error"}
     assert image.sha256.encode() not in response.content
     assert not views_of("screening.fundusimage").exists()
-    assert not default_storage.exists(f"thumbnails/{image.sha256}.jpg")
+    assert not default_storage.exists(f"thumbnails/{image.sha256}-fundus.jpg")
 
 
 def test_staff_without_the_photo_permission_are_refused_like_on_the_web(image):

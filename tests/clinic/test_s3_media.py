@@ -150,6 +150,7 @@ def test_check_deploy_is_clean_with_s3_media(tmp_path):
         "DJANGO_ENV": "production",
         "SECRET_KEY": "x" * 20 + "production-secret-key-for-the-check-0123456789abcdef",
         "ALLOWED_HOSTS": "clinic.example.org",
+        "REPORT_VERIFY_BASE_URL": "https://clinic.example.org",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ophai",
         "MEDIA_S3_BUCKET": "clinic-media",
         "MEDIA_S3_ENDPOINT_URL": "https://minio.clinic.lan:9000",
@@ -282,7 +283,7 @@ def test_staff_download_photos_and_reports_streamed_from_the_bucket(
 
     thumb = client.get(reverse("screening:fundus-image-file", args=[uploaded.pk]) + "?size=thumb")
     assert thumb.status_code == 200
-    assert f"thumbnails/{uploaded.sha256}.jpg" in bucket.keys()
+    assert f"thumbnails/{uploaded.sha256}-fundus.jpg" in bucket.keys()
 
 
 def test_a_missing_object_is_not_found(client, uploaded, bucket, doctor):

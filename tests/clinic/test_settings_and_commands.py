@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 20 + "production-secret-key-for-the-check-0123456789abcdef",
     "ALLOWED_HOSTS": "clinic.example.org",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ophai",
+    "REPORT_VERIFY_BASE_URL": "https://clinic.example.org",
 }
 
 
@@ -41,12 +42,42 @@ def test_check_deploy_is_clean_with_a_production_environment():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "REPORT_VERIFY_BASE_URL"])
 def test_production_refuses_to_start_without_its_secrets(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = manage("check", env=env)
     assert result.returncode != 0
     assert f"{missing} must be set in production" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["clinic.example.org", "ftp://clinic.example.org", "https://", "https://a b.org"]
+)
+def test_a_report_verification_address_that_is_no_web_address_is_refused(value):
+    result = manage("check", env=PRODUCTION_ENV | {"REPORT_VERIFY_BASE_URL": value})
+    assert result.returncode != 0
+    assert (
+        f"REPORT_VERIFY_BASE_URL must be an http:// or https:// address such as "
+        f"https://clinic.example.org, not {value!r}"
+    ) in result.stderr
+
+
+def test_make_run_says_how_to_set_the_report_verification_address():
+    script = (REPO_ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
+    assert "REPORT_VERIFY_BASE_URL" in script
+    hint = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "run.sh"), "--verify-hint"],
+        env={k: v for k, v in os.environ.items() if k != "REPORT_VERIFY_BASE_URL"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert hint.returncode == 0, hint.stderr
+    assert hint.stdout.splitlines() == [
+        "Report QR codes point at http://localhost:8000, which only this computer can open.",
+        "  Set the address patients' phones can reach before printing reports, e.g.",
+        "  REPORT_VERIFY_BASE_URL=https://clinic.example.org make run",
+    ]
 
 
 def test_a_secret_can_come_from_a_file(tmp_path):
@@ -123,3 +154,13 @@ def test_seed_demo_explains_a_missing_folder(db, settings, tmp_path):
     call_command("bootstrap_users")
     with pytest.raises(CommandError, match="is not a folder"):
         call_command("seed_demo", images=Path(tmp_path / "nope"))
+
+
+def test_the_api_docs_are_closed_to_the_public_in_production():
+    show = "from django.conf import settings; print(settings.API_DOCS_PUBLIC)"
+    production = manage("shell", "-c", show, env=PRODUCTION_ENV)
+    development = manage("shell", "-c", show, env={"DJANGO_ENV": "development"})
+    assert (production.stdout.split()[-1:], development.stdout.split()[-1:]) == (
+        ["False"],
+        ["True"],
+    ), production.stderr + development.stderr

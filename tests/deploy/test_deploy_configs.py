@@ -167,6 +167,7 @@ http {{
         "DJANGO_ENV": "production",
         "SECRET_KEY": "deploy-test-" + "s3cr3t-K3y-" * 6,
         "ALLOWED_HOSTS": "localhost",
+        "REPORT_VERIFY_BASE_URL": f"https://localhost:{https_port}",
         "CSRF_TRUSTED_ORIGINS": f"https://localhost:{https_port}",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "MEDIA_ROOT": str(media),

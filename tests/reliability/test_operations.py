@@ -33,6 +33,7 @@ def test_production_settings_pass_check_deploy_with_no_warning(db):
         DJANGO_SETTINGS_MODULE="clinic.settings",
         SECRET_KEY=secrets.token_urlsafe(60),
         ALLOWED_HOSTS="clinic.example.org",
+        REPORT_VERIFY_BASE_URL="https://clinic.example.org",
         CSRF_TRUSTED_ORIGINS="https://clinic.example.org",
         DATABASE_URL=database_url() if connection.vendor == "postgresql" else "",
     )

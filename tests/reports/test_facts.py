@@ -40,6 +40,8 @@ def test_the_facts_of_a_signed_record(signed_record):
         "model_version": "1.2.0",
         "demonstration": True,
         "evidence": EVIDENCE,
+        "evidence_zh": EVIDENCE,
+        "evidence_en": EVIDENCE,
     }
     assert facts["triage"]["level"] == "high"
     review = facts["doctor_review"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -16,7 +17,10 @@ from ai_engine.models import ModelPackage
 from reports.pdf import DEMONSTRATION_WARNING, RefusedURL, ReportURLFetcher, html_to_pdf
 from reports.services import report_approve_summary, report_generate
 from screening.models import ScreeningRecord
-from tests.reports.conftest import EVIDENCE, pdf_text
+from tests.ai_results import make_analysed
+from tests.conftest import REPO_ROOT
+from tests.factories import ModelPackageFactory
+from tests.reports.conftest import EVIDENCE, pdf_text, sign
 
 
 def read_pdf(report, tmp_path: Path) -> str:
@@ -41,7 +45,9 @@ def test_a_final_report_shows_the_patient_findings_model_and_conclusion(
     assert patient.patient_id in text
     assert patient.name in text  # Chinese characters render as text, not tofu
     assert "138****" in text and patient.phone not in text
-    assert "糖尿病视网膜病变" in text and "Diabetic retinopathy" in text
+    with report.pdf.open("rb") as stored:
+        in_order = squash(page_text(stored.read(), tmp_path))
+    assert "糖尿病视网膜病变" in in_order and "Diabeticretinopathy" in in_order
     assert "83.0%" in text and "50.0%" in text
     assert "odir-demo 1.2.0" in text
     assert squash(EVIDENCE) in flat
@@ -206,3 +212,73 @@ def test_the_clinic_logo_and_details_are_in_the_header(signed_record, doctor, se
         check=True,
     ).stdout
     assert any(row.split()[3:5] == ["300", "100"] for row in listing.splitlines()[2:])
+
+
+DEMO_CARD = json.loads(
+    (REPO_ROOT / "ai_engine" / "packages" / "ophai-demo-screening" / "model.json").read_text(
+        encoding="utf-8"
+    )
+)
+# The bundled demonstration model's three classes, each eye with one positive finding.
+CATARACT_OD = [
+    ("C", "白内障", "Cataract", 0.62, 0.31, []),
+    ("G", "青光眼", "Glaucoma", 0.25, 0.34, []),
+    ("N", "正常眼底", "Normal fundus", 0.13, 0.28, []),
+]
+GLAUCOMA_OS = [
+    ("G", "青光眼", "Glaucoma", 0.71, 0.34, ["视盘 optic disc"]),
+    ("N", "正常眼底", "Normal fundus", 0.2, 0.28, []),
+    ("C", "白内障", "Cataract", 0.09, 0.31, []),
+]
+
+
+def page_count(content: bytes, tmp_path: Path) -> int:
+    path = tmp_path / "count.pdf"
+    path.write_bytes(content)
+    info = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, text=True)
+    return int(re.search(r"^Pages:\s+(\d+)$", info.stdout, flags=re.MULTILINE).group(1))
+
+
+def page_text(content: bytes, tmp_path: Path, page: int | None = None) -> str:
+    """Text in reading order (not -layout, which interleaves the two eyes' columns)."""
+    path = tmp_path / "pages.pdf"
+    path.write_bytes(content)
+    pages = ["-f", str(page), "-l", str(page)] if page else []
+    return subprocess.run(
+        ["pdftotext", *pages, str(path), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_a_standard_two_eye_report_is_two_pages_and_ends_with_signature_and_verification(
+    record, technician, doctor, photo_file, language, tmp_path
+):
+    """Both eyes photographed and analysed by the bundled demonstration model, a positive finding
+    with a heatmap in each, screening notes, a signed review: two pages, and the verification
+    block stays with the doctor's signature on the last one."""
+    package = ModelPackageFactory(
+        name=DEMO_CARD["name"], version=DEMO_CARD["version"], task="multiclass", card=DEMO_CARD
+    )
+    ScreeningRecord.objects.filter(pk=record.pk).update(notes="2型糖尿病 12 年，近半年视物模糊")
+    analysed = make_analysed(
+        record, technician, photo_file, package, od=CATARACT_OD, os_=GLAUCOMA_OS
+    )
+    sign(
+        doctor,
+        analysed,
+        conclusion_codes=["cataract", "glaucoma_suspect"],
+        conclusion_text="右眼晶状体混浊，左眼视盘杯盘比增大",
+    )
+
+    report = report_generate(record=analysed, actor=doctor, language=language)
+
+    with report.pdf.open("rb") as stored:
+        content = stored.read()
+    assert page_count(content, tmp_path) == 2
+    last = squash(page_text(content, tmp_path, 2))
+    assert report.verification_code in last
+    assert "https://clinic.example.org/api/v1/reports/verify/" in last
+    assert "doctor1" in last  # the signature

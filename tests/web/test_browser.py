@@ -315,3 +315,75 @@ def test_an_id_number_fills_the_form_and_last_visits_photo_needs_a_confirmation(
     page.locator("[data-eye=OS] .upload-item.uploaded").wait_for()
     page.goto("about:blank")
     assert list(FundusImage.objects.filter(record=today).values_list("eye", flat=True)) == ["OS"]
+
+
+WRAPPED_HEADERS = """() => [...document.querySelectorAll('th')]
+  .filter(th => th.offsetParent !== null && th.textContent.trim())
+  .filter(th => !th.querySelector('.visually-hidden'))
+  .filter(th => {
+    const range = document.createRange();
+    range.selectNodeContents(th);
+    const tops = new Set([...range.getClientRects()].map(rect => Math.round(rect.top)));
+    return tops.size > 1;
+  })
+  .map(th => th.textContent.trim())"""
+
+
+def test_on_a_phone_the_worklist_fits_and_every_button_is_on_screen(page_for, live_server):
+    technician = UserFactory(role="technician", username="tech-p", first_name="王技师")
+    doctor = UserFactory(role="doctor", username="doctor-p", first_name="李医生")
+    for status in (RecordStatus.ANALYSED, RecordStatus.DRAFT, RecordStatus.REPORTED):
+        record = ScreeningRecordFactory(
+            patient=PatientFactory(name="欧阳娜娜"), operator=technician
+        )
+        type(record).objects.filter(pk=record.pk).update(status=status)
+    page = page_for(doctor)
+    failed: list[str] = []
+    page.on("response", lambda response: response.status >= 400 and failed.append(response.url))
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    page.goto(f"{live_server.url}/")
+
+    shot(page, "12-worklist-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    buttons = page.locator("main table a.button")
+    assert buttons.count() == 3
+    for button in buttons.all():
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, button.inner_text()
+    assert page.locator("main").get_by_text("王技师").count() == 3
+    assert page.evaluate(WRAPPED_HEADERS) == []
+    assert failed == []  # the favicon included
+
+
+def test_table_headers_stay_on_one_line(page_for, live_server):
+    technician = UserFactory(role="technician", username="tech-h")
+    doctor = UserFactory(role="doctor", username="doctor-h")
+    record = ScreeningRecordFactory(operator=technician)
+    type(record).objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    page = page_for(doctor)
+    for width in (1366, 820):
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in ("/", f"/screening/{record.pk}/", "/patients/", "/statistics/"):
+            page.goto(f"{live_server.url}{path}")
+            assert page.evaluate(WRAPPED_HEADERS) == [], (width, path)
+
+
+def test_the_upload_list_gives_small_photos_in_kb(page_for, live_server, tmp_path):
+    from tests.conftest import fundus_like_jpeg
+
+    technician = UserFactory(role="technician", username="tech-k")
+    record = ScreeningRecordFactory(operator=technician)
+    small = tmp_path / "small.jpg"
+    small.write_bytes(fundus_like_jpeg(320))
+    page = page_for(technician)
+    page.goto(f"{live_server.url}/screening/{record.pk}/photos/")
+
+    page.set_input_files("#file-OD", str(small))
+
+    item = page.locator("[data-eye=OD] .upload-item").first
+    item.wait_for()
+    kilobytes = -(-small.stat().st_size * 10 // 1024) / 10  # one decimal, rounded up
+    assert f"small.jpg ({kilobytes:g} KB)" in item.inner_text()
+    assert "0.0 MB" not in item.inner_text()
+    page.goto("about:blank")

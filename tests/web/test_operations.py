@@ -73,7 +73,7 @@ def test_an_administrator_sees_queues_heartbeats_timings_and_failures(
     assert queues == {"default": (1, 0), "ai": (3, 0)}
     page = response.content.decode()
     assert "gpu-host-1" in page and "no worker has reported" in page  # default cluster silent
-    assert "cuda:0" in page and "forward" in page
+    assert "cuda:0" in page and "<td>model inference</td>" in page
     assert "CUDA out of memory" in page
     assert ("Failed", 1) in response.context["status_counts"]
 

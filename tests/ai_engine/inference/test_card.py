@@ -172,3 +172,31 @@ def test_load_card_reports_missing_and_broken_json(tmp_path) -> None:
     (tmp_path / "model.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(CardError, match="model.json: not valid JSON"):
         load_card(tmp_path)
+
+
+def test_the_printed_texts_come_in_both_report_languages() -> None:
+    card = parse_card(
+        card_dict(
+            evidence="Macro-F1 0.67 on 297 held-out eyes",
+            evidence_zh="在 297 只留出眼上宏 F1 为 0.67",
+            evidence_en="Macro-F1 0.67 on 297 held-out eyes",
+            intended_use_zh="仅用于演示，不可用于诊断。",
+            intended_use_en="Demonstration only; not for diagnosis.",
+        )
+    )
+    assert card.evidence_text("zh-hans") == "在 297 只留出眼上宏 F1 为 0.67"
+    assert card.evidence_text("en") == "Macro-F1 0.67 on 297 held-out eyes"
+    assert card.intended_use_text("zh-hans") == "仅用于演示，不可用于诊断。"
+    assert card.intended_use_text("en") == "Demonstration only; not for diagnosis."
+    assert parse_card(json.loads(card.to_json())) == card
+
+
+def test_an_older_card_prints_its_one_text_in_every_language() -> None:
+    card = parse_card(card_dict(evidence="AUC 0.9 (n=120)", intended_use="Research."))
+    assert card.evidence_text("zh-hans") == card.evidence_text("en") == "AUC 0.9 (n=120)"
+    assert card.intended_use_text("zh-hans") == "Research."
+
+
+def test_a_printed_text_that_is_not_a_string_is_named() -> None:
+    with pytest.raises(CardError, match="model.json: evidence_zh must be a string"):
+        parse_card(card_dict(evidence_zh=["0.67"]))

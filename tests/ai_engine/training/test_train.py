@@ -61,6 +61,10 @@ def test_train_model_command_writes_a_loadable_package_with_metrics(
     assert set(validation["class_offsets"]) == {"N", "C", "G"}
     assert validation["majority_baseline"]["macro_f1"] == pytest.approx((2 * 2 / (2 * 2 + 4)) / 3)
     assert card.evidence.startswith("Demonstration model: macro-F1")
+    assert card.evidence_en == card.evidence
+    assert card.evidence_zh.startswith("演示模型：在 ")
+    assert "宏平均 F1" in card.evidence_zh and card.evidence_zh.endswith("；不可用于诊断")
+    assert card.intended_use_zh == "仅用于演示，不可用于诊断。"
     assert "Reproduce with: python manage.py train_model --data" in card.training_data
     assert "not redistributable" in card.training_data
     training = json.loads((out / "training.json").read_text())
