@@ -47,7 +47,7 @@ def test_each_eye_speaks_through_its_newest_gradable_photo_with_results(retaken_
         ("N", "negative"),
         ("C", "negative"),
     ]
-    assert inputs.media["OS"].photo == retaken_record.good_os.file.name
+    assert inputs.media["OS"].photo == retaken_record.good_os.sanitized_file.name
     assert inputs.media["OS"].heatmap.endswith("-G.png")
 
 
@@ -56,14 +56,15 @@ def test_the_doctor_may_choose_another_photo_and_the_choice_is_audited(retaken_r
     image_choose_for_report(doctor=doctor, record=retaken_record, eye="OS", image=noise)
 
     inputs = report_inputs(record=retaken_record)
-    assert inputs.media["OS"].photo == noise.file.name
+    assert inputs.media["OS"].photo == noise.sanitized_file.name
     assert inputs.facts["eyes"]["OS"]["quality"]["gradable"] is False
     event = AuditEvent.objects.get(action="update", object_type="screening.screeningrecord")
     assert event.changes == {"report_photo_os": [None, noise.pk]}
 
     image_choose_for_report(doctor=doctor, record=retaken_record, eye="OS", image=None)
     assert (
-        report_inputs(record=retaken_record).media["OS"].photo == retaken_record.good_os.file.name
+        report_inputs(record=retaken_record).media["OS"].photo
+        == retaken_record.good_os.sanitized_file.name
     )
 
 
@@ -92,11 +93,11 @@ def test_a_multiclass_pdf_shows_the_argmax_rule_without_thresholds(
     assert "Threshold" not in text
     assert "34.0%" not in text and "28.0%" not in text
     # OD: normal is the argmax, glaucoma 0.41 is not a finding; OS: glaucoma is.
-    rows = [" ".join(line.split()) for line in text.splitlines() if "(N)" in line or "(G)" in line]
-    assert rows[:2] == [
-        "Normal fundus 正常眼底 (N) 45.0% no abnormality",  # OD: normal is the argmax
-        "Glaucoma 青光眼 (G)",  # 0.41, over the card's 0.34, is not the result: "negative"
-    ]
+    # Two columns (OD | OS): each row reads "<OD finding> <p> <result> <OS finding> <p> <result>".
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    assert "Normal fundus 45.0% no abnormality Glaucoma 62.0% positive" in rows  # argmax each
+    # OD glaucoma 0.41 is over the card's 0.34 yet not the result: "negative"
+    assert "Glaucoma 41.0% negative Normal fundus 30.0% negative" in rows
     assert flat.count("positive") == 1  # OS: glaucoma, the argmax there
     assert "Right eye (OD): no AI results" not in text and "no AI results" not in text
     assert "1 other photo of this eye (retaken) is kept in the screening record." in " ".join(
