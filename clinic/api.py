@@ -36,6 +36,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinic.audit import audit_log
+from clinic.context import client_ip
 from clinic.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -260,6 +261,11 @@ class ScopedThrottle(ScopedRateThrottle):
 
     def get_rate(self) -> str | None:
         return settings.API_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request) -> str:
+        # Anonymous callers are counted per client address as TRUSTED_PROXY_COUNT defines it,
+        # never per a client-written X-Forwarded-For (DRF's default without NUM_PROXIES).
+        return client_ip(request) or ""
 
     def allow_request(self, request, view) -> bool:
         # The counters live in the cache (Redis in production). Without it, serve the request

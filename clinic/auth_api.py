@@ -43,7 +43,8 @@ from rest_framework_simplejwt.views import (
 )
 
 from clinic.api import ScopedThrottle, error_responses
-from clinic.audit import audit_log, client_ip
+from clinic.audit import audit_log
+from clinic.context import client_ip
 from clinic.lockout import lockout_response
 from clinic.models import AuditEvent
 from clinic.wechat import code_to_session

@@ -129,6 +129,33 @@ def test_login_is_throttled_per_client(anon, doctor, settings):
     assert codes == [401, 401, 429]
 
 
+@pytest.mark.parametrize(
+    ("proxies", "forwarded"),
+    [
+        (0, "203.0.113.{i}"),  # no proxy: the header is ignored
+        (1, "203.0.113.{i}, 198.51.100.7"),  # behind nginx: only its right-most entry counts
+    ],
+    ids=["no-proxy", "behind-nginx"],
+)
+def test_rotating_x_forwarded_for_does_not_escape_the_sign_in_throttle(
+    anon, doctor, settings, proxies, forwarded
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    settings.AXES_FAILURE_LIMIT = 100
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "login": "10/minute"}
+    codes = [
+        anon.post(
+            reverse("api-v1:auth-token"),
+            {"username": "doctor1", "password": "x"},
+            format="json",
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded.format(i=i),
+        ).status_code
+        for i in range(25)
+    ]
+    assert codes == [401] * 10 + [429] * 15
+
+
 # --- WeChat ---------------------------------------------------------------------------------
 @pytest.fixture
 def wechat(httpserver, settings):
@@ -404,6 +431,39 @@ def test_repeated_failures_lock_the_openid_out_even_with_the_right_code(
     assert response["Retry-After"] == "900"
     assert not PatientAccount.objects.exists()
     assert AuditEvent.objects.filter(action="login_failed").count() == 3
+
+
+def test_failed_bindings_are_counted_per_client_behind_nginx(anon, patient, final_report, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.WECHAT_BIND_MAX_FAILURES = 3
+
+    def bind_from(address: str, openid: str, code: str):
+        return anon.post(
+            reverse("api-v1:auth-wechat-bind"),
+            {
+                "bind_token": bind_token(openid),
+                "patient_id": patient.patient_id,
+                "access_code": code,
+            },
+            format="json",
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=address,
+        )
+
+    # One client guessing with a new WeChat user and a new left-hand address each time
+    guesses = [
+        bind_from(f"6.6.6.{i}, 203.0.113.9", f"o-guess-{i}", "WRONG234").status_code
+        for i in range(4)
+    ]
+    # ... while another patient of the same clinic, behind the same nginx, binds normally
+    other = bind_from("198.51.100.4", "o-other-client", final_report.access_code)
+
+    assert guesses == [400, 400, 400, 429]
+    assert other.status_code == 200
+    assert PatientAccount.objects.get().wechat_openid == "o-other-client"
+    assert set(
+        AuditEvent.objects.filter(action="login_failed").values_list("ip_address", flat=True)
+    ) == {"203.0.113.9"}
 
 
 def test_binding_requests_are_rate_limited_by_scope(anon, patient, settings):
