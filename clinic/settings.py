@@ -352,6 +352,8 @@ API_THROTTLE_RATES = {
     "login": env_str("API_THROTTLE_LOGIN", "10/minute"),
     "wechat_bind": env_str("API_THROTTLE_WECHAT_BIND", "10/hour"),
     "upload": env_str("API_THROTTLE_UPLOAD", "120/minute"),
+    # the public report verification (GET reports/verify/<code>/)
+    "verify": env_str("API_THROTTLE_VERIFY", "60/minute"),
 }
 # Failed first-time bindings of a WeChat account allowed per openid and per IP in 15 minutes.
 WECHAT_BIND_MAX_FAILURES = env_int("WECHAT_BIND_MAX_FAILURES", 5)

@@ -22,10 +22,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from clinic.api import error_responses, validation_error_from_django
+from clinic.api import ScopedThrottle, error_responses, validation_error_from_django
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
 from clinic.tasks import enqueue_on_commit
@@ -207,16 +206,14 @@ class ReportPdfApi(APIView):
         return response
 
 
-class VerifyThrottle(AnonRateThrottle):
-    rate = "60/minute"
-
-
 class ReportVerifyApi(APIView):
     """GET /api/v1/reports/verify/<code>/ — public authenticity check; no patient data."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [VerifyThrottle]
+    # Per client address (TRUSTED_PROXY_COUNT): codes cannot be guessed from one address.
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "verify"
 
     @extend_schema_serializer(component_name="ReportVerification")
     class OutputSerializer(serializers.ModelSerializer):
