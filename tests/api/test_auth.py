@@ -79,6 +79,59 @@ def test_refresh_rotates_and_a_used_refresh_token_is_refused(anon, technician):
     assert error(again)["code"] == "token_not_valid"
 
 
+def refresh(client, token: str):
+    return client.post(reverse("api-v1:auth-token-refresh"), {"refresh": token}, format="json")
+
+
+def test_replaying_a_used_refresh_token_revokes_its_whole_sign_in(anon, technician):
+    def sign_in() -> dict:
+        return anon.post(
+            reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
+        ).json()
+
+    phone, tablet = sign_in(), sign_in()
+    second = refresh(anon, phone["refresh"]).json()  # the chain moved on (say, a thief)
+    third = refresh(anon, second["refresh"]).json()
+
+    replayed = refresh(anon, phone["refresh"])  # the first token, used once already
+
+    assert replayed.status_code == 401
+    assert error(replayed)["code"] == "token_not_valid"
+    # every token of that sign-in is revoked: both holders must sign in again
+    assert refresh(anon, third["refresh"]).status_code == 401
+    # the same person's other sign-in is not touched
+    assert refresh(anon, tablet["refresh"]).status_code == 200
+    # audited: the replay revoked one token; the revoked one presented again, none
+    events = AuditEvent.objects.filter(action="login_failed").order_by("id")
+    assert [(e.object_type, e.object_id, e.changes) for e in events] == [
+        ("auth.user", str(technician.pk), {"reason": "refresh_token_reused", "revoked_tokens": n})
+        for n in (1, 0)
+    ]
+
+
+def test_a_patients_wechat_sign_in_is_a_family_too(anon, wechat, own_account):
+    expect_code(wechat, "c1", {"openid": OWN_OPENID, "session_key": "k"})
+    first = login(anon, "c1").json()
+    second = refresh(anon, first["refresh"]).json()
+
+    assert refresh(anon, first["refresh"]).status_code == 401
+
+    assert refresh(anon, second["refresh"]).status_code == 401
+
+
+def test_an_expired_or_forged_refresh_token_revokes_nothing(anon, technician, settings):
+    pair = anon.post(
+        reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
+    ).json()
+    header, payload, signature = pair["refresh"].split(".")
+
+    forged = refresh(anon, f"{header}.{payload}.{signature[::-1]}")
+
+    assert forged.status_code == 401
+    assert refresh(anon, pair["refresh"]).status_code == 200
+    assert not AuditEvent.objects.filter(action="login_failed").exists()
+
+
 def test_logout_revokes_the_refresh_token(anon, technician):
     pair = anon.post(
         reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
