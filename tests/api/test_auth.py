@@ -341,6 +341,15 @@ def test_wechat_answering_html_is_503(anon, wechat, db):
     assert error(response)["code"] == "wechat_unavailable"
 
 
+def test_wechat_answering_json_nested_1000_deep_is_503(anon, wechat, db):
+    wechat.expect_oneshot_request(JSCODE).respond_with_data(
+        "[" * 1000 + "]" * 1000, content_type="text/plain"
+    )
+    response = login(anon, "code")
+    assert response.status_code == 503
+    assert error(response)["code"] == "wechat_unavailable"
+
+
 def test_wechat_slower_than_the_timeout_is_503(anon, wechat, settings, db):
     import time
 

@@ -150,8 +150,9 @@ def test_a_malformed_reply_is_asked_once_more_then_falls_back(llm, facts, conten
         Response("{not json", status=200, content_type="application/json"),
         Response('{"choices": []}', status=200, content_type="application/json"),
         Response('{"hello": 1}', status=200, content_type="application/json"),
+        Response("[" * 1000 + "]" * 1000, status=200, content_type="application/json"),
     ],
-    ids=["html-page", "broken-json", "no-choices", "not-a-completion"],
+    ids=["html-page", "broken-json", "no-choices", "not-a-completion", "nested-1000-deep"],
 )
 def test_a_body_that_is_not_a_chat_completion_falls_back(llm, facts, reply):
     llm.expect_request(CHAT_PATH, method="POST").respond_with_response(reply)
