@@ -14,46 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_TARGET_SECONDS = 2.0
-
-
-@contextmanager
-def silent_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A base URL whose server accepts every connection and never answers."""
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.settimeout(0.2)
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    accepted.append(listener.accept()[0])
-                except TimeoutError:
-                    continue
-
-        thread = threading.Thread(target=accept, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
-        finally:
-            stop.set()
-            thread.join()
-            for connection in accepted:
-                connection.close()
 
 
 def timed(runs: int, call: Callable[[], object]) -> list[float]:
@@ -98,6 +67,7 @@ def main() -> None:
 
     from clinic.storage import PrivateMediaStorage
     from reports.llm import _ask_with_one_retry
+    from tests.silent_server import silent_server
 
     def ask_llm() -> None:
         # The call itself, without the template it falls back to
@@ -106,7 +76,7 @@ def main() -> None:
         except openai.OpenAIError:
             pass
 
-    with silent_endpoint() as (url, accepted):
+    with silent_server() as (url, accepted):
         storage = PrivateMediaStorage(
             bucket_name="ophai-bench",
             endpoint_url=url,
@@ -120,7 +90,7 @@ def main() -> None:
         seconds = timed(args.runs, lambda: check_bucket(storage))
         report("/healthz bucket probe", seconds, len(accepted), PROBE_TARGET_SECONDS)
 
-    with silent_endpoint() as (url, accepted):
+    with silent_server() as (url, accepted):
         settings.LLM_BASE_URL = f"{url}/v1"
         settings.LLM_MODEL = "bench"
         settings.LLM_TIMEOUT = args.llm_timeout

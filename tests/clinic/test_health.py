@@ -1,6 +1,4 @@
 import datetime as dt
-import socket
-import threading
 
 import pytest
 from django.core.files.storage import storages
@@ -10,6 +8,7 @@ from django.utils import timezone
 from clinic.models import WorkerHeartbeat
 from clinic.tasks import heartbeat
 from tests.clinic.conftest import ACCESS_KEY, SECRET_KEY, use_bucket
+from tests.silent_server import silent_server
 
 
 def test_healthz_reports_degraded_without_workers_or_models(client, db):
@@ -126,30 +125,10 @@ def test_a_missing_bucket_fails_with_the_servers_answer(
 
 @pytest.fixture
 def silent_endpoint(monkeypatch, settings):
-    """An endpoint that accepts connections and never answers; yields the connections made."""
-    accepted: list[socket.socket] = []
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(0.2)
-        stop = threading.Event()
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    accepted.append(listener.accept()[0])
-                except TimeoutError:
-                    continue
-
-        acceptor = threading.Thread(target=accept, daemon=True)
-        acceptor.start()
-        port = listener.getsockname()[1]
-        use_bucket(monkeypatch, settings, endpoint=f"http://127.0.0.1:{port}", bucket="ophai-media")
+    """A bucket endpoint that accepts connections and never answers; yields the connections."""
+    with silent_server() as (url, accepted):
+        use_bucket(monkeypatch, settings, endpoint=url, bucket="ophai-media")
         yield accepted
-        stop.set()
-        acceptor.join()
-        for connection in accepted:
-            connection.close()
 
 
 def test_a_bucket_that_does_not_answer_fails_the_check_after_one_try(client, db, silent_endpoint):

@@ -22,6 +22,7 @@ from patients.services import patient_account_create
 from reports.models import Report
 from screening.models import DoctorReview, ScreeningRecord
 from tests.ai_results import make_analysed
+from tests.api.test_hostile_requests import CRAFTED_CURSORS, cursor
 from tests.factories import ModelPackageFactory, ScreeningRecordFactory
 from tests.reliability.tally import TALLY, note
 from tests.reports.conftest import sign
@@ -51,20 +52,12 @@ BODIES = {
 }
 
 
-def b64(querystring: str) -> str:
-    return base64.b64encode(querystring.encode()).decode()
-
-
 CURSORS = {
-    "SQL in the position": b64("p=' OR 1=1"),
-    "SQL in a reversed position": b64("r=1&p=' OR 1=1"),
-    "NUL in the position": b64("p=%00"),
-    "a date as the position": b64("p=2026-01-01"),
-    "a negative offset": b64("o=-5&p=1"),
-    "a text offset": b64("o=x"),
-    "a text direction": b64("r=yes"),
+    **CRAFTED_CURSORS,
+    "a date as the position": cursor("p=2026-01-01"),
+    "a negative offset": cursor("o=-5&p=1"),
+    "a text direction": cursor("r=yes"),
     "not ASCII": base64.b64encode("p=眼".encode()).decode(),
-    "not base64": "abc",
 }
 
 
