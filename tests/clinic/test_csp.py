@@ -37,7 +37,7 @@ def test_the_policy_allows_no_inline_or_foreign_script(settings):
         ("doctor", "/no-such-page/"),
     ],
 )
-def test_every_html_page_carries_the_policy(client, request, who, url):
+def test_every_html_page_carries_the_policy(client, db, request, who, url):
     if who is not None:
         client.force_login(request.getfixturevalue(who))
 
