@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -15,11 +16,14 @@ from ai_engine.inference.results import (
     ImageAnalysis,
     Prediction,
     QualityResult,
+    decide,
+    decision_rule,
+    is_normal_label,
 )
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.inference.summary import combine_eye_results
 from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding
-from screening.models import RecordStatus, ScreeningRecord
+from screening.models import Eye, FundusImage, RecordStatus, ScreeningRecord
 
 
 def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:
@@ -38,12 +42,121 @@ def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:
     return sorted(latest.values(), key=lambda a: (a.image.eye, a.image_id, a.model_name))
 
 
+def analysis_decision(analysis: Analysis) -> str:
+    """The decision rule of the analysis's model (``argmax`` or ``threshold``)."""
+    return decision_rule(analysis.package.task)
+
+
+def analysis_findings(analysis: Analysis) -> list[ResultFinding]:
+    """The analysis's findings as its model's decision rule reads them, most probable first.
+
+    Every surface (screening page, PDF, triage, summary, API) shows these, never the rows'
+    own ``positive`` and ``threshold``: a multiclass model's result is its most probable label
+    and shows no threshold; a normal label is never a positive finding (``Finding.outcome``).
+    """
+    labels = analysis.package.card.get("labels", [])
+    rows = sorted(analysis.findings.all(), key=lambda f: (-f.probability, f.label_code))
+    return decide(
+        analysis.package.task,
+        [
+            ResultFinding(
+                code=row.label_code,
+                zh=row.label_zh,
+                en=row.label_en,
+                probability=row.probability,
+                threshold=row.threshold,
+                positive=row.positive,
+                referable=row.referable,
+                normal=is_normal_label(row.label_code, labels),
+                cam_method=row.cam_method,
+                areas=[
+                    AbnormalArea(code, *ZONE_NAMES.get(code, (code, code)), 0.0, 0.0, (0.0, 0.0))
+                    for code in row.abnormal_areas
+                ],
+            )
+            for row in rows
+        ],
+    )
+
+
+@dataclass
+class EyePhotos:
+    """One eye's photos: the one its report, summary, triage and API use, and the history."""
+
+    eye: str
+    chosen: FundusImage | None = None
+    chosen_by_doctor: bool = False
+    analyses: list[Analysis] = field(default_factory=list)  # the chosen photo's, per package
+    photos: list[FundusImage] = field(default_factory=list)  # every photo, newest first
+
+    @property
+    def history(self) -> list[FundusImage]:
+        return [photo for photo in self.photos if photo != self.chosen]
+
+    @property
+    def pending(self) -> bool:
+        return any(not a.is_terminal for a in self.analyses)
+
+    @property
+    def gradable(self) -> bool | None:
+        """True with a gradable result, False when every finished analysis said not gradable,
+        None while nothing is known (no photo, still running, or failed)."""
+        finished = [a for a in self.analyses if a.status != AnalysisStatus.FAILED and a.is_terminal]
+        if any(a.status == AnalysisStatus.DONE for a in finished):
+            return True
+        return False if finished and not self.pending else None
+
+
+def _has_gradable_result(analyses: list[Analysis]) -> bool:
+    """Done means gradable: the engine stores an ungradable photo's analysis as UNGRADABLE."""
+    return any(a.status == AnalysisStatus.DONE for a in analyses)
+
+
+def record_eye_photos(
+    *, record: ScreeningRecord, analyses: list[Analysis] | None = None
+) -> dict[str, EyePhotos]:
+    """Per eye, the photo that speaks for it: the doctor's choice, else the newest gradable
+    photo with AI results, else the newest photo; replaced photos only as history.
+
+    `analyses` is `record_latest_analyses(record=record)` when the caller has it already.
+    """
+    if analyses is None:
+        analyses = record_latest_analyses(record=record)
+    by_image: dict[int, list[Analysis]] = {}
+    for analysis in analyses:
+        by_image.setdefault(analysis.image_id, []).append(analysis)
+    images = sorted(record.images.all(), key=lambda i: (i.uploaded_at, i.pk), reverse=True)
+    eyes: dict[str, EyePhotos] = {}
+    for eye in Eye.values:
+        photos = [image for image in images if image.eye == eye]
+        current = [image for image in photos if image.superseded_by_id is None]
+        chosen = next((image for image in current if image.chosen_for_report), None)
+        by_doctor = chosen is not None
+        if chosen is None:
+            chosen = next(
+                (i for i in current if _has_gradable_result(by_image.get(i.pk, []))),
+                current[0] if current else None,
+            )
+        eyes[eye] = EyePhotos(
+            eye=eye,
+            chosen=chosen,
+            chosen_by_doctor=by_doctor,
+            analyses=by_image.get(chosen.pk, []) if chosen is not None else [],
+            photos=photos,
+        )
+    return eyes
+
+
 def record_ai_state(*, record: ScreeningRecord, analyses: list[Analysis]) -> dict[str, Any]:
     """One AI state for a visit (for the pages' status area), and whether polling can stop.
 
-    `analyses` is `record_latest_analyses(record=record)`.
+    `analyses` is `record_latest_analyses(record=record)`. A retake asks no more once its eye
+    has a gradable photo: the state follows the photos each eye's results come from.
     """
+    current = {i.pk for i in record.images.all() if i.superseded_by_id is None}
+    analyses = [a for a in analyses if a.image_id in current]
     pending = [a for a in analyses if a.status not in TERMINAL_STATUSES]
+    eyes = record_eye_photos(record=record, analyses=analyses)
     if record.status == RecordStatus.DRAFT:
         state, text = "no_photos", _("Waiting for photos.")
     elif pending:
@@ -56,19 +169,27 @@ def record_ai_state(*, record: ScreeningRecord, analyses: list[Analysis]) -> dic
         ) % {"done": len(analyses) - len(pending), "total": len(analyses)}
     elif not analyses:
         state, text = "waiting", _("Photos uploaded; waiting for the AI to start…")
-    elif any(a.status == AnalysisStatus.UNGRADABLE for a in analyses):
+    elif record.is_locked:  # signed: no retake or review is asked for any more
+        state, text = "done", _("AI analysis finished; the doctor has signed the review.")
+    elif any(e.gradable is False for e in eyes.values()):
         state, text = (
             "ungradable",
             _("AI finished: at least one photo is not gradable — please retake it."),
         )
-    elif any(a.status == AnalysisStatus.FAILED for a in analyses):
+    elif any(a.status == AnalysisStatus.FAILED for e in eyes.values() for a in e.analyses):
         state, text = (
             "failed",
             _("AI analysis failed for at least one photo; the doctor reviews it without AI."),
         )
     else:
         state, text = "done", _("AI analysis finished; waiting for the doctor's review.")
-    return {"state": state, "text": text, "finished": state in ("ungradable", "failed", "done")}
+    return {
+        "state": state,
+        "text": text,
+        "finished": state in ("ungradable", "failed", "done"),
+        # Signing queues the report; the pages keep asking until the status says "reported".
+        "awaiting_report": record.status == RecordStatus.REVIEWED,
+    }
 
 
 def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[str, Any]:
@@ -76,66 +197,43 @@ def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[s
 
     `{"eyes": {"OD": {"conclusion", "confidence", "abnormal_areas", "findings", "models",
     "demonstration", ...}}, "combined": {...}, "language": "zh", "pending": bool}` — rebuilt
-    from the stored rows with the inference core's own summary rules.
+    from the stored rows of each eye's photo (``record_eye_photos``) with the inference core's
+    own summary and decision rules.
     """
     per_image: dict[int, ImageAnalysis] = {}
     pending = False
-    for analysis in record_latest_analyses(record=record):
-        if analysis.status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING):
-            pending = True
-            continue
-        image_analysis = per_image.setdefault(
-            analysis.image_id,
-            ImageAnalysis(source=str(analysis.image_id), eye=analysis.image.eye),
-        )
-        if analysis.status == AnalysisStatus.FAILED:
-            image_analysis.error = analysis.error or "failed"
-            continue
-        image_analysis.quality = QualityResult(
-            score=analysis.quality_score or 0.0,
-            gradable=bool(analysis.quality_gradable),
-            reasons=list(analysis.quality_reasons),
-        )
-        card = analysis.package.card
-        image_analysis.predictions.append(
-            Prediction(
-                model_name=analysis.model_name,
-                model_version=analysis.model_version,
-                task=analysis.package.task,
-                demonstration=analysis.demonstration,
-                evidence=str(card.get("evidence", "")),
-                findings=[
-                    ResultFinding(
-                        code=finding.label_code,
-                        zh=finding.label_zh,
-                        en=finding.label_en,
-                        probability=finding.probability,
-                        threshold=finding.threshold,
-                        positive=finding.positive,
-                        referable=finding.referable,
-                        normal=_is_normal_label(card, finding.label_code),
-                        cam_method=finding.cam_method,
-                        areas=[
-                            AbnormalArea(
-                                code, *ZONE_NAMES.get(code, (code, code)), 0.0, 0.0, (0.0, 0.0)
-                            )
-                            for code in finding.abnormal_areas
-                        ],
-                    )
-                    for finding in analysis.findings.all()
-                ],
-                referable=any(f.referable and f.positive for f in analysis.findings.all()),
-                referable_probability=max(
-                    (f.probability for f in analysis.findings.all() if f.referable), default=0.0
-                ),
+    for eye_photos in record_eye_photos(record=record).values():
+        for analysis in eye_photos.analyses:
+            if analysis.status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING):
+                pending = True
+                continue
+            image_analysis = per_image.setdefault(
+                analysis.image_id,
+                ImageAnalysis(source=str(analysis.image_id), eye=analysis.image.eye),
             )
-        )
+            if analysis.status == AnalysisStatus.FAILED:
+                image_analysis.error = analysis.error or "failed"
+                continue
+            image_analysis.quality = QualityResult(
+                score=analysis.quality_score or 0.0,
+                gradable=bool(analysis.quality_gradable),
+                reasons=list(analysis.quality_reasons),
+            )
+            findings = analysis_findings(analysis)
+            image_analysis.predictions.append(
+                Prediction(
+                    model_name=analysis.model_name,
+                    model_version=analysis.model_version,
+                    task=analysis.package.task,
+                    demonstration=analysis.demonstration,
+                    evidence=str(analysis.package.card.get("evidence", "")),
+                    findings=findings,
+                    referable=any(f.referable and f.positive for f in findings),
+                    referable_probability=max(
+                        (f.probability for f in findings if f.referable), default=0.0
+                    ),
+                )
+            )
     combined = combine_eye_results(list(per_image.values()), language)
     combined["pending"] = pending
     return combined
-
-
-def _is_normal_label(card: dict[str, Any], code: str) -> bool:
-    return any(
-        label.get("code") == code and label.get("normal") for label in card.get("labels", [])
-    )

@@ -6,14 +6,34 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage, TriageLevel
+from ai_engine.selectors import analysis_findings
 from ai_engine.triage import triage_reason_text
 from clinic.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
 from screening.models import RecordStatus, ScreeningRecord
 
 
+def _decided(finding: Finding) -> ResultFinding:
+    """The finding as its model's decision rule reads it (one rule for every surface)."""
+    analysis = finding.analysis
+    decided = getattr(analysis, "decided_by_code", None)
+    if decided is None:
+        decided = analysis.decided_by_code = {f.code: f for f in analysis_findings(analysis)}
+    return decided[finding.label_code]
+
+
 class FindingOutputSerializer(serializers.ModelSerializer):
+    threshold = serializers.SerializerMethodField(
+        help_text="The threshold that decided the finding; null when the model's result is its "
+        "most probable label (decision 'argmax')."
+    )
+    positive = serializers.SerializerMethodField()
+    decision = serializers.SerializerMethodField(help_text="'argmax' or 'threshold'.")
+    outcome = serializers.SerializerMethodField(
+        help_text="'abnormal', 'normal' (the normal label is the result) or 'negative'."
+    )
     has_heatmap = serializers.SerializerMethodField()
     heatmap_url = serializers.SerializerMethodField(
         help_text="The heatmap overlay (PNG, staff); null when the finding has none."
@@ -28,13 +48,27 @@ class FindingOutputSerializer(serializers.ModelSerializer):
             "label_en",
             "probability",
             "threshold",
+            "decision",
             "positive",
+            "outcome",
             "referable",
             "abnormal_areas",
             "cam_method",
             "has_heatmap",
             "heatmap_url",
         )
+
+    def get_threshold(self, finding: Finding) -> float | None:
+        return _decided(finding).shown_threshold
+
+    def get_positive(self, finding: Finding) -> bool:
+        return _decided(finding).positive
+
+    def get_decision(self, finding: Finding) -> str:
+        return _decided(finding).decision
+
+    def get_outcome(self, finding: Finding) -> str:
+        return _decided(finding).outcome
 
     def get_has_heatmap(self, finding: Finding) -> bool:
         return bool(finding.heatmap)

@@ -25,7 +25,7 @@ from ai_engine.models import (
     ModelPackage,
     RecordTriage,
 )
-from ai_engine.selectors import record_latest_analyses
+from ai_engine.selectors import analysis_findings, record_eye_photos
 from ai_engine.triage import EyeFindings, triage_compute
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
@@ -313,26 +313,31 @@ def record_finish_analysis(*, record: ScreeningRecord) -> None:
 
 
 def triage_update(*, record: ScreeningRecord) -> RecordTriage:
+    """The record's triage from each eye's photo (``record_eye_photos``): a retaken photo no
+    longer counts once its eye has a gradable one, and each reason is given once."""
     eyes: list[EyeFindings] = []
-    for analysis in record_latest_analyses(record=record):
-        if not analysis.is_terminal:
+    for eye, photos in record_eye_photos(record=record).items():
+        finished = [a for a in photos.analyses if a.is_terminal]
+        if not finished:
             continue
-        eyes.append(
-            EyeFindings(
-                eye=analysis.image.eye,
-                gradable=analysis.quality_gradable,
-                failed=analysis.status == AnalysisStatus.FAILED,
-                positive=[
-                    {
-                        "code": finding.label_code,
-                        "label_zh": finding.label_zh,
-                        "label_en": finding.label_en,
+        positive: dict[str, dict[str, Any]] = {}
+        for analysis in finished:
+            for finding in analysis_findings(analysis):
+                if finding.positive and finding.code not in positive:
+                    positive[finding.code] = {
+                        "code": finding.code,
+                        "label_zh": finding.zh,
+                        "label_en": finding.en,
                         "probability": finding.probability,
                         "referable": finding.referable,
+                        "normal": finding.normal,
                     }
-                    for finding in analysis.findings.all()
-                    if finding.positive
-                ],
+        eyes.append(
+            EyeFindings(
+                eye=eye,
+                gradable=photos.gradable,
+                failed=all(a.status == AnalysisStatus.FAILED for a in finished),
+                positive=list(positive.values()),
             )
         )
     result = triage_compute(

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from ai_engine.inference.results import is_normal_label
 from ai_engine.models import TRIAGE_PRIORITY, TriageLevel
 
 IOP_HIGH = Decimal("21")
@@ -20,7 +21,6 @@ IOP_VERY_HIGH = Decimal("30")
 LOW_VISION = Decimal("0.3")
 GLAUCOMA_CODES = {"G", "glaucoma", "glaucoma_suspect"}
 SIGHT_THREATENING_DR_CODES = {"4", "3", "grade3", "grade4", "dr_severe", "dr_proliferative", "pdr"}
-NORMAL_CODES = {"N", "normal", "0", "grade0"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class EyeFindings:
     failed: bool = False
     positive: list[dict[str, Any]] = field(
         default_factory=list
-    )  # {code, label_zh, label_en, probability, referable}
+    )  # {code, label_zh, label_en, probability, referable, normal}
 
 
 @dataclass
@@ -45,7 +45,10 @@ class TriageResult:
         return TRIAGE_PRIORITY[self.level]
 
     def add(self, level: str, code: str, eye: str = "", **params: Any) -> None:
-        self.reasons.append({"code": code, "eye": eye, "level": str(level), "params": params})
+        reason = {"code": code, "eye": eye, "level": str(level), "params": params}
+        if reason in self.reasons:  # one eye reported twice (two models) says it once
+            return
+        self.reasons.append(reason)
         if TRIAGE_PRIORITY[level] > TRIAGE_PRIORITY[self.level]:
             self.level = level
 
@@ -66,7 +69,9 @@ def triage_compute(
         if eye_findings.gradable is False:
             result.add(TriageLevel.HIGH, "ungradable", eye)
             continue
-        abnormal = [f for f in eye_findings.positive if f["code"] not in NORMAL_CODES]
+        abnormal = [
+            f for f in eye_findings.positive if not f.get("normal", is_normal_label(f["code"]))
+        ]
         for finding in abnormal:
             params = {
                 "label_zh": finding["label_zh"],

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from ai_engine.inference.results import DECISION_ARGMAX, decision_rule
 from ai_engine.models import Analysis, Finding, ModelPackage
 from ai_engine.selectors import record_ai_state, record_latest_analyses
 from clinic.media import private_file_response
@@ -81,6 +82,7 @@ def model_card(request: HttpRequest, package_id: int) -> HttpResponse:
             "package": package,
             "card": card,
             "labels": card.get("labels") or [],
+            "argmax": decision_rule(package.task) == DECISION_ARGMAX,
             "scalar_metrics": scalar_metrics,
             "per_label": per_label,
             "other_metrics": other_metrics,

@@ -1,8 +1,93 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 from clinic.models import AuditEvent, WebhookDelivery
+from clinic.roles import user_roles_check, user_set_roles
+
+User = get_user_model()
+
+
+class ClinicUserAdmin(UserAdmin):
+    """Users: an administrator manages accounts, but roles only within clinic.roles' rules (no
+    one changes their own; administrators grant only roles they hold; superuser status and
+    superusers' accounts are the superusers'). Every role change goes through user_set_roles,
+    which audits it."""
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        access = ["is_active", "is_staff", "groups"]
+        if request.user.is_superuser:
+            access += ["is_superuser", "user_permissions"]
+        return (
+            (None, {"fields": ("username", "password")}),
+            (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+            (_("Roles and access"), {"fields": access}),
+            (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.pk == request.user.pk:
+            fields += ["groups", "is_superuser", "user_permissions"]
+        return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            return form
+        actor = request.user
+
+        class RoleCheckedForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                try:
+                    user_roles_check(actor=actor, user=self.instance, **_wanted(self, cleaned))
+                except PermissionDenied as exc:
+                    self.add_error("groups" if "groups" in self.fields else None, str(exc))
+                return cleaned
+
+        return RoleCheckedForm
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if change and "is_superuser" in form.fields:
+            # Set by user_set_roles (checked and audited), not by the form's save.
+            obj.is_superuser = form.initial["is_superuser"]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        wanted = _wanted(form, form.cleaned_data) if change else None
+        form.cleaned_data.pop("groups", None)
+        super().save_related(request, form, formsets, change)
+        if wanted is not None:
+            user_set_roles(actor=request.user, user=form.instance, **wanted)
+
+
+def _wanted(form, cleaned: dict) -> dict:
+    """The roles and superuser status the form asks for (what it does not show, unchanged)."""
+    groups = cleaned.get("groups") if "groups" in form.fields else None
+    roles = (
+        {group.name for group in groups}
+        if groups is not None
+        else set(form.instance.groups.values_list("name", flat=True))
+    )
+    superuser = cleaned.get("is_superuser") if "is_superuser" in form.fields else None
+    return {"roles": roles, "is_superuser": superuser}
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, ClinicUserAdmin)
 
 
 @admin.register(AuditEvent)

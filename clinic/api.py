@@ -16,7 +16,7 @@ patient, so a foreign or unknown ID is simply not found (404).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,13 +37,32 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinic.audit import audit_log
+from clinic.conflicts import StaleVersion
 from clinic.context import client_ip
 from clinic.models import AuditEvent
+from clinic.roles import user_may
 
 logger = logging.getLogger(__name__)
 
 # --- errors ---------------------------------------------------------------------------------
 NON_FIELD_KEYS = ("non_field_errors", "detail", "__all__")
+
+
+class Conflict(exceptions.APIException):
+    """409: what the caller based the request on has changed; `current` is how it is now."""
+
+    status_code = 409
+    default_code = "conflict"
+
+    def __init__(self, detail: str, *, current: Any = None, etag: str | None = None) -> None:
+        super().__init__(detail)
+        self.current = current
+        self.etag = etag
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_code = "precondition_required"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -58,6 +77,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None  # a server error: Django's handler logs it and answers 500
     response.data = {"error": error_body(exc)}
+    if isinstance(exc, Conflict):
+        response.data["error"]["current"] = exc.current
+        if exc.etag:
+            response["ETag"] = exc.etag
     return response
 
 
@@ -139,14 +162,51 @@ def _messages(value: Any) -> Any:
 
 
 @contextmanager
-def service_errors() -> Iterator[None]:
-    """Inside a view: a service's Django errors become DRF errors (400 / 403)."""
+def service_errors(current: Callable[[Any], Any] | None = None) -> Iterator[None]:
+    """Inside a view: a service's Django errors become DRF errors (400 / 403); a StaleVersion
+    becomes 409 with `current(exc.current)` (the object as it is now, serialized)."""
     try:
         yield
+    except StaleVersion as exc:
+        if current is None:
+            raise
+        revision = getattr(exc.current, "revision", None)
+        raise Conflict(
+            " ".join(exc.messages),
+            current=current(exc.current) if exc.current is not None else None,
+            etag=revision_etag(revision) if revision is not None else None,
+        ) from exc
     except DjangoValidationError as exc:
         raise validation_error_from_django(exc) from exc
     except DjangoPermissionDenied as exc:
         raise exceptions.PermissionDenied(*(exc.args[:1] or ())) from exc
+
+
+# --- optimistic concurrency -----------------------------------------------------------------
+def revision_etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def seen_revision(request, *, required: bool) -> int | None:
+    """The revision the caller saw: the `If-Match` header (an ETag from an earlier answer) or
+    the body's `revision`. None when neither is sent; 428 instead when `required`."""
+    header = request.headers.get("If-Match", "").strip()
+    body = request.data if hasattr(request.data, "get") else {}
+    raw = header.removeprefix("W/").strip('"') if header else body.get("revision")
+    if raw is None or raw == "":
+        if required:
+            raise PreconditionRequired(
+                _(
+                    "Send the revision of the review you saw (the “revision” field or an "
+                    "If-Match header), so that only what you saw is changed."
+                )
+            )
+        return None
+    if isinstance(raw, bool) or not str(raw).isdigit():
+        raise exceptions.ValidationError(
+            {"revision": [_("The revision is a whole number from an earlier answer.")]}
+        )
+    return int(raw)
 
 
 ErrorSerializer = inline_serializer(
@@ -158,6 +218,9 @@ ErrorSerializer = inline_serializer(
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
                 "fields": serializers.DictField(child=serializers.JSONField()),
+                "current": serializers.JSONField(
+                    required=False, help_text="409 only: the object as it is now"
+                ),
             },
         )
     },
@@ -171,6 +234,8 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         401: gettext_lazy("Not authenticated"),
         403: gettext_lazy("Not allowed"),
         404: gettext_lazy("Not found (or not yours)"),
+        409: gettext_lazy("Changed since you saw it: the current version is in error.current"),
+        428: gettext_lazy("The revision you saw is required"),
         429: gettext_lazy("Too many requests"),
         503: gettext_lazy("Service unavailable"),
     }
@@ -219,7 +284,7 @@ class HasRequiredPermissions(BasePermission):
         required = getattr(view, "required_permissions", {}).get(method)
         if required is None:
             return False
-        return user.has_perms(required)
+        return all(user_may(user, permission) for permission in required)
 
 
 class IsPatientAccount(BasePermission):

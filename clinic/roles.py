@@ -137,18 +137,131 @@ def user_role_labels(user: AbstractBaseUser | AnonymousUser | None) -> list[str]
     return [str(label) for value, label in Role.choices if value in roles]
 
 
-def require_permission(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> None:
-    """Raise PermissionDenied unless `user` holds `permission`; services call this first."""
+# Clinical acts: holding the permission is not enough (a superuser holds every permission);
+# the user must hold the doctor role itself.
+CLINICAL_PERMISSIONS = frozenset(
+    {
+        "screening.add_doctorreview",
+        "screening.change_doctorreview",
+        "screening.sign_doctorreview",
+        "reports.approve_summary",
+    }
+)
+
+
+def is_doctor(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    """Membership of the doctor group; `is_superuser` never stands in for it."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.groups.filter(name=Role.DOCTOR.value).exists()
+
+
+def user_may(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> bool:
+    """`has_perm`, and for a clinical act also the doctor role: every check of a permission
+    (services, API, web, admin, templates) goes through here."""
     if user is None or not user.is_authenticated or not user.has_perm(permission):
+        return False
+    return permission not in CLINICAL_PERMISSIONS or is_doctor(user)
+
+
+def require_permission(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> None:
+    """Raise PermissionDenied unless `user` may do `permission`; services call this first."""
+    if not user_may(user, permission):
+        if permission in CLINICAL_PERMISSIONS and user is not None and user.is_authenticated:
+            raise PermissionDenied(
+                _("Only a doctor may write, sign or amend a review or approve a summary.")
+            )
         raise PermissionDenied(_("You do not have permission to do this."))
 
 
 def role_assign(*, user, role: Role | str) -> None:
-    """Put `user` in the group of `role` (staff roles also get admin access)."""
+    """Put `user` in the group of `role` (staff roles also get admin access); audited. For the
+    system's own assignments (first accounts, a patient's binding); people use user_set_roles."""
     from django.contrib.auth.models import Group
 
     group = Group.objects.get(name=str(role))
+    before = _role_names(user)
     user.groups.add(group)
     if role in STAFF_ROLES and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    _audit_role_change(actor=None, user=user, before=before, after=before | {str(role)})
+
+
+# --- who may change whose roles ------------------------------------------------------------
+def grantable_roles(actor) -> set[str]:
+    """Superusers grant and remove every role; anyone else only the roles they hold."""
+    if actor.is_superuser:
+        return set(Role.values)
+    return _role_names(actor)
+
+
+def user_roles_check(*, actor, user, roles: set[str], is_superuser: bool | None = None) -> None:
+    """PermissionDenied unless `actor` may give `user` exactly `roles` (and `is_superuser`).
+
+    No one changes their own roles or superuser status; only superusers change anyone's
+    superuser status, or the account of a superuser; an administrator grants and removes only
+    roles they hold themselves (so never the doctor's, unless they are a doctor)."""
+    require_permission(actor, "auth.change_user")
+    unknown = roles - set(Role.values)
+    if unknown:
+        raise PermissionDenied(
+            _("Unknown role: %(roles)s.") % {"roles": ", ".join(sorted(unknown))}
+        )
+    changed = _role_names(user) ^ roles
+    superuser_changed = is_superuser is not None and is_superuser != user.is_superuser
+    if not (changed or superuser_changed):
+        return
+    if user.pk == actor.pk:
+        raise PermissionDenied(_("No one can change their own roles; ask another administrator."))
+    if (superuser_changed or user.is_superuser) and not actor.is_superuser:
+        raise PermissionDenied(_("Only a superuser can change superuser status or a superuser."))
+    refused = changed - grantable_roles(actor)
+    if refused:
+        labels = [str(label) for value, label in Role.choices if value in refused]
+        raise PermissionDenied(
+            _("You can grant or remove only roles you hold yourself, not: %(roles)s.")
+            % {"roles": ", ".join(labels)}
+        )
+
+
+def user_set_roles(*, actor, user, roles: set[str], is_superuser: bool | None = None) -> None:
+    """Give `user` exactly `roles` (role groups) and, if given, superuser status; audited."""
+    from django.contrib.auth.models import Group
+
+    user_roles_check(actor=actor, user=user, roles=roles, is_superuser=is_superuser)
+    before, was_superuser = _role_names(user), user.is_superuser
+    others = user.groups.exclude(name__in=Role.values)
+    user.groups.set([*others, *Group.objects.filter(name__in=roles)])
+    if is_superuser is not None and is_superuser != was_superuser:
+        user.is_superuser = is_superuser
+        user.save(update_fields=["is_superuser"])
+    if roles & {str(role) for role in STAFF_ROLES} and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    _audit_role_change(
+        actor=actor,
+        user=user,
+        before=before,
+        after=set(roles),
+        superuser=(was_superuser, user.is_superuser),
+    )
+
+
+def _role_names(user) -> set[str]:
+    return set(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
+
+
+def _audit_role_change(
+    *, actor, user, before: set[str], after: set[str], superuser: tuple[bool, bool] = (False, False)
+) -> None:
+    from clinic.audit import audit_log
+    from clinic.models import AuditEvent
+
+    changes: dict[str, list] = {}
+    if before != after:
+        changes["roles"] = [sorted(before), sorted(after)]
+    if superuser[0] != superuser[1]:
+        changes["is_superuser"] = list(superuser)
+    if changes:
+        audit_log(actor=actor, action=AuditEvent.Action.UPDATE, obj=user, changes=changes)

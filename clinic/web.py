@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 
-from clinic.roles import Role, user_roles
+from clinic.roles import Role, user_may, user_roles
 
 STATISTICS_ROLES = {Role.ADMINISTRATOR.value, Role.DOCTOR.value}
 
@@ -24,7 +24,7 @@ def staff_view(*permissions: str) -> Callable:
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not all(request.user.has_perm(permission) for permission in permissions):
+            if not all(user_may(request.user, permission) for permission in permissions):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

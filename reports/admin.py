@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_utils import AuditedViewMixin
+from clinic.roles import user_may
 from clinic.tasks import enqueue_on_commit
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
@@ -162,7 +163,7 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        if request.user.has_perm("reports.approve_summary"):
+        if user_may(request.user, "reports.approve_summary"):
             extra_context["summary_url"] = reverse("admin:reports_report_summary", args=[object_id])
         if request.user.has_perm("reports.add_report"):
             report = self.get_object(request, object_id)
@@ -176,7 +177,7 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
     change_form_template = "admin/reports/report/change_form.html"
 
     def summary_view(self, request, report_id: int):
-        if not request.user.has_perm("reports.approve_summary"):
+        if not user_may(request.user, "reports.approve_summary"):
             raise PermissionDenied
         report = get_object_or_404(Report.objects.select_related("record__patient"), pk=report_id)
         form = SummaryForm(request.POST or None, initial={"text": report.summary_final})

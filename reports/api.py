@@ -7,7 +7,6 @@ patient data.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -24,9 +23,10 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import ScopedThrottle, error_responses, validation_error_from_django
+from clinic.api import ScopedThrottle, error_responses, service_errors
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
+from clinic.roles import user_may
 from clinic.tasks import enqueue_on_commit
 from reports.models import Report, ReportLanguage
 from reports.selectors import report_by_verification_code, report_list
@@ -46,15 +46,10 @@ class HasPermission(BasePermission):
     message = _("You do not have permission to do this.")
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm(view.required_permission))
+        return user_may(request.user, view.required_permission)
 
     def has_object_permission(self, request, view, obj) -> bool:
         return self.has_permission(request, view)
-
-
-def _service_errors(exc: DjangoValidationError) -> ValidationError:
-    # The API's one error shape, with the service's message codes (clinic.api).
-    return validation_error_from_django(exc)
 
 
 class ReportListApi(APIView):
@@ -168,19 +163,21 @@ class ReportApproveSummaryApi(APIView):
     @extend_schema(
         operation_id="reports_approve_summary",
         request=InputSerializer,
-        responses={201: ReportListApi.OutputSerializer, **error_responses(400, 401, 403, 404)},
+        responses={
+            201: ReportListApi.OutputSerializer,
+            **error_responses(400, 401, 403, 404, 409),
+        },
     )
     def post(self, request, report_id: int) -> Response:
         report = get_object_or_404(Report.objects.select_related("record"), pk=report_id)
         self.check_object_permissions(request, report)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
+        # A newer version of this report (another approval, a new signature) is a 409 with it.
+        with service_errors(current=lambda newer: ReportListApi.OutputSerializer(newer).data):
             new = report_approve_summary(
                 report=report, doctor=request.user, text=data.validated_data["text"]
             )
-        except DjangoValidationError as exc:
-            raise _service_errors(exc) from exc
         new = report_list().get(pk=new.pk)
         return Response(ReportListApi.OutputSerializer(new).data, status=status.HTTP_201_CREATED)
 

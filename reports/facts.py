@@ -11,14 +11,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch
 from django.utils import timezone
 
-from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage
+from ai_engine.inference.results import Finding as ResultFinding
+from ai_engine.models import Analysis, AnalysisStatus, RecordTriage
+from ai_engine.selectors import analysis_findings, record_eye_photos
 from screening.models import (
     ConclusionCode,
     DoctorReview,
-    Eye,
     FundusImage,
     Recommendation,
     ScreeningRecord,
@@ -29,6 +29,28 @@ from screening.selectors import record_current_review
 REPORTED_ANALYSIS_STATUSES = (AnalysisStatus.DONE, AnalysisStatus.UNGRADABLE)
 VA_LOW = 0.5  # decimal acuity below this is flagged on the report (WHO: visual impairment < 0.3)
 REDACTED = "[…]"
+# AI label codes (model cards, lower-cased) → the doctor's conclusion codes that confirm them.
+_DR = {"dr_mild", "dr_moderate", "dr_severe", "dr_proliferative"}
+AI_LABEL_CONCLUSIONS: dict[str, set[str]] = {
+    "g": {"glaucoma_suspect"},
+    "glaucoma": {"glaucoma_suspect"},
+    "glaucoma_suspect": {"glaucoma_suspect"},
+    "c": {"cataract"},
+    "cataract": {"cataract"},
+    "d": _DR,
+    "dr": _DR,
+    "referable_dr": _DR - {"dr_mild"},
+    "1": {"dr_mild"},
+    "2": {"dr_moderate"},
+    "3": {"dr_severe"},
+    "4": {"dr_proliferative"},
+    "a": {"amd"},
+    "amd": {"amd"},
+    "h": {"hypertensive"},
+    "m": {"myopia"},
+    "myopia": {"myopia"},
+    "o": {"other"},
+}
 
 
 @dataclass
@@ -57,41 +79,30 @@ class ReportInputs:
 
 
 def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
-    """Collect a record's facts (de-identified) and the photo/heatmap of each eye."""
+    """Collect a record's facts (de-identified) and the photo/heatmap of each eye.
+
+    Each eye speaks through one photo (``record_eye_photos``: the doctor's choice, else the
+    newest gradable photo with AI results); its findings are read with the model's decision
+    rule (``analysis_findings``), the same as the screening page, triage and API.
+    """
     record = ScreeningRecord.objects.select_related("patient").get(pk=record.pk)
     review = record_current_review(record=record)
-    images = list(
-        FundusImage.objects.filter(record=record)
-        .order_by("uploaded_at", "pk")
-        .prefetch_related(
-            Prefetch(
-                "analyses",
-                queryset=Analysis.objects.filter(status__in=REPORTED_ANALYSIS_STATUSES)
-                .select_related("package")
-                .prefetch_related(
-                    Prefetch(
-                        "findings",
-                        queryset=Finding.objects.order_by("-positive", "-probability", "pk"),
-                    )
-                )
-                .order_by("package_id", "-run"),
-            )
-        )
-    )
     patient = record.patient
     scrub = _scrubber(patient)
+    confirmed = _confirmed_codes(review)
     eyes: dict[str, Any] = {}
     media: dict[str, EyeMedia] = {}
-    for eye in Eye.values:
-        image = _primary_image([image for image in images if image.eye == eye])
-        analyses = _latest_per_package(image) if image is not None else []
+    for eye, photos in record_eye_photos(record=record).items():
+        analyses = _latest_finished(photos.chosen)
+        findings = [(a, f) for a in analyses for f in analysis_findings(a)]
         eyes[eye] = {
             **_measurements(record, eye),
-            "photo_taken": image is not None,
+            "photo_taken": photos.chosen is not None,
+            "other_photos": len(photos.history),
             "quality": _quality(analyses),
-            "ai_findings": [_finding_fact(a, f) for a in analyses for f in a.findings.all()],
+            "ai_findings": [_finding_fact(a, f, confirmed) for a, f in findings],
         }
-        media[eye] = _eye_media(image, analyses)
+        media[eye] = _eye_media(photos.chosen, findings)
     screened_on = timezone.localtime(record.screened_at).date()
     facts = {
         "patient": {"age": patient.age_on(screened_on), "sex": patient.sex},
@@ -104,17 +115,18 @@ def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
     return ReportInputs(facts=facts, review=review, media=media)
 
 
-def _primary_image(images: list[FundusImage]) -> FundusImage | None:
-    """The newest photo of the eye that the engine could read, else the newest photo."""
-    for image in reversed(images):
-        if image.analyses.all():
-            return image
-    return images[-1] if images else None
-
-
-def _latest_per_package(image: FundusImage) -> list[Analysis]:
+def _latest_finished(image: FundusImage | None) -> list[Analysis]:
+    """The photo's newest finished (done or ungradable) run of each model."""
+    if image is None:
+        return []
     latest: dict[int, Analysis] = {}
-    for analysis in image.analyses.all():  # ordered by package, newest run first
+    runs = (
+        Analysis.objects.filter(image=image, status__in=REPORTED_ANALYSIS_STATUSES)
+        .select_related("package")
+        .prefetch_related("findings")
+        .order_by("package_id", "-run")
+    )
+    for analysis in runs:
         latest.setdefault(analysis.package_id, analysis)
     return list(latest.values())
 
@@ -152,15 +164,24 @@ def _quality(analyses: list[Analysis]) -> dict[str, Any] | None:
     return None
 
 
-def _finding_fact(analysis: Analysis, finding: Finding) -> dict[str, Any]:
+def _finding_fact(
+    analysis: Analysis, finding: ResultFinding, confirmed: set[str] | None
+) -> dict[str, Any]:
     return {
-        "label_code": finding.label_code,
-        "label_zh": finding.label_zh,
-        "label_en": finding.label_en,
+        "label_code": finding.code,
+        "label_zh": finding.zh,
+        "label_en": finding.en,
         "probability": round(finding.probability, 3),
-        "threshold": round(finding.threshold, 3),
+        "threshold": None if finding.shown_threshold is None else round(finding.threshold, 3),
+        "decision": finding.decision,
         "positive": finding.positive,
-        "abnormal_areas": [str(area) for area in finding.abnormal_areas or []],
+        "normal": finding.normal,
+        "outcome": finding.outcome,
+        # None before a doctor signed; then whether the doctor's conclusion names this finding.
+        "confirmed_by_doctor": None
+        if confirmed is None
+        else finding.abnormal and _conclusions_for(finding.code) & confirmed != set(),
+        "abnormal_areas": [area.code for area in finding.areas],
         "model_name": analysis.model_name,
         "model_version": analysis.model_version,
         "demonstration": analysis.demonstration,
@@ -168,18 +189,40 @@ def _finding_fact(analysis: Analysis, finding: Finding) -> dict[str, Any]:
     }
 
 
-def _eye_media(image: FundusImage | None, analyses: list[Analysis]) -> EyeMedia:
+def _conclusions_for(label_code: str) -> set[str]:
+    """The doctor's conclusion codes that confirm an AI label (by the label's usual codes)."""
+    return AI_LABEL_CONCLUSIONS.get(label_code.lower(), set())
+
+
+def _confirmed_codes(review: DoctorReview | None) -> set[str] | None:
+    """The conclusion codes of the signed review (None without one). Conclusions are per visit
+    today: an AI finding counts as confirmed when the doctor concluded the same disease."""
+    return None if review is None else set(review.conclusion_codes)
+
+
+def _eye_media(
+    image: FundusImage | None, findings: list[tuple[Analysis, ResultFinding]]
+) -> EyeMedia:
     if image is None:
         return EyeMedia()
-    findings = sorted(
-        (f for a in analyses for f in a.findings.all() if f.heatmap),
-        key=lambda f: (not f.positive, -f.probability),
+    rows = {
+        (row.analysis_id, row.label_code): row
+        for analysis, _ in findings
+        for row in analysis.findings.all()
+    }
+    with_heatmap = sorted(
+        (
+            (finding, rows[(analysis.pk, finding.code)])
+            for analysis, finding in findings
+            if rows[(analysis.pk, finding.code)].heatmap
+        ),
+        key=lambda pair: (not pair[0].abnormal, -pair[0].probability),
     )
-    top = findings[0] if findings else None
+    top = with_heatmap[0] if with_heatmap else None
     return EyeMedia(
         photo=image.file.name,
-        heatmap=top.heatmap.name if top else "",
-        heatmap_label=f"{top.label_code}" if top else "",
+        heatmap=top[1].heatmap.name if top else "",
+        heatmap_label=top[0].code if top else "",
     )
 
 

@@ -32,8 +32,10 @@ Rules:
 - Use only the facts in the user's JSON message. Never invent findings, measurements, \
 diagnoses, dates or advice that are not there.
 - When "doctor_review" is present, it is the authority: your explanation must agree with the \
-doctor's conclusion and recommendation and never contradict or soften them. AI findings that \
-the doctor did not confirm are only suggestions; say so if you mention them.
+doctor's conclusion and recommendation and never contradict or soften them. Speak the \
+doctor's words; mention an AI finding only when its "confirmed_by_doctor" is true, and then \
+without naming an eye the doctor did not name. Findings whose "outcome" is not "abnormal" are \
+not findings.
 - When "doctor_review" is null, say clearly that a doctor has not reviewed the results yet and \
 that the AI findings are suggestions, not a diagnosis.
 - Mention flagged measurements (eye pressure outside 10-21 mmHg, low vision) and photos that \

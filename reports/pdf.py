@@ -229,16 +229,19 @@ def _models(findings: list[dict[str, Any]], *, zh: bool) -> list[dict[str, Any]]
                 "version": finding["model_version"],
                 "demonstration": finding["demonstration"],
                 "evidence": finding["evidence"],
+                # argmax: the most probable label is the result and no threshold is shown
+                "argmax": finding.get("decision") == "argmax",
                 "findings": [],
             },
         )
+        threshold = finding.get("threshold")
         model["findings"].append(
             {
                 **finding,
                 "label": finding["label_zh"] if zh else finding["label_en"],
                 "other_label": finding["label_en"] if zh else finding["label_zh"],
                 "probability_pct": f"{finding['probability'] * 100:.1f}%",
-                "threshold_pct": f"{finding['threshold'] * 100:.1f}%",
+                "threshold_pct": "" if threshold is None else f"{threshold * 100:.1f}%",
             }
         )
     return list(models.values())

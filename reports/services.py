@@ -16,6 +16,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from clinic.audit import audit_log
+from clinic.conflicts import StaleVersion
 from clinic.models import AuditEvent
 from clinic.roles import require_permission
 from clinic.tasks import enqueue_on_commit
@@ -87,6 +88,16 @@ def summary_basis_sha256(facts: dict) -> str:
     """A fingerprint of what a summary speaks of: the facts without the doctor's review and the
     report's status, so signing a review does not by itself make an approved summary stale."""
     basis = {k: v for k, v in facts.items() if k not in ("doctor_review", "report_status")}
+    basis["eyes"] = {
+        eye: {
+            **values,
+            "ai_findings": [
+                {k: v for k, v in finding.items() if k != "confirmed_by_doctor"}
+                for finding in values.get("ai_findings", [])
+            ],
+        }
+        for eye, values in facts.get("eyes", {}).items()
+    }
     encoded = json.dumps(basis, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -134,31 +145,39 @@ def report_approve_summary(*, report: Report, doctor, text: str) -> Report:
                 ]
             }
         )
-    newer = Report.objects.filter(
-        record_id=report.record_id, language=report.language, version__gt=report.version
-    ).first()
-    if newer is not None:
-        raise ValidationError(
-            _("Version %(version)d of this report is newer; approve the summary there.")
-            % {"version": newer.version},
-            code="stale",
+    with transaction.atomic():
+        # Under the record's lock (as every new version is numbered): of two approvals of the
+        # same version, the second finds the first's version newer and writes nothing.
+        ScreeningRecord.objects.select_for_update().get(pk=report.record_id)
+        newer = (
+            Report.objects.filter(
+                record_id=report.record_id, language=report.language, version__gt=report.version
+            )
+            .order_by("-version")
+            .first()
         )
-    with translation.override(report.language):
-        inputs = report_inputs(record=report.record)
-    summary = SummaryResult(
-        text=report.summary_ai,
-        source=report.summary_source,
-        fallback_reason=report.summary_fallback_reason,
-    )
-    return _save_version(
-        record=report.record,
-        inputs=inputs,
-        language=report.language,
-        summary=summary,
-        actor=doctor,
-        approved_text=text,
-        based_on=report,
-    )
+        if newer is not None:
+            raise StaleVersion(
+                _("Version %(version)d of this report is newer; approve the summary there.")
+                % {"version": newer.version},
+                current=newer,
+            )
+        with translation.override(report.language):
+            inputs = report_inputs(record=report.record)
+        summary = SummaryResult(
+            text=report.summary_ai,
+            source=report.summary_source,
+            fallback_reason=report.summary_fallback_reason,
+        )
+        return _save_version(
+            record=report.record,
+            inputs=inputs,
+            language=report.language,
+            summary=summary,
+            actor=doctor,
+            approved_text=text,
+            based_on=report,
+        )
 
 
 def report_record_download(*, report: Report, actor) -> None:

@@ -4,6 +4,10 @@ It is the default without an LLM and the fallback whenever the LLM fails. The se
 here side by side, per language, rather than in the gettext catalogue: this is patient-facing
 clinical wording that is reviewed as one text, and it must exist in both languages even while a
 catalogue is incomplete.
+
+Once a doctor has signed, the letter speaks the doctor's words: it repeats only the AI findings
+the doctor's conclusion confirms (``confirmed_by_doctor`` in the facts), and, as conclusions are
+given per visit, without naming the eye the AI saw them in.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ SENTENCES = {
         "va_low": "{eye}视力 {value}，低于正常。",
         "ungradable": "{eye}照片质量不足以判读，建议重新拍摄。",
         "ai_positive": "AI 辅助分析提示{eye}可能存在：{labels}。",
+        "ai_confirmed": "医生确认了 AI 辅助分析的提示：{labels}。",
+        "ungradable_reviewed": "{eye}照片质量不足以进行 AI 判读。",
         "ai_none": "AI 辅助分析未发现明显异常。",
         "draft": "本报告尚未经医生审核，AI 结果仅为提示，不能作为诊断。",
         "conclusion": "医生结论：{labels}。",
@@ -44,6 +50,8 @@ SENTENCES = {
         "va_low": "The vision in your {eye} ({value}) is below normal.",
         "ungradable": "The photo of your {eye} was not clear enough to assess; it should be retaken.",
         "ai_positive": "The AI-assisted analysis suggests possible signs in your {eye}: {labels}.",
+        "ai_confirmed": "The doctor confirmed what the AI-assisted analysis suggested: {labels}.",
+        "ungradable_reviewed": "The photo of your {eye} was not clear enough for the AI to assess.",
         "ai_none": "The AI-assisted analysis found no clear abnormality.",
         "draft": "A doctor has not reviewed this report yet; the AI results are suggestions only and are not a diagnosis.",
         "conclusion": "The doctor's conclusion: {labels}.",
@@ -81,35 +89,42 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
         va = values.get("visual_acuity")
         if va and va["flag"] == "low":
             lines.append(s["va_low"].format(eye=eye_names[eye], value=_num(va["decimal"])))
+    review = facts.get("doctor_review")
+    ungradable = "ungradable" if review is None else "ungradable_reviewed"
     for eye, values in eyes.items():
         quality = values.get("quality")
         if quality and not quality["gradable"]:
-            lines.append(s["ungradable"].format(eye=eye_names[eye]))
+            lines.append(s[ungradable].format(eye=eye_names[eye]))
 
-    positive_any = False
-    for eye, values in eyes.items():
-        labels = _unique(
-            f["label_zh"] if lang == "zh-hans" else f["label_en"]
-            for f in values["ai_findings"]
-            if f["positive"] and f["label_code"].lower() not in NORMAL_LABEL_CODES
-        )
-        if labels:
-            positive_any = True
-            lines.append(
-                s["ai_positive"].format(eye=eye_names[eye], labels=s["list_sep"].join(labels))
-            )
-    if not positive_any and any(values["ai_findings"] for values in eyes.values()):
-        lines.append(s["ai_none"])
+    def labels_of(findings) -> list[str]:
+        return _unique(f["label_zh"] if lang == "zh-hans" else f["label_en"] for f in findings)
 
-    review = facts.get("doctor_review")
     if review is None:
+        positive_any = False
+        for eye, values in eyes.items():
+            labels = labels_of(f for f in values["ai_findings"] if _abnormal(f))
+            if labels:
+                positive_any = True
+                lines.append(
+                    s["ai_positive"].format(eye=eye_names[eye], labels=s["list_sep"].join(labels))
+                )
+        if not positive_any and any(values["ai_findings"] for values in eyes.values()):
+            lines.append(s["ai_none"])
         lines.append(s["draft"])
     else:
+        confirmed = labels_of(
+            f
+            for values in eyes.values()
+            for f in values["ai_findings"]
+            if _abnormal(f) and f.get("confirmed_by_doctor")
+        )
         lines.append(s["conclusion"].format(labels=s["list_sep"].join(review["conclusion_labels"])))
         if review["conclusion_text"]:
             lines.append(
                 s["conclusion_text"].format(text=_sentence(review["conclusion_text"], lang))
             )
+        if confirmed:
+            lines.append(s["ai_confirmed"].format(labels=s["list_sep"].join(confirmed)))
         if review["recommendation_label"]:
             lines.append(s["recommendation"].format(label=review["recommendation_label"]))
         if review["recommendation_text"]:
@@ -121,6 +136,13 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
         lines.append(s["authority"])
     lines.append(s["closing"])
     return sep.join(lines)
+
+
+def _abnormal(finding: dict[str, Any]) -> bool:
+    """A positive finding of disease: never a positive "normal" label (facts say ``outcome``)."""
+    if "outcome" in finding:
+        return finding["outcome"] == "abnormal"
+    return finding["positive"] and finding["label_code"].lower() not in NORMAL_LABEL_CODES
 
 
 def _sentence(text: str, lang: str) -> str:

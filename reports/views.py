@@ -13,7 +13,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
+from clinic.conflicts import StaleVersion
 from clinic.media import private_file_response
+from clinic.roles import user_may
 from clinic.tasks import enqueue_on_commit
 from clinic.web import add_service_errors, staff_view
 from patients.services import patient_record_view
@@ -54,7 +56,7 @@ def _page_context(request: HttpRequest, report: Report, form: SummaryForm | None
         ),
         None,
     )
-    can_approve = request.user.has_perm("reports.approve_summary") and newer is None
+    can_approve = user_may(request.user, "reports.approve_summary") and newer is None
     if form is None and can_approve:
         form = SummaryForm(initial={"text": report.summary_final})
     return {
@@ -87,6 +89,10 @@ def summary_approve(request: HttpRequest, report_id: int) -> HttpResponse:
             approved = report_approve_summary(
                 report=report, doctor=request.user, text=form.cleaned_data["text"]
             )
+        except StaleVersion as exc:
+            # A newer version exists (another approval, a new signature): show that one.
+            messages.error(request, " ".join(exc.messages))
+            return redirect("reports:detail", report_id=exc.current.pk)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:

@@ -3,12 +3,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from clinic.admin_utils import AuditedViewMixin, add_service_errors
+from clinic.conflicts import StaleVersion
+from clinic.roles import user_may
 from patients.services import patient_record_view
 from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
 from screening.services import (
@@ -20,8 +22,9 @@ from screening.services import (
     record_create,
     record_update,
     review_clean,
+    review_refuse_if_stale,
+    review_save_and_sign,
     review_save_draft,
-    review_sign,
 )
 from screening.uploads import validate_fundus_upload
 
@@ -276,6 +279,9 @@ class DoctorReviewForm(forms.ModelForm):
             "A signed review is final; later changes are made as an amendment with a reason."
         ),
     )
+    # The revision of the record's latest review as this form showed it (empty on "add": the
+    # form showed none, so a record that already has a review is refused, not overwritten).
+    seen_revision = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     class Meta:
         model = DoctorReview
@@ -291,6 +297,11 @@ class DoctorReviewForm(forms.ModelForm):
         )
         widgets = {"follow_up_date": forms.DateInput(attrs={"type": "date"})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["seen_revision"].initial = self.instance.revision
+
     def clean(self):
         cleaned = super().clean()
         record = self.instance.record if self.instance.pk else cleaned.get("record")
@@ -299,6 +310,8 @@ class DoctorReviewForm(forms.ModelForm):
         fields = {name: cleaned.get(name) for name in REVIEW_FIELDS}
         fields["conclusion_codes"] = list(fields["conclusion_codes"] or [])
         try:
+            # Checked again under the record's lock when saving; here for the message in place.
+            review_refuse_if_stale(record=record, revision=cleaned.get("seen_revision"))
             review_clean(record=record, fields=fields)
         except ValidationError as exc:
             add_service_errors(self, exc)
@@ -331,7 +344,8 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
     autocomplete_fields = ("record",)
     list_select_related = ("record__patient", "doctor")
     readonly_fields = ("version", "doctor", "supersedes", "signed_at", "created_at", "updated_at")
-    actions = ["sign_selected"]
+    # No "sign the selected" action: a signature binds to the content the doctor saw, and a
+    # list action posts only the rows' IDs. Each review is signed from its own page.
 
     @admin.display(description=_("conclusion"))
     def conclusion_display(self, obj: DoctorReview) -> str:
@@ -343,13 +357,23 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
             fields.append("record")
         return fields
 
+    # Writing is the doctors' (the role itself: a superuser's permissions do not stand in).
+    def has_add_permission(self, request) -> bool:
+        return user_may(request.user, "screening.add_doctorreview")
+
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.is_signed:
             return False
-        return super().has_change_permission(request, obj)
+        return user_may(request.user, "screening.change_doctorreview")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if not user_may(request.user, "screening.sign_doctorreview"):
+            form.base_fields.pop("sign_now", None)
+        return form
 
     def audit_view(self, request, obj: DoctorReview) -> None:
         patient_record_view(actor=request.user, patient=obj.record.patient)
@@ -358,30 +382,46 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
         data = form.cleaned_data
         fields = {name: data.get(name) for name in REVIEW_FIELDS}
         fields["conclusion_codes"] = list(fields["conclusion_codes"])
-        review = review_save_draft(
-            doctor=request.user, record=obj.record if change else data["record"], **fields
-        )
-        if data.get("sign_now"):
-            review = review_sign(doctor=request.user, review=review)
+        write = review_save_and_sign if data.get("sign_now") else review_save_draft
+        try:
+            review = write(
+                doctor=request.user,
+                record=obj.record if change else data["record"],
+                revision=data.get("seen_revision"),
+                **fields,
+            )
+        except StaleVersion as exc:
+            # Changed between the form's check and the record's lock: nothing was written; the
+            # doctor is sent back to the review as it is now, with the reason.
+            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+            request._review_conflict = exc.current
+            return
         obj.pk = review.pk
         obj.refresh_from_db()
 
-    @admin.action(description=_("Sign the selected draft reviews"), permissions=["sign"])
-    def sign_selected(self, request, queryset) -> None:
-        signed = 0
-        for review in queryset.select_related("record"):
-            try:
-                review_sign(doctor=request.user, review=review)
-                signed += 1
-            except ValidationError as exc:
-                self.message_user(
-                    request, f"{review}: {' '.join(exc.messages)}", level=messages.WARNING
-                )
-        self.message_user(
-            request,
-            ngettext("%(count)d review signed.", "%(count)d reviews signed.", signed)
-            % {"count": signed},
+    def log_addition(self, request, obj, message):
+        if not hasattr(request, "_review_conflict"):
+            super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if not hasattr(request, "_review_conflict"):
+            super().log_change(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._conflict_redirect(request) or super().response_add(
+            request, obj, post_url_continue
         )
 
-    def has_sign_permission(self, request) -> bool:
-        return request.user.has_perm("screening.sign_doctorreview")
+    def response_change(self, request, obj):
+        return self._conflict_redirect(request) or super().response_change(request, obj)
+
+    def _conflict_redirect(self, request):
+        if not hasattr(request, "_review_conflict"):
+            return None
+        current = request._review_conflict
+        url = (
+            reverse("admin:screening_doctorreview_change", args=[current.pk])
+            if current is not None and not current.is_signed
+            else reverse("admin:screening_doctorreview_changelist")
+        )
+        return HttpResponseRedirect(url)

@@ -19,7 +19,14 @@ from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from clinic.api import AuditedListMixin, HasRequiredPermissions, error_responses, service_errors
+from clinic.api import (
+    AuditedListMixin,
+    HasRequiredPermissions,
+    error_responses,
+    revision_etag,
+    seen_revision,
+    service_errors,
+)
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
 from patients.models import Patient
@@ -32,7 +39,7 @@ from screening.models import (
     RecordStatus,
     ScreeningRecord,
 )
-from screening.selectors import record_current_review, record_list, record_open_draft
+from screening.selectors import record_current_review, record_list
 from screening.serializers import (
     RecordDetailOutputSerializer,
     RecordOutputSerializer,
@@ -286,10 +293,60 @@ class ReviewInputSerializer(serializers.Serializer):
     amendment_reason = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
+    revision = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "The revision of the screening's latest review as you saw it (its ETag; or send "
+            "If-Match). Leave it out only when the screening had no review: if the reviews "
+            "changed since, nothing is saved and the answer is 409 with the current review."
+        ),
+    )
 
 
 class AmendInputSerializer(ReviewInputSerializer):
     amendment_reason = serializers.CharField(max_length=4000)
+    revision = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The revision of the signed review (or of the open amendment) you saw; or "
+        "send If-Match. Required.",
+    )
+
+
+class SignInputSerializer(serializers.Serializer):
+    revision = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The revision of the draft you saw (its ETag; or send If-Match). Required.",
+    )
+
+
+def _review_response(review: DoctorReview, *, created: bool = False) -> Response:
+    response = Response(
+        ReviewOutputSerializer(review).data,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+    response["ETag"] = revision_etag(review.revision)
+    return response
+
+
+def _review_data(review: DoctorReview) -> dict:
+    return ReviewOutputSerializer(review).data
+
+
+def _save_draft(request, record: ScreeningRecord, data: dict, revision: int | None) -> Response:
+    fields = {name: value for name, value in data.items() if name != "revision"}
+    with service_errors(current=_review_data):
+        review = review_save_draft(doctor=request.user, record=record, revision=revision, **fields)
+    # The service wrote on top of what the caller saw: a new version when that was nothing or
+    # a signed review, the same draft otherwise.
+    created = revision is None or (
+        review.supersedes is not None and review.supersedes.revision == revision
+    )
+    return _review_response(review, created=created)
 
 
 REVIEW_EXAMPLE = {
@@ -329,20 +386,21 @@ class ReviewListDraftApi(generics.GenericAPIView):
         responses={
             200: ReviewOutputSerializer,
             201: ReviewOutputSerializer,
-            **error_responses(400, 401, 403, 404),
+            **error_responses(400, 401, 403, 404, 409),
         },
         examples=[OpenApiExample("Draft", value=REVIEW_EXAMPLE, request_only=True)],
+        description=(
+            "Start the review (201) or change the open draft (200). Send the revision of the "
+            "latest review you saw (`revision` or If-Match); a screening whose reviews changed "
+            "since is answered 409 with the current review in `error.current`."
+        ),
     )
     def post(self, request, record_id: int):
         record = get_object_or_404(record_list(), pk=record_id)
         data = ReviewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        had_draft = record_open_draft(record=record) is not None
-        with service_errors():
-            review = review_save_draft(doctor=request.user, record=record, **data.validated_data)
-        return Response(
-            ReviewOutputSerializer(review).data,
-            status=status.HTTP_200_OK if had_draft else status.HTTP_201_CREATED,
+        return _save_draft(
+            request, record, data.validated_data, seen_revision(request, required=False)
         )
 
 
@@ -359,7 +417,7 @@ class ReviewAmendApi(generics.GenericAPIView):
         responses={
             200: ReviewOutputSerializer,
             201: ReviewOutputSerializer,
-            **error_responses(400, 401, 403, 404),
+            **error_responses(400, 401, 403, 404, 409, 428),
         },
         examples=[
             OpenApiExample(
@@ -378,12 +436,8 @@ class ReviewAmendApi(generics.GenericAPIView):
                 _("This screening has no signed review yet: save and sign a draft instead."),
                 code="nothing_to_amend",
             )
-        had_draft = record_open_draft(record=record) is not None
-        with service_errors():
-            review = review_save_draft(doctor=request.user, record=record, **data.validated_data)
-        return Response(
-            ReviewOutputSerializer(review).data,
-            status=status.HTTP_200_OK if had_draft else status.HTTP_201_CREATED,
+        return _save_draft(
+            request, record, data.validated_data, seen_revision(request, required=True)
         )
 
 
@@ -396,11 +450,22 @@ class ReviewSignApi(generics.GenericAPIView):
 
     @extend_schema(
         operation_id="reviews_sign",
-        request=None,
-        responses={200: ReviewOutputSerializer, **error_responses(400, 401, 403, 404)},
+        request=SignInputSerializer,
+        responses={
+            200: ReviewOutputSerializer,
+            **error_responses(400, 401, 403, 404, 409, 428),
+        },
+        description=(
+            "Sign the draft as you saw it: send its revision (`revision` or If-Match; 428 "
+            "without). A draft changed since is not signed: 409 with the current review in "
+            "`error.current`. Signing the same revision again answers 200 with the one "
+            "signature."
+        ),
     )
     def post(self, request, review_id: int):
         review = get_object_or_404(DoctorReview.objects.select_related("record"), pk=review_id)
-        with service_errors():
-            signed = review_sign(doctor=request.user, review=review)
-        return Response(ReviewOutputSerializer(signed).data)
+        SignInputSerializer(data=request.data).is_valid(raise_exception=True)
+        revision = seen_revision(request, required=True)
+        with service_errors(current=_review_data):
+            signed = review_sign(doctor=request.user, review=review, revision=revision)
+        return _review_response(signed)

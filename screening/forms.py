@@ -66,6 +66,10 @@ class ReviewForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    # The revision of the latest review when the page was shown: only what was seen is signed.
+    revision = forms.IntegerField(
+        label=_("Revision"), required=False, min_value=1, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, is_amendment: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -167,6 +167,21 @@ class FundusImage(models.Model):
         related_name="+",
     )
     uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now, editable=False)
+    # A photo replaced by a technician stays as history; the replacement is used instead.
+    superseded_by = models.ForeignKey(
+        "self",
+        verbose_name=_("replaced by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="supersedes",
+        editable=False,
+    )
+    # The doctor's choice of the photo the report uses for this eye (default: the newest
+    # gradable photo with AI results).
+    chosen_for_report = models.BooleanField(
+        _("chosen for the report"), default=False, editable=False
+    )
 
     class Meta:
         verbose_name = _("fundus photo")
@@ -177,11 +192,20 @@ class FundusImage(models.Model):
                 fields=["record", "sha256"],
                 name="unique_image_per_record",
                 violation_error_message=_("This photo was already uploaded to this screening."),
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["record", "eye"],
+                condition=models.Q(chosen_for_report=True),
+                name="one_chosen_photo_per_eye",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.record} {self.eye} #{self.pk}"
+
+    @property
+    def is_superseded(self) -> bool:
+        return self.superseded_by_id is not None
 
 
 class ConclusionCode(models.TextChoices):
@@ -243,6 +267,9 @@ class DoctorReview(models.Model):
         related_name="superseded_by",
     )
     signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    # Counts the changes to a record's reviews (each save and the signature add one; a new
+    # version continues from the latest): a write names the revision the doctor saw.
+    revision = models.PositiveIntegerField(_("revision"), default=1, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

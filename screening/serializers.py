@@ -93,6 +93,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
             "id",
             "record",
             "version",
+            "revision",
             "doctor",
             "conclusion_codes",
             "conclusion_labels",

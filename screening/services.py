@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import enum
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.audit import audit_log, field_changes
+from clinic.conflicts import StaleVersion
 from clinic.models import AuditEvent
 from clinic.roles import require_permission
 from clinic.tasks import enqueue_on_commit
@@ -38,7 +40,7 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.DRAFT: {S.IMAGES_UPLOADED},
     S.IMAGES_UPLOADED: {S.ANALYSING, S.REVIEWED},
     S.ANALYSING: {S.ANALYSED, S.REVIEWED},
-    S.ANALYSED: {S.ANALYSING, S.REVIEWED},
+    S.ANALYSED: {S.ANALYSING, S.REVIEWED, S.IMAGES_UPLOADED},
     S.REVIEWED: {S.REPORTED, S.REVIEWED},
     S.REPORTED: {S.REVIEWED},
 }
@@ -233,11 +235,20 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
 
 
 # --- photos ---------------------------------------------------------------------------------
-def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> FundusImage:
+def image_upload(
+    *,
+    actor,
+    record: ScreeningRecord,
+    eye: str,
+    uploaded_file,
+    replaces: FundusImage | None = None,
+) -> FundusImage:
     """Validate and store one fundus photo, then queue its AI analysis after commit.
 
     The file is written under a server-generated name before the row; if the row cannot be
-    written the file is removed again, so a refused upload leaves nothing behind.
+    written the file is removed again, so a refused upload leaves nothing behind. A photo
+    added to an analysed screening sets it back to "photos uploaded" until the AI has seen it.
+    With `replaces` (see `image_replace`), that photo becomes history in the same transaction.
     """
     require_permission(actor, "screening.add_fundusimage")
     if eye not in Eye.values:
@@ -264,7 +275,7 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
                 original_name=validated.original_name,
                 uploaded_by=actor,
             )
-            if locked.status == S.DRAFT:
+            if locked.status in (S.DRAFT, S.ANALYSED):
                 record_transition(record=locked, to=S.IMAGES_UPLOADED)
             audit_log(
                 actor=actor,
@@ -273,6 +284,8 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
                 patient_ref=locked.patient.patient_id,
                 changes={"eye": [None, eye], "sha256": [None, validated.sha256]},
             )
+            if replaces is not None:
+                _supersede(actor=actor, old=replaces, new=image)
             _enqueue_configured("FUNDUS_ANALYSIS_TASK", image.pk, cluster=settings.AI_CLUSTER_NAME)
     except IntegrityError as exc:
         default_storage.delete(stored_name)
@@ -283,6 +296,97 @@ def image_upload(*, actor, record: ScreeningRecord, eye: str, uploaded_file) -> 
         default_storage.delete(stored_name)
         raise
     record.status = locked.status
+    return image
+
+
+def image_replace(*, actor, image: FundusImage, uploaded_file) -> FundusImage:
+    """A technician retakes `image`: the new photo (same eye) is analysed and used instead; the
+    old one stays on the record as history, marked as replaced, and in the audit log."""
+    require_permission(actor, "screening.add_fundusimage")
+    _refuse_if_superseded(image)
+    return image_upload(
+        actor=actor,
+        record=image.record,
+        eye=image.eye,
+        uploaded_file=uploaded_file,
+        replaces=image,
+    )
+
+
+def _refuse_if_superseded(image: FundusImage) -> None:
+    if image.superseded_by_id is not None:
+        raise ValidationError(
+            _("Photo %(number)s was already replaced by photo %(new)s.")
+            % {"number": image.pk, "new": image.superseded_by_id},
+            code="superseded",
+        )
+
+
+def _supersede(*, actor, old: FundusImage, new: FundusImage) -> None:
+    locked = FundusImage.objects.select_for_update().get(pk=old.pk)
+    _refuse_if_superseded(locked)
+    locked.superseded_by = new
+    # The doctor chose the old photo for the report; the choice does not pass to a photo they
+    # have not seen: the default rule picks again.
+    locked.chosen_for_report = False
+    locked.save(update_fields=["superseded_by", "chosen_for_report"])
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        obj=locked,
+        patient_ref=new.record.patient.patient_id,
+        changes={"superseded_by": [None, new.pk]},
+    )
+    old.superseded_by, old.chosen_for_report = new, False
+
+
+def image_choose_for_report(
+    *, doctor, record: ScreeningRecord, eye: str, image: FundusImage | None
+) -> FundusImage | None:
+    """The doctor picks the photo of `eye` the report, summary, triage and API use (None: back
+    to the default, the newest gradable photo with AI results). Audited."""
+    require_permission(doctor, "screening.change_doctorreview")
+    if eye not in Eye.values:
+        raise ValidationError({"eye": [_("Choose the right eye (OD) or the left eye (OS).")]})
+    with transaction.atomic():
+        locked = (
+            ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
+        )
+        if locked.is_locked:
+            raise ValidationError(
+                _("This screening has a signed review; the photos of its report are final."),
+                code="locked",
+            )
+        photos = FundusImage.objects.select_for_update().filter(record=locked, eye=eye)
+        previous = next((photo for photo in photos if photo.chosen_for_report), None)
+        if image is not None:
+            image = next((photo for photo in photos if photo.pk == image.pk), None)
+            if image is None:
+                raise ValidationError(
+                    _("This photo is not a photo of this eye in this screening."),
+                    code="wrong_photo",
+                )
+            _refuse_if_superseded(image)
+        if previous == image:
+            return image
+        if previous is not None:
+            previous.chosen_for_report = False
+            previous.save(update_fields=["chosen_for_report"])
+        if image is not None:
+            image.chosen_for_report = True
+            image.save(update_fields=["chosen_for_report"])
+        audit_log(
+            actor=doctor,
+            action=AuditEvent.Action.UPDATE,
+            obj=locked,
+            patient_ref=locked.patient.patient_id,
+            changes={
+                f"report_photo_{eye.lower()}": [
+                    previous.pk if previous else None,
+                    image.pk if image else None,
+                ]
+            },
+        )
     return image
 
 
@@ -402,13 +506,68 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
 
 def review_clean(*, record: ScreeningRecord, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a review's fields for `record` (forms call this to show errors in place)."""
+    return _clean_review(fields, is_amendment=_is_amendment(_latest_review_of_photographed(record)))
+
+
+def _latest_review_of_photographed(record: ScreeningRecord) -> DoctorReview | None:
+    """The record's latest review (draft or signed), once the record has photos."""
     if record.status == S.DRAFT:
         raise ValidationError(
             _("Upload at least one photo before writing a review."), code="no_photos"
         )
-    latest = record.reviews.order_by("-version").first()
-    is_amendment = latest is not None and (latest.is_signed or latest.supersedes_id is not None)
-    return _clean_review(fields, is_amendment=is_amendment)
+    return record.reviews.select_related("doctor").order_by("-version").first()
+
+
+def _is_amendment(latest: DoctorReview | None) -> bool:
+    return latest is not None and (latest.is_signed or latest.supersedes_id is not None)
+
+
+class Unseen(enum.Enum):
+    """A write from a caller that showed no review to anyone (a command, a fixture)."""
+
+    ANY_REVISION = "any"
+
+
+ANY_REVISION = Unseen.ANY_REVISION
+
+
+def _refuse_if_stale(latest: DoctorReview | None, revision: int | None | Unseen) -> None:
+    """`revision` is the latest review's revision as the doctor saw it (None: there was none)."""
+    if revision is ANY_REVISION:
+        return
+    if (latest.revision if latest is not None else None) != revision:
+        raise _review_conflict(latest)
+
+
+def review_refuse_if_stale(*, record: ScreeningRecord, revision: int | None | Unseen) -> None:
+    """StaleVersion unless `revision` is that of the record's latest review (None: it has none).
+    Forms call this to show the conflict in place; the writes check again under the lock."""
+    latest = record.reviews.select_related("doctor").order_by("-version").first()
+    _refuse_if_stale(latest, revision)
+
+
+def _review_conflict(current: DoctorReview | None) -> StaleVersion:
+    if current is None:
+        return StaleVersion(
+            _("The review you saw no longer exists: nothing was saved or signed."), current=None
+        )
+    if current.is_signed:
+        message = _(
+            "The review of this screening changed after you last saw it (now version "
+            "%(version)d, revision %(revision)d, signed by %(doctor)s): nothing was saved or "
+            "signed. Check the current review and try again."
+        )
+    else:
+        message = _(
+            "The review of this screening changed after you last saw it (now version "
+            "%(version)d, revision %(revision)d, draft by %(doctor)s): nothing was saved or "
+            "signed. Check the current review and try again."
+        )
+    doctor = current.doctor.get_full_name() or current.doctor.get_username()
+    return StaleVersion(
+        message % {"version": current.version, "revision": current.revision, "doctor": doctor},
+        current=current,
+    )
 
 
 def review_save_draft(
@@ -422,8 +581,15 @@ def review_save_draft(
     follow_up_months: int | None = None,
     follow_up_date: dt.date | None = None,
     amendment_reason: str = "",
+    revision: int | None | Unseen = ANY_REVISION,
 ) -> DoctorReview:
-    """Create or update the record's open draft; after a signed review the draft is an amendment."""
+    """Create or update the record's open draft; after a signed review the draft is an amendment.
+
+    `revision` is that of the record's latest review as the doctor saw it (None when there was
+    none): if the reviews changed since, nothing is written (StaleVersion). Every entry point
+    that showed the doctor a review passes it; ANY_REVISION is for callers that showed none.
+    Saving what is already there changes nothing.
+    """
     require_permission(doctor, "screening.change_doctorreview")
     fields = {
         "conclusion_codes": conclusion_codes,
@@ -438,58 +604,124 @@ def review_save_draft(
         record = (
             ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
         )
-        cleaned = review_clean(record=record, fields=fields)
-        latest = record.reviews.order_by("-version").first()
-        if latest is not None and not latest.is_signed:
-            changes = field_changes(latest, cleaned)
-            for name, value in cleaned.items():
-                setattr(latest, name, value)
-            latest.doctor = doctor
-            latest.save()
-            review, action = latest, AuditEvent.Action.UPDATE
-        else:
-            review = DoctorReview.objects.create(
-                record=record,
-                version=(latest.version + 1) if latest else 1,
-                doctor=doctor,
-                supersedes=latest,
-                **cleaned,
-            )
-            changes = {name: [None, value] for name, value in cleaned.items() if value}
-            action = AuditEvent.Action.CREATE
-        audit_log(
-            actor=doctor,
-            action=action,
-            obj=review,
-            patient_ref=record.patient.patient_id,
-            changes=changes,
+        latest = _latest_review_of_photographed(record)
+        _refuse_if_stale(latest, revision)
+        return _write_draft(doctor=doctor, record=record, latest=latest, fields=fields)
+
+
+def _write_draft(
+    *, doctor, record: ScreeningRecord, latest: DoctorReview | None, fields: dict[str, Any]
+) -> DoctorReview:
+    cleaned = _clean_review(fields, is_amendment=_is_amendment(latest))
+    if latest is not None and not latest.is_signed:
+        changes = field_changes(latest, cleaned)
+        if latest.doctor_id != doctor.pk:
+            changes["doctor"] = [latest.doctor.get_username(), doctor.get_username()]
+        if not changes:
+            return latest
+        for name, value in cleaned.items():
+            setattr(latest, name, value)
+        latest.doctor = doctor
+        latest.revision += 1
+        latest.save()
+        review, action = latest, AuditEvent.Action.UPDATE
+    else:
+        review = DoctorReview.objects.create(
+            record=record,
+            version=(latest.version + 1) if latest else 1,
+            revision=(latest.revision + 1) if latest else 1,
+            doctor=doctor,
+            supersedes=latest,
+            **cleaned,
         )
+        changes = {name: [None, value] for name, value in cleaned.items() if value}
+        action = AuditEvent.Action.CREATE
+    audit_log(
+        actor=doctor,
+        action=action,
+        obj=review,
+        patient_ref=record.patient.patient_id,
+        changes={**changes, "revision": [None, review.revision]},
+    )
     return review
 
 
-def review_sign(*, doctor, review: DoctorReview) -> DoctorReview:
-    """Sign a draft: it becomes the record's conclusion, and its report is generated."""
+def review_sign(*, doctor, review: DoctorReview, revision: int | None = None) -> DoctorReview:
+    """Sign a draft as the doctor saw it: `revision`, by default that of `review` as the caller
+    loaded it. It becomes the record's conclusion, and its report is generated. The same
+    signature asked for again answers with the signed review; a review changed since the
+    doctor saw it is not signed (StaleVersion)."""
     require_permission(doctor, "screening.sign_doctorreview")
+    if revision is None:
+        revision = review.revision
     with transaction.atomic():
-        locked = DoctorReview.objects.select_for_update().get(pk=review.pk)
-        if locked.is_signed:
-            raise ValidationError(
-                _("This review was already signed; write an amendment instead."),
-                code="already_signed",
-            )
-        now = timezone.now()
-        locked.signed_at = now
-        locked.doctor = doctor
-        if locked.follow_up_months and locked.follow_up_date is None:
-            locked.follow_up_date = _add_months(timezone.localdate(now), locked.follow_up_months)
-        locked.save(update_fields=["signed_at", "doctor", "follow_up_date", "updated_at"])
-        record_transition(record=locked.record, to=S.REVIEWED)
-        audit_log(
-            actor=doctor,
-            action=AuditEvent.Action.SIGN,
-            obj=locked,
-            patient_ref=locked.record.patient.patient_id,
-            changes={"version": [None, locked.version]},
+        # The record first, as every review write locks it: no lock-order deadlock.
+        record = (
+            ScreeningRecord.objects.select_for_update()
+            .select_related("patient")
+            .get(pk=review.record_id)
         )
-        _enqueue_configured("REVIEW_SIGNED_TASK", locked.record_id)
-    return locked
+        locked = DoctorReview.objects.select_related("doctor").get(pk=review.pk)
+        if locked.is_signed and locked.doctor_id == doctor.pk and locked.revision == revision + 1:
+            return locked  # this signature, asked for twice (a double click): one signature
+        if locked.is_signed or locked.revision != revision:
+            raise _review_conflict(locked)
+        return _sign(doctor=doctor, record=record, review=locked)
+
+
+def review_save_and_sign(
+    *, doctor, record: ScreeningRecord, revision: int | None | Unseen, **fields: Any
+) -> DoctorReview:
+    """Save what the doctor wrote and sign it, in one step (the web form's and the admin's
+    "sign"). Posting the same again after it was signed (a double click, a resent form) is
+    the same signature, answered with the signed review."""
+    require_permission(doctor, "screening.sign_doctorreview")
+    require_permission(doctor, "screening.change_doctorreview")
+    with transaction.atomic():
+        record = (
+            ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
+        )
+        latest = _latest_review_of_photographed(record)
+        if _is_repeated_signature(latest, doctor=doctor, revision=revision, fields=fields):
+            return latest
+        _refuse_if_stale(latest, revision)
+        review = _write_draft(doctor=doctor, record=record, latest=latest, fields=fields)
+        return _sign(doctor=doctor, record=record, review=review)
+
+
+def _is_repeated_signature(
+    latest: DoctorReview | None, *, doctor, revision: int | None | Unseen, fields: dict[str, Any]
+) -> bool:
+    """The same request again (a double click, a resent form): since the revision the doctor
+    saw, this doctor signed exactly the content posted again."""
+    if latest is None or not latest.is_signed or latest.doctor_id != doctor.pk:
+        return False
+    if revision is ANY_REVISION or latest.revision <= (revision or 0):
+        return False
+    try:
+        cleaned = _clean_review(fields, is_amendment=latest.supersedes_id is not None)
+    except ValidationError:
+        return False
+    if cleaned.get("follow_up_date") is None:
+        cleaned.pop("follow_up_date", None)  # signing filled it in from the interval
+    return not field_changes(latest, cleaned)
+
+
+def _sign(*, doctor, record: ScreeningRecord, review: DoctorReview) -> DoctorReview:
+    now = timezone.now()
+    review.signed_at = now
+    review.doctor = doctor
+    review.revision += 1
+    if review.follow_up_months and review.follow_up_date is None:
+        review.follow_up_date = _add_months(timezone.localdate(now), review.follow_up_months)
+    review.save(update_fields=["signed_at", "doctor", "follow_up_date", "revision", "updated_at"])
+    record_transition(record=record, to=S.REVIEWED)
+    audit_log(
+        actor=doctor,
+        action=AuditEvent.Action.SIGN,
+        obj=review,
+        patient_ref=record.patient.patient_id,
+        changes={"version": [None, review.version], "revision": [None, review.revision]},
+    )
+    _enqueue_configured("REVIEW_SIGNED_TASK", review.record_id)
+    return review

@@ -22,7 +22,9 @@ from screening.media import ImageSize, fundus_image_response
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import (
     MEASUREMENT_FIELDS,
+    image_choose_for_report,
     image_delete,
+    image_replace,
     image_upload,
     record_create,
     record_update,
@@ -133,3 +135,55 @@ def image_remove(request: HttpRequest, image_id: int) -> HttpResponse:
     else:
         messages.success(request, _("Photo removed."))
     return redirect("pages:screening-photos", record_id=record_id)
+
+
+@require_POST
+@staff_view("screening.view_screeningrecord", "screening.add_fundusimage")
+def image_replace_view(request: HttpRequest, image_id: int) -> HttpResponse:
+    """A technician's retake of one photo; the old photo stays as history."""
+    image = get_object_or_404(FundusImage.objects.select_related("record__patient"), pk=image_id)
+    uploaded = request.FILES.get("file")
+    if uploaded is None:
+        messages.error(request, _("Choose a photo to upload."))
+    else:
+        try:
+            new = image_replace(actor=request.user, image=image, uploaded_file=uploaded)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                _("Photo %(old)s replaced by photo %(new)s; the AI analyses the new one.")
+                % {"old": image.pk, "new": new.pk},
+            )
+            image_id = new.pk
+    return redirect(
+        reverse("pages:screening-detail", args=[image.record_id]) + f"#image-{image_id}"
+    )
+
+
+@require_POST
+@staff_view("screening.view_screeningrecord", "screening.change_doctorreview")
+def image_choose_view(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The doctor picks this photo for its eye's report ("automatic" posts reset=1)."""
+    image = get_object_or_404(FundusImage.objects.select_related("record__patient"), pk=image_id)
+    reset = request.POST.get("reset") == "1"
+    try:
+        image_choose_for_report(
+            doctor=request.user,
+            record=image.record,
+            eye=image.eye,
+            image=None if reset else image,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            _("The report uses the newest gradable photo of this eye again.")
+            if reset
+            else _("The report uses photo %(number)s for this eye.") % {"number": image.pk},
+        )
+    return redirect(
+        reverse("pages:screening-detail", args=[image.record_id]) + f"#image-{image.pk}"
+    )

@@ -23,6 +23,31 @@ NORMAL = [
     ("D", "糖尿病视网膜病变", "Diabetic retinopathy", 0.21, 0.5, []),
     ("N", "正常", "Normal", 0.77, 0.5, []),
 ]
+# The shipped demo package's labels (ai_engine/packages/ophai-demo-screening): multiclass, argmax.
+MULTICLASS_CARD = {
+    "name": "ophai-demo-screening",
+    "version": "0.1.0",
+    "task": "multiclass",
+    "labels": [
+        {"code": "N", "zh": "正常眼底", "en": "Normal fundus", "threshold": 0.28, "normal": True},
+        {"code": "C", "zh": "白内障", "en": "Cataract", "threshold": 0.31, "referable": True},
+        {"code": "G", "zh": "青光眼", "en": "Glaucoma", "threshold": 0.34, "referable": True},
+    ],
+    "validation": {"decision": "argmax"},
+    "evidence": "Demonstration model: macro-F1 0.67",
+    "demonstration": True,
+}
+# What the issue saw: glaucoma 0.41 over its 0.34 threshold, yet "normal" is the argmax.
+MULTICLASS_NORMAL_WINS = [
+    ("N", "正常眼底", "Normal fundus", 0.45, 0.28, []),
+    ("G", "青光眼", "Glaucoma", 0.41, 0.34, ["optic_disc"]),
+    ("C", "白内障", "Cataract", 0.14, 0.31, []),
+]
+MULTICLASS_GLAUCOMA = [
+    ("G", "青光眼", "Glaucoma", 0.62, 0.34, ["optic_disc"]),
+    ("N", "正常眼底", "Normal fundus", 0.30, 0.28, []),
+    ("C", "白内障", "Cataract", 0.08, 0.31, []),
+]
 REFERABLE_DR_REASON = {
     "code": "referable_finding",
     "eye": "OD",
@@ -77,8 +102,11 @@ def add_analysis(
         else not ungradable,
         quality_reasons=list(reasons),
     )
+    top = max((row[3] for row in findings), default=None)
+    referable = {x["code"] for x in package.card.get("labels", []) if x.get("referable")}
     for code, zh, en, probability, threshold, areas in findings:
-        positive = probability >= threshold
+        # As the engine stores them: a multiclass model's one positive is its argmax.
+        positive = probability == top if package.task == "multiclass" else probability >= threshold
         heatmap = ""
         if positive:
             heatmap = default_storage.save(
@@ -92,6 +120,7 @@ def add_analysis(
             probability=probability,
             threshold=threshold,
             positive=positive,
+            referable=code in referable,
             heatmap=heatmap,
             abnormal_areas=list(areas),
         )
@@ -123,4 +152,38 @@ def make_analysed(
     )
     ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
     record.refresh_from_db()
+    return record
+
+
+def multiclass_package():
+    """The demo screening package's row (multiclass: the most probable label is the result)."""
+    from tests.factories import ModelPackageFactory
+
+    return ModelPackageFactory(
+        name=MULTICLASS_CARD["name"],
+        version=MULTICLASS_CARD["version"],
+        task="multiclass",
+        card=MULTICLASS_CARD,
+    )
+
+
+def make_retaken(record, technician, photo_file, package) -> ScreeningRecord:
+    """A retake: OD analysed; OS a gradable photo with results, then a newer random-noise photo
+    (quality 0.0, not gradable). Status analysed, triage computed; `record.good_os` and
+    `record.noise_os` are the two OS photos. With `package` multiclass (`multiclass_package`)
+    OD's result is "normal" (glaucoma 0.41 over its threshold, not the argmax), OS's glaucoma."""
+    from ai_engine.services import triage_update
+
+    od = image_upload(actor=technician, record=record, eye="OD", uploaded_file=photo_file(seed=1))
+    add_analysis(od, package, findings=MULTICLASS_NORMAL_WINS)
+    good = image_upload(actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=2))
+    add_analysis(good, package, findings=MULTICLASS_GLAUCOMA)
+    noise = image_upload(
+        actor=technician, record=record, eye="OS", uploaded_file=photo_file(seed=3)
+    )
+    add_analysis(noise, package, status=AnalysisStatus.UNGRADABLE, quality=0.0, findings=[])
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    triage_update(record=record)
+    record.refresh_from_db()
+    record.good_os, record.noise_os = good, noise
     return record

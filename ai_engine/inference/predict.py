@@ -1,6 +1,6 @@
 """Forward passes, findings and the per-photo pipeline (decode → crop → quality → models → CAMs).
 
-Positivity (see card.py): multilabel and binary findings are positive at probability ≥
+Positivity (``results.decide``): multilabel and binary findings are positive at probability ≥
 threshold; a multiclass model has exactly one positive finding, its argmax (the DR grade),
 and the image is referable when that label is. ``referable_probability`` adds up the
 probabilities of the referable labels (for multiclass: P(grade ≥ referable grade)).
@@ -31,7 +31,7 @@ from .preprocess import (
     render_box,
 )
 from .quality import check_quality
-from .results import Finding, ImageAnalysis, Prediction
+from .results import Finding, ImageAnalysis, Prediction, decide
 
 STAGES = ("decode", "crop", "quality", "forward", "cam", "png")
 # Camera JPEGs are decoded at a DCT scale that keeps at least these sides (long, short): the
@@ -81,30 +81,26 @@ class Predictor:
     def findings_from(self, probs: np.ndarray) -> Prediction:
         card = self.card
         labels = card.labels
+        findings = decide(
+            card.task,
+            [
+                Finding(
+                    code=label.code,
+                    zh=label.zh,
+                    en=label.en,
+                    probability=float(probs[i]),
+                    threshold=label.threshold,
+                    positive=False,
+                    referable=label.referable,
+                    normal=label.normal,
+                )
+                for i, label in enumerate(labels)
+            ],
+        )
+        referable = any(f.positive and f.referable for f in findings)
         grade = None
         if card.task == "multiclass":
-            top = int(np.argmax(probs))
-            positive = [i == top for i in range(len(labels))]
-            grade = labels[top].code
-            referable = labels[top].referable
-        else:
-            positive = [bool(probs[i] >= label.threshold) for i, label in enumerate(labels)]
-            referable = any(
-                p and label.referable for p, label in zip(positive, labels, strict=True)
-            )
-        findings = [
-            Finding(
-                code=label.code,
-                zh=label.zh,
-                en=label.en,
-                probability=float(probs[i]),
-                threshold=label.threshold,
-                positive=positive[i],
-                referable=label.referable,
-                normal=label.normal,
-            )
-            for i, label in enumerate(labels)
-        ]
+            grade = next(f.code for f in findings if f.positive)
         referable_p = [float(probs[i]) for i, label in enumerate(labels) if label.referable]
         if card.task == "multiclass":
             referable_probability = float(sum(referable_p))

@@ -6,7 +6,8 @@ Web processes rebuild and summarise stored results with these (``ai_engine.selec
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ REASONS = (
     "out_of_focus",
     "too_small",
 )
+# How a model's probabilities become results (``decision_rule``): the most probable label of a
+# multiclass model, or each label against its own threshold.
+DECISION_ARGMAX = "argmax"
+DECISION_THRESHOLD = "threshold"
+# Label codes that mean "nothing found" when a card does not flag its normal label itself.
+NORMAL_CODES = frozenset({"n", "normal", "0", "grade0"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,34 @@ def normalise_eye(eye: str | None) -> str | None:
     return None
 
 
+def decision_rule(task: str) -> str:
+    """The rule that makes a finding positive: a multiclass model's one result is its most
+    probable label (thresholds play no part); other models compare each label's probability
+    with that label's threshold."""
+    return DECISION_ARGMAX if task == "multiclass" else DECISION_THRESHOLD
+
+
+def is_normal_label(code: str, labels: Sequence[Mapping[str, Any]] = ()) -> bool:
+    """Whether `code` means "no disease": the card's ``normal`` flag, else the usual codes."""
+    for label in labels:
+        if label.get("code") == code and "normal" in label:
+            return bool(label["normal"])
+    return code.lower() in NORMAL_CODES
+
+
+def decide(task: str, findings: Sequence[Finding]) -> list[Finding]:
+    """`findings` with ``positive`` set by the model's decision rule (``decision_rule``).
+
+    The one place every surface (page, PDF, triage, summary, API) takes a finding's result from,
+    so a table can never show a threshold that contradicts it.
+    """
+    rule = decision_rule(task)
+    if rule == DECISION_ARGMAX:
+        top = max(range(len(findings)), key=lambda i: findings[i].probability, default=-1)
+        return [replace(f, positive=i == top, decision=rule) for i, f in enumerate(findings)]
+    return [replace(f, positive=f.probability >= f.threshold, decision=rule) for f in findings]
+
+
 @dataclass
 class QualityResult:
     score: float
@@ -90,6 +125,7 @@ class Finding:
     positive: bool
     referable: bool
     normal: bool = False
+    decision: str = DECISION_THRESHOLD  # see decision_rule
     cam_method: str = ""
     heatmap: np.ndarray | None = field(default=None, repr=False)  # model input space, [0, 1]
     overlay_png: bytes | None = field(default=None, repr=False)
@@ -98,14 +134,33 @@ class Finding:
     def name(self, language: str) -> str:
         return self.zh if language.startswith("zh") else self.en
 
+    @property
+    def abnormal(self) -> bool:
+        """A positive finding of disease: what reports, triage and summaries call a finding."""
+        return self.positive and not self.normal
+
+    @property
+    def outcome(self) -> str:
+        """ "abnormal", "normal" (the normal label is the result) or "negative"."""
+        if not self.positive:
+            return "negative"
+        return "normal" if self.normal else "abnormal"
+
+    @property
+    def shown_threshold(self) -> float | None:
+        """The threshold that decided this finding; None when thresholds decide nothing (argmax)."""
+        return self.threshold if self.decision == DECISION_THRESHOLD else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "zh": self.zh,
             "en": self.en,
             "probability": round(self.probability, 6),
-            "threshold": self.threshold,
+            "threshold": self.shown_threshold,
+            "decision": self.decision,
             "positive": self.positive,
+            "outcome": self.outcome,
             "referable": self.referable,
             "normal": self.normal,
             "cam_method": self.cam_method,

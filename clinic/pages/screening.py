@@ -10,7 +10,6 @@ from collections import defaultdict
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,13 +18,21 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from ai_engine.models import Analysis
-from ai_engine.selectors import record_ai_state, record_latest_analyses
+from ai_engine.selectors import (
+    analysis_decision,
+    analysis_findings,
+    record_ai_state,
+    record_eye_photos,
+    record_latest_analyses,
+)
+from clinic.conflicts import StaleVersion
+from clinic.roles import user_may
 from clinic.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.selectors import report_list
 from screening.forms import ReviewForm
 from screening.models import DoctorReview, Eye, FundusImage, RecordStatus, ScreeningRecord
-from screening.services import review_save_draft, review_sign
+from screening.services import review_save_and_sign, review_save_draft
 
 
 def _images_by_eye(images) -> list[tuple[str, str, list[FundusImage]]]:
@@ -67,10 +74,12 @@ def record_photos(request: HttpRequest, record_id: int) -> HttpResponse:
 
 
 # --- the screening page ---------------------------------------------------------------------
-def _review_initial(review: DoctorReview | None) -> dict:
+def _review_initial(review: DoctorReview | None, latest: DoctorReview | None) -> dict:
+    revision = {"revision": latest.revision} if latest is not None else {}
     if review is None:
-        return {}
+        return revision
     return {
+        **revision,
         "conclusion_codes": review.conclusion_codes,
         "conclusion_text": review.conclusion_text,
         "recommendation": review.recommendation,
@@ -91,39 +100,58 @@ def _review_state(
     return draft, signed, is_amendment
 
 
+def _eyes_for_page(record: ScreeningRecord, analyses: list[Analysis]) -> list[tuple]:
+    """Per eye: (code, label, photos with the one the report uses first, whether the doctor
+    chose it). Each analysis carries its findings as the model's decision rule reads them."""
+    by_image: dict[int, list[Analysis]] = defaultdict(list)
+    for analysis in analyses:
+        analysis.decision = analysis_decision(analysis)
+        analysis.decided_findings = analysis_findings(analysis)
+        by_image[analysis.image_id].append(analysis)
+    eyes = []
+    selection = record_eye_photos(record=record, analyses=analyses)
+    for eye, label in Eye.choices:
+        photos = selection[eye]
+        ordered = ([photos.chosen] if photos.chosen else []) + photos.history
+        for image in ordered:
+            image.is_chosen = image == photos.chosen
+            image.latest_analyses = by_image[image.pk]
+            image.heatmap_findings = [
+                finding
+                for analysis in by_image[image.pk]
+                for finding in analysis.findings.all()
+                if finding.heatmap
+            ]
+        eyes.append((eye, label, ordered, photos.chosen_by_doctor))
+    return eyes
+
+
 def _detail_context(
-    request: HttpRequest, record: ScreeningRecord, review_form: ReviewForm | None = None
+    request: HttpRequest,
+    record: ScreeningRecord,
+    review_form: ReviewForm | None = None,
+    conflict: DoctorReview | None = None,
 ) -> dict:
     images = list(record.images.all())
     analyses = record_latest_analyses(record=record)
-    by_image: dict[int, list[Analysis]] = defaultdict(list)
-    for analysis in analyses:
-        by_image[analysis.image_id].append(analysis)
-    for image in images:
-        image.latest_analyses = by_image[image.pk]
-        image.heatmap_findings = [
-            finding
-            for analysis in by_image[image.pk]
-            for finding in analysis.findings.all()
-            if finding.heatmap
-        ]
     reviews = list(record.reviews.select_related("doctor").order_by("-version"))
     draft, signed, is_amendment = _review_state(reviews)
     user = request.user
     # A refused submission is shown back with its errors, even on a screening without photos.
-    can_review = user.has_perm("screening.change_doctorreview") and (
+    can_review = user_may(user, "screening.change_doctorreview") and (
         record.status != RecordStatus.DRAFT or review_form is not None
     )
     if review_form is None and can_review:
         review_form = ReviewForm(
-            initial=_review_initial(draft or signed), is_amendment=is_amendment
+            initial=_review_initial(draft or signed, reviews[0] if reviews else None),
+            is_amendment=is_amendment,
         )
     return {
         "nav_section": "screening",
         "record": record,
         "patient": record.patient,
         "triage": getattr(record, "triage", None),
-        "eyes": _images_by_eye(images),
+        "eyes": _eyes_for_page(record, analyses),
         "has_images": bool(images),
         "ai_state": record_ai_state(record=record, analyses=analyses),
         "reviews": reviews,
@@ -131,9 +159,13 @@ def _detail_context(
         "signed": signed,
         "is_amendment": is_amendment,
         "review_form": review_form,
+        "conflict": conflict,
+        # A signed review's amendment form stays folded until the doctor asks for it.
+        "amend_folded": signed is not None and draft is None,
         "can_review": can_review,
-        "can_sign": user.has_perm("screening.sign_doctorreview"),
+        "can_sign": user_may(user, "screening.sign_doctorreview"),
         "can_upload": user.has_perm("screening.add_fundusimage") and not record.is_locked,
+        "can_choose_photo": user_may(user, "screening.change_doctorreview") and not record.is_locked,
         "can_edit": user.has_perm("screening.change_screeningrecord") and not record.is_locked,
         "can_rerun": user.has_perm("ai_engine.rerun_analysis") and not record.is_locked,
         "reports": list(report_list(record=record)),
@@ -151,20 +183,29 @@ def record_detail(request: HttpRequest, record_id: int) -> HttpResponse:
 @require_POST
 @staff_view("screening.view_screeningrecord", "screening.change_doctorreview")
 def review_submit(request: HttpRequest, record_id: int) -> HttpResponse:
-    """Save the draft, or save and sign it ("sign" also needs the sign permission)."""
+    """Save the draft, or save and sign it ("sign" also needs the sign permission), as the
+    doctor saw the review (the form's revision); a stale form is shown back with the current
+    review and nothing is written."""
     record = _record_for_page(record_id)
     signing = request.POST.get("action") == "sign"
-    if signing and not request.user.has_perm("screening.sign_doctorreview"):
+    if signing and not user_may(request.user, "screening.sign_doctorreview"):
         raise PermissionDenied
     reviews = list(record.reviews.order_by("-version"))
     _draft, _signed, is_amendment = _review_state(reviews)
     form = ReviewForm(request.POST, is_amendment=is_amendment)
     if form.is_valid():
+        write = review_save_and_sign if signing else review_save_draft
         try:
-            with transaction.atomic():
-                review = review_save_draft(doctor=request.user, record=record, **form.cleaned_data)
-                if signing:
-                    review_sign(doctor=request.user, review=review)
+            review = write(doctor=request.user, record=record, **form.cleaned_data)
+        except StaleVersion as exc:
+            # The doctor keeps what they typed, now against the current review they are shown.
+            data = request.POST.copy()
+            data["revision"] = exc.current.revision if exc.current is not None else ""
+            form = ReviewForm(data, is_amendment=_review_state([exc.current])[2])
+            form.is_valid()
+            form.add_error(None, exc.messages)
+            context = _detail_context(request, record, review_form=form, conflict=exc.current)
+            return render(request, "pages/screening_detail.html", context, status=409)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:

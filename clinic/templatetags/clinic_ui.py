@@ -43,10 +43,12 @@ def area_name(code: str) -> str:
 
 @register.filter
 def finding_label(finding) -> str:
-    """A finding's label in the reader's language (the card gives both)."""
+    """A finding's label in the reader's language (the card gives both): a stored finding row,
+    or the engine's result finding (``ai_engine.selectors.analysis_findings``)."""
+    code = getattr(finding, "label_code", None) or getattr(finding, "code", "")
     if _is_chinese():
-        return finding.label_zh or finding.label_code
-    return finding.label_en or finding.label_code
+        return getattr(finding, "label_zh", None) or getattr(finding, "zh", "") or code
+    return getattr(finding, "label_en", None) or getattr(finding, "en", "") or code
 
 
 @register.filter
@@ -86,14 +88,11 @@ def can_see_statistics_filter(user) -> bool:
     return can_see_statistics(user)
 
 
-NORMAL_LABEL_CODES = {"n", "normal", "0", "grade0"}
-
-
 @register.filter
-def is_normal_finding(finding) -> bool:
-    """A label that means "no disease" (the card's `normal` flag, or the usual codes)."""
-    card = getattr(getattr(finding.analysis, "package", None), "card", None) or {}
-    for label in card.get("labels", []):
-        if label.get("code") == finding.label_code and "normal" in label:
-            return bool(label["normal"])
-    return finding.label_code.lower() in NORMAL_LABEL_CODES
+def may(user, permission: str) -> bool:
+    """`{% if user|may:"screening.sign_doctorreview" %}`: a clinical act needs the doctor role,
+    which `perms` (True for a superuser) does not check."""
+    from clinic.roles import user_may
+
+    return user_may(user, permission)
+

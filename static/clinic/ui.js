@@ -11,6 +11,41 @@
     }
   });
 
+  /* A form marked data-submit-once is sent once: a double click does not post it twice. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute("data-submit-once")) { return; }
+    if (form.dataset.submitting === "true") { event.preventDefault(); return; }
+    form.dataset.submitting = "true";
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-submitting]").forEach(function (form) {
+      delete form.dataset.submitting;
+    });
+  });
+
+  /* A refused form: bring the first error into view and put the focus on it (the summary at
+     the top lists every error with a link to it). A field in error gets the cursor; an error
+     of the whole form (e.g. "changed since you opened it") is shown from its notice down. */
+  var firstError = document.querySelector(".field.has-error") ||
+    document.querySelector("form .nonfield");
+  if (firstError) {
+    var control = firstError.classList.contains("field") &&
+      firstError.querySelector("input:not([type=hidden]), select, textarea");
+    var anchor = document.querySelector("[data-error-anchor]") || firstError;
+    if (!control) { firstError.setAttribute("tabindex", "-1"); }
+    anchor.scrollIntoView({ block: control ? "center" : "start" });
+    (control || firstError).focus({ preventScroll: true });
+  }
+
+  /* The amendment form opens behind its button (<details>); put the cursor in its first field. */
+  document.querySelectorAll("details.amend").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      var field = details.open && details.querySelector("input:not([type=hidden]), textarea");
+      if (field) { field.focus(); }
+    });
+  });
+
   /* Zoom: a button.photo-frame with data-full opens the full-size photo in a <dialog>. */
   var dialog = document.getElementById("zoom-dialog");
   if (dialog) {
@@ -64,14 +99,28 @@
           var changed = status.dataset.state !== data.state;
           status.dataset.state = data.state;
           text.textContent = data.text;
+          if (data.record && updateRecordStatus(data.record)) { changed = true; }
           status.dispatchEvent(new CustomEvent("ai-status", { detail: data }));
-          if (data.finished) {
+          if (data.finished && !data.awaiting_report) {
             stop();
             if (changed && status.dataset.reload === "true") { window.location.reload(); }
           }
         })
         .catch(function () { /* offline for a moment: the next tick tries again */ });
       if (Date.now() - started > GIVE_UP_MS) { stop(); }
+    }
+    /* The record's status pills follow the server (after an upload, the AI, the report). */
+    function updateRecordStatus(record) {
+      var changed = false;
+      document.querySelectorAll("[data-record-status]").forEach(function (pill) {
+        if (pill.dataset.recordStatus === record.status) { return; }
+        pill.classList.remove("pill-" + pill.dataset.recordStatus);
+        pill.classList.add("pill-" + record.status);
+        pill.dataset.recordStatus = record.status;
+        pill.textContent = record.status_label;
+        changed = true;
+      });
+      return changed;
     }
     function stop() { if (timer) { clearInterval(timer); timer = null; } }
     function start() {
@@ -81,6 +130,6 @@
       poll();
     }
     status.addEventListener("ai-status-start", start);
-    if (status.dataset.finished !== "true" && status.dataset.state !== "no_photos") { start(); }
+    if ((status.dataset.finished !== "true" || status.dataset.awaitingReport === "true") && status.dataset.state !== "no_photos") { start(); }
   }
 })();

@@ -1,6 +1,7 @@
-"""Every API operation as anonymous, administrator, doctor, technician, the owning patient and
-another patient: the expected status for each, no leak of the owner's data in any refusal or
-in another patient's answers, and refused writes change nothing."""
+"""Every API operation as anonymous, administrator, a superuser who is not a doctor, doctor,
+technician, the owning patient and another patient: the expected status for each, no leak of
+the owner's data in any refusal or in another patient's answers, and refused writes change
+nothing. A superuser holds every permission, never the doctor's role: clinical acts are 403."""
 
 from __future__ import annotations
 
@@ -19,12 +20,28 @@ from reports.models import Report
 from screening.models import DoctorReview, FundusImage, ScreeningRecord
 from screening.services import review_save_draft
 from tests.api.conftest import analyse, bearer
-from tests.factories import ScreeningRecordFactory
+from tests.factories import ScreeningRecordFactory, UserFactory
 from tests.screening import hostile_files as hf
 
-PERSONAS = ("anon", "admin", "doctor", "tech", "owner", "other")
-STAFF_READ = {"anon": 401, "admin": 200, "doctor": 200, "tech": 200, "owner": 403, "other": 403}
-ME_READ = {"anon": 401, "admin": 403, "doctor": 403, "tech": 403, "owner": 200, "other": 200}
+PERSONAS = ("anon", "admin", "superuser", "doctor", "tech", "owner", "other")
+STAFF_READ = {
+    "anon": 401,
+    "admin": 200,
+    "superuser": 200,
+    "doctor": 200,
+    "tech": 200,
+    "owner": 403,
+    "other": 403,
+}
+ME_READ = {
+    "anon": 401,
+    "admin": 403,
+    "superuser": 403,
+    "doctor": 403,
+    "tech": 403,
+    "owner": 200,
+    "other": 200,
+}
 ME_OWN_OBJECT = {**ME_READ, "other": 404}
 # URL names outside the matrix, each tested on its own (tests/api/test_auth.py).
 PUBLIC_SIGN_IN = {
@@ -36,8 +53,17 @@ PUBLIC_SIGN_IN = {
 }
 
 
-def staff(admin: int, doctor: int, tech: int) -> dict[str, int]:
-    return {"anon": 401, "admin": admin, "doctor": doctor, "tech": tech, "owner": 403, "other": 403}
+def staff(admin: int, doctor: int, tech: int, superuser: int | None = None) -> dict[str, int]:
+    """A superuser may do what an administrator may (and no clinical act) unless said."""
+    return {
+        "anon": 401,
+        "admin": admin,
+        "superuser": admin if superuser is None else superuser,
+        "doctor": doctor,
+        "tech": tech,
+        "owner": 403,
+        "other": 403,
+    }
 
 
 @dataclass
@@ -117,8 +143,12 @@ OPS = [
         "record-reviews",
         "post",
         lambda w: [w.open.pk],
-        staff(403, 200, 403),  # conclusions are the doctors' alone
-        lambda w: {"conclusion_codes": ["normal"], "recommendation": "routine"},
+        staff(403, 200, 403),  # conclusions are the doctors' alone, superusers' neither
+        lambda w: {
+            "conclusion_codes": ["normal"],
+            "recommendation": "routine",
+            "revision": w.draft.revision,
+        },
     ),
     Op(
         "record-reviews-amend",
@@ -129,9 +159,16 @@ OPS = [
             "conclusion_codes": ["dr_severe"],
             "recommendation": "urgent",
             "amendment_reason": "复核",
+            "revision": w.signed.reviews.get().revision,
         },
     ),
-    Op("review-sign", "post", lambda w: [w.draft.pk], staff(403, 200, 403)),
+    Op(
+        "review-sign",
+        "post",
+        lambda w: [w.draft.pk],
+        staff(403, 200, 403),
+        lambda w: {"revision": w.draft.revision},
+    ),
     Op("record-reports", "get", lambda w: [w.signed.pk], STAFF_READ),
     Op(
         "record-reports-generate",
@@ -193,6 +230,9 @@ def clients(admin_user, doctor, technician, own_account, other_account):
     return {
         "anon": APIClient(),
         "admin": bearer(admin_user),
+        "superuser": bearer(
+            UserFactory(username="root", is_superuser=True, is_staff=True, role="administrator")
+        ),
         "doctor": bearer(doctor),
         "tech": bearer(technician),
         "owner": bearer(own_account.user),
@@ -228,7 +268,7 @@ def owner_secrets(world: World) -> list[str]:
 
 @pytest.mark.parametrize("op", OPS, ids=[f"{op.method}-{op.name}{op.query}" for op in OPS])
 def test_access(op: Op, world: World, clients, settings):
-    """Each persona in turn, each request rolled back, so all six start from the same state."""
+    """Each persona in turn, each request rolled back, so all seven start from the same state."""
     settings.API_THROTTLE_RATES = {"login": None, "wechat_bind": None, "upload": None}
     url = reverse(f"api-v1:{op.name}", args=op.args(world)) + op.query
     statuses = {}

@@ -89,8 +89,8 @@ def test_the_ai_result_in_the_mini_programs_shape_in_both_languages(as_doctor, a
     assert english["eyes"]["OS"]["conclusion"] == "Normal"
     assert chinese["language"] == "zh"
     assert chinese["eyes"]["OD"]["conclusion"] == "糖尿病视网膜病变"
-    # this test card does not mark "N" as the normal label, so it counts as a finding
-    assert chinese["combined"]["conclusion"] == "右眼：糖尿病视网膜病变；左眼：正常"
+    # "N" means normal even where a card does not flag it: never listed as a finding
+    assert chinese["combined"]["conclusion"] == "右眼：糖尿病视网膜病变"
 
 
 def test_the_worklist_orders_by_triage_priority_then_age_with_reasons(
@@ -153,3 +153,47 @@ def test_the_worklist_pages_with_constant_queries(as_doctor, technician, photo_f
     assert [r["triage"]["priority"] for r in everything["results"]] == [3, 2, 2, 1, 1]
     # user, 2× permissions, page (patient and triage joined), audit insert
     assert first_queries == second_queries == all_queries == 5
+
+
+def test_the_ai_result_uses_each_eyes_gradable_photo_and_the_argmax_rule(
+    as_doctor, record, technician, photo_file
+):
+    from tests.ai_results import make_retaken, multiclass_package
+
+    make_retaken(record, technician, photo_file, multiclass_package())
+
+    result = as_doctor.get(reverse("api-v1:record-ai-result", args=[record.pk])).json()
+
+    od, os_ = result["eyes"]["OD"], result["eyes"]["OS"]
+    assert (od["conclusion"], od["confidence"], od["abnormal_codes"]) == ("Normal fundus", 0.45, [])
+    assert [(f["code"], f["outcome"], f["threshold"]) for f in od["findings"]] == [
+        ("N", "normal", None),
+        ("G", "negative", None),
+        ("C", "negative", None),
+    ]
+    assert (os_["conclusion"], os_["gradable"], os_["photos"], os_["quality_reasons"]) == (
+        "Glaucoma",
+        True,
+        1,
+        [],
+    )
+    assert result["combined"]["conclusion"] == "Left eye: Glaucoma"
+    assert result["combined"]["ungradable_eyes"] == []
+
+
+def test_analyses_show_a_multiclass_result_by_its_rule(as_doctor, record, technician, photo_file):
+    from tests.ai_results import make_retaken, multiclass_package
+
+    make_retaken(record, technician, photo_file, multiclass_package())
+
+    analyses = as_doctor.get(reverse("api-v1:record-analyses", args=[record.pk])).json()
+
+    od = next(a for a in analyses if a["eye"] == "OD")
+    assert [
+        (f["label_code"], f["threshold"], f["decision"], f["positive"], f["outcome"])
+        for f in od["findings"]
+    ] == [
+        ("N", None, "argmax", True, "normal"),
+        ("G", None, "argmax", False, "negative"),
+        ("C", None, "argmax", False, "negative"),
+    ]

@@ -17,7 +17,8 @@ from clinic.models import AuditEvent
 from screening.models import DoctorReview, FundusImage, RecordStatus, ScreeningRecord
 from screening.services import review_save_draft
 from screening.uploads import validate_fundus_upload
-from tests.factories import ScreeningRecordFactory
+from tests.api.conftest import bearer
+from tests.factories import ScreeningRecordFactory, UserFactory
 from tests.screening import hostile_files as hf
 from tests.screening.test_uploads import REJECTED
 
@@ -264,17 +265,22 @@ def test_a_doctor_drafts_updates_and_signs_a_review(
     url = reverse("api-v1:record-reviews", args=[analysed_record.pk])
 
     created = as_doctor.post(url, REVIEW, format="json")
-    updated = as_doctor.post(url, {**REVIEW, "recommendation": "urgent"}, format="json")
+    updated = as_doctor.post(
+        url, {**REVIEW, "recommendation": "urgent"}, format="json", HTTP_IF_MATCH=created["ETag"]
+    )
+    sign_url = reverse("api-v1:review-sign", args=[created.json()["id"]])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        signed = as_doctor.post(reverse("api-v1:review-sign", args=[created.json()["id"]]))
+        signed = as_doctor.post(sign_url, {"revision": updated.json()["revision"]}, format="json")
 
     assert (created.status_code, updated.status_code, signed.status_code) == (201, 200, 200)
+    assert (created["ETag"], updated["ETag"], signed["ETag"]) == ('"1"', '"2"', '"3"')
     assert created.json()["id"] == updated.json()["id"]
     body = signed.json()
-    assert (body["is_signed"], body["recommendation"], body["doctor"]) == (
+    assert (body["is_signed"], body["recommendation"], body["doctor"], body["revision"]) == (
         True,
         "urgent",
         "doctor1",
+        3,
     )
     assert body["follow_up_date"] is not None
     analysed_record.refresh_from_db()
@@ -282,34 +288,131 @@ def test_a_doctor_drafts_updates_and_signs_a_review(
     assert len(callbacks) == 1  # the report task
 
 
-def test_signing_twice_is_refused(as_doctor, signed_record):
+def test_signing_the_same_revision_twice_is_one_signature(as_doctor, analysed_record):
+    draft = as_doctor.post(
+        reverse("api-v1:record-reviews", args=[analysed_record.pk]), REVIEW, format="json"
+    ).json()
+    url = reverse("api-v1:review-sign", args=[draft["id"]])
+    first = as_doctor.post(url, {"revision": draft["revision"]}, format="json")
+    second = as_doctor.post(url, {"revision": draft["revision"]}, format="json")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json() == second.json()
+    assert AuditEvent.objects.filter(action="sign").count() == 1
+
+
+def test_signing_needs_the_revision_the_doctor_saw(as_doctor, doctor, analysed_record):
+    draft = review_save_draft(doctor=doctor, record=analysed_record, **REVIEW)
+    url = reverse("api-v1:review-sign", args=[draft.pk])
+    missing = as_doctor.post(url)
+    assert missing.status_code == 428
+    assert missing.json()["error"]["code"] == "precondition_required"
+    assert as_doctor.post(url, {"revision": "one"}, format="json").status_code == 400
+    assert not DoctorReview.objects.get().is_signed
+
+
+def test_a_draft_overwritten_since_it_was_seen_is_not_signed_409(
+    as_doctor, doctor, analysed_record
+):
+    """Doctor A saved "cataract / refer", doctor B saved "normal / routine" over it: A's
+    signature of what A saw is refused with the current review, and nothing is signed."""
+    url = reverse("api-v1:record-reviews", args=[analysed_record.pk])
+    seen = as_doctor.post(
+        url, {"conclusion_codes": ["cataract"], "recommendation": "refer"}, format="json"
+    )
+    colleague = UserFactory(username="doctor-b", role="doctor")
+    overwrite = bearer(colleague).post(
+        url,
+        {"conclusion_codes": ["normal"], "recommendation": "routine", "revision": 1},
+        format="json",
+    )
+    assert (seen.status_code, overwrite.status_code) == (201, 200)
+
+    response = as_doctor.post(
+        reverse("api-v1:review-sign", args=[seen.json()["id"]]), HTTP_IF_MATCH=seen["ETag"]
+    )
+
+    assert response.status_code == 409
+    assert response["ETag"] == '"2"'
+    error = response.json()["error"]
+    assert error["code"] == "conflict"
+    assert error["message"] == (
+        "The review of this screening changed after you last saw it (now version 1, revision "
+        "2, draft by doctor-b): nothing was saved or signed. Check the current review and try "
+        "again."
+    )
+    assert (error["current"]["conclusion_codes"], error["current"]["doctor"]) == (
+        ["normal"],
+        "doctor-b",
+    )
     review = DoctorReview.objects.get()
-    response = as_doctor.post(reverse("api-v1:review-sign", args=[review.pk]))
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "already_signed"
+    assert (review.is_signed, review.conclusion_codes) == (False, ["normal"])
+    analysed_record.refresh_from_db()
+    assert analysed_record.status == RecordStatus.ANALYSED
+
+
+def test_two_first_drafts_do_not_both_answer_201(as_doctor, analysed_record):
+    url = reverse("api-v1:record-reviews", args=[analysed_record.pk])
+    first = as_doctor.post(url, REVIEW, format="json")
+    colleague = UserFactory(username="doctor-b", role="doctor")
+    second = bearer(colleague).post(url, {**REVIEW, "recommendation": "urgent"}, format="json")
+    assert (first.status_code, second.status_code) == (201, 409)
+    assert second.json()["error"]["current"]["recommendation"] == "refer"
+    assert list(DoctorReview.objects.values_list("recommendation", "doctor__username")) == [
+        ("refer", "doctor1")
+    ]
 
 
 def test_an_amendment_needs_a_reason_and_keeps_the_history(as_doctor, signed_record):
     url = reverse("api-v1:record-reviews-amend", args=[signed_record.pk])
+    signed_revision = DoctorReview.objects.get().revision
 
-    missing = as_doctor.post(url, REVIEW, format="json")
+    unbound = as_doctor.post(url, {**REVIEW, "amendment_reason": "复核"}, format="json")
+    missing = as_doctor.post(url, {**REVIEW, "revision": signed_revision}, format="json")
     amended = as_doctor.post(
         url,
         {**REVIEW, "conclusion_codes": ["dr_severe"], "amendment_reason": "复核"},
         format="json",
+        HTTP_IF_MATCH=f'"{signed_revision}"',
     )
-    signed = as_doctor.post(reverse("api-v1:review-sign", args=[amended.json()["id"]]))
+    stale = as_doctor.post(
+        url,
+        {**REVIEW, "amendment_reason": "另一理由", "revision": signed_revision},
+        format="json",
+    )
+    signed = as_doctor.post(
+        reverse("api-v1:review-sign", args=[amended.json()["id"]]),
+        HTTP_IF_MATCH=amended["ETag"],
+    )
     history = as_doctor.get(reverse("api-v1:record-reviews", args=[signed_record.pk])).json()
 
+    assert unbound.status_code == 428
     assert missing.status_code == 400
     assert list(missing.json()["error"]["fields"]) == ["amendment_reason"]
     assert amended.status_code == 201
+    assert stale.status_code == 409
+    assert stale.json()["error"]["current"]["id"] == amended.json()["id"]
     assert signed.status_code == 200
     assert [(r["version"], r["conclusion_codes"], r["is_signed"]) for r in history] == [
         (2, ["dr_severe"], True),
         (1, ["dr_moderate"], True),
     ]
     assert history[0]["supersedes"] == history[1]["id"]
+
+
+def test_a_superuser_who_is_not_a_doctor_cannot_write_or_sign(doctor, analysed_record):
+    root = bearer(UserFactory(username="root", is_superuser=True, is_staff=True))
+    draft = review_save_draft(doctor=doctor, record=analysed_record, **REVIEW)
+    before = DoctorReview.objects.values().get(pk=draft.pk)
+    write = root.post(
+        reverse("api-v1:record-reviews", args=[analysed_record.pk]),
+        {**REVIEW, "conclusion_codes": ["normal"], "revision": draft.revision},
+        format="json",
+    )
+    signing = root.post(
+        reverse("api-v1:review-sign", args=[draft.pk]), {"revision": 1}, format="json"
+    )
+    assert (write.status_code, signing.status_code) == (403, 403)
+    assert DoctorReview.objects.values().get(pk=draft.pk) == before
 
 
 def test_amending_an_unsigned_screening_is_refused(as_doctor, analysed_record):
@@ -354,7 +457,9 @@ def test_technicians_cannot_write_or_sign_reviews(as_tech, doctor, analysed_reco
         {**REVIEW, "recommendation": "urgent"},
         format="json",
     )
-    signing = as_tech.post(reverse("api-v1:review-sign", args=[draft.pk]))
+    signing = as_tech.post(
+        reverse("api-v1:review-sign", args=[draft.pk]), {"revision": 1}, format="json"
+    )
 
     assert (write.status_code, signing.status_code) == (403, 403)
     assert DoctorReview.objects.values().get(pk=draft.pk) == before

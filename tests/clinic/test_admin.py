@@ -215,3 +215,71 @@ def test_a_signed_review_is_read_only_in_the_admin(client, doctor, record):
     assert response.status_code == 403
     review.refresh_from_db()
     assert review.conclusion_codes == ["normal"]
+
+
+ADMIN_REVIEW = {
+    "conclusion_codes": ["normal"],
+    "conclusion_text": "",
+    "recommendation": "routine",
+    "recommendation_text": "",
+    "follow_up_months": "12",
+    "follow_up_date": "",
+    "amendment_reason": "",
+    "sign_now": "on",
+}
+
+
+@pytest.mark.parametrize("persona", ["superuser", "administrator"])
+def test_only_doctors_write_or_sign_reviews_in_the_admin(client, record, persona):
+    """The reported case: the superuser `admin` signed "no abnormality / routine" in the admin."""
+    from tests.factories import UserFactory
+
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    user = (
+        UserFactory(username="root", is_superuser=True, is_staff=True, role="administrator")
+        if persona == "superuser"
+        else UserFactory(role="administrator")
+    )
+    client.force_login(user)
+    assert client.get("/admin/screening/doctorreview/add/").status_code == 403
+    response = client.post(
+        "/admin/screening/doctorreview/add/", {"record": record.pk, **ADMIN_REVIEW}
+    )
+    assert response.status_code == 403
+    assert not DoctorReview.objects.exists()
+    assert ScreeningRecord.objects.get(pk=record.pk).status == RecordStatus.ANALYSED
+    assert client.get("/admin/screening/doctorreview/").status_code == 200  # reading is fine
+
+
+def test_an_admin_review_form_signs_only_what_it_showed(client, doctor, record):
+    from screening.services import review_save_draft
+    from tests.factories import UserFactory
+
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    seen = review_save_draft(
+        doctor=doctor, record=record, conclusion_codes=["cataract"], recommendation="refer"
+    )
+    client.force_login(doctor)
+    url = f"/admin/screening/doctorreview/{seen.pk}/change/"
+    assert 'name="seen_revision" value="1"' in client.get(url).content.decode()
+    colleague = UserFactory(username="doctor-b", role="doctor")
+    review_save_draft(
+        doctor=colleague,
+        record=record,
+        revision=1,
+        conclusion_codes=["normal"],
+        recommendation="routine",
+    )
+
+    stale = client.post(
+        url, {**ADMIN_REVIEW, "conclusion_codes": ["cataract"], "seen_revision": "1"}
+    )
+    added = client.post("/admin/screening/doctorreview/add/", {"record": record.pk, **ADMIN_REVIEW})
+
+    for response in (stale, added):
+        assert response.status_code == 200
+        assert "changed after you last saw it (now version 1, revision 2, draft by doctor-b)" in (
+            response.content.decode()
+        )
+    review = DoctorReview.objects.get()
+    assert (review.is_signed, review.conclusion_codes, review.revision) == (False, ["normal"], 2)

@@ -65,7 +65,13 @@ def test_bootstrap_users_creates_the_first_accounts_once(db, settings, tmp_path,
     first = capsys.readouterr().out
     users = get_user_model().objects.order_by("username")
     assert [u.username for u in users] == ["admin", "doctor", "tech"]
-    assert users.get(username="admin").is_superuser
+    admin = users.get(username="admin")
+    assert (admin.is_superuser, admin.is_staff, admin.groups.get().name) == (
+        False,
+        True,
+        "administrator",
+    )
+    assert "python manage.py createsuperuser" in first
     assert users.get(username="doctor").groups.get().name == "doctor"
     credentials = (tmp_path / "first-run-credentials.txt").read_text()
     assert oct((tmp_path / "first-run-credentials.txt").stat().st_mode & 0o777) == "0o600"

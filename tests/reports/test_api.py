@@ -211,18 +211,34 @@ def test_a_technician_cannot_approve_a_summary(api, technician, report):
     assert Report.objects.count() == 1
 
 
-def test_approving_a_stale_version_is_a_400(api, doctor, report, signed_record):
-    report_generate(record=signed_record, actor=doctor)
+def test_approving_a_stale_version_is_a_409_with_the_current_version(
+    api, doctor, report, signed_record
+):
+    newer = report_generate(record=signed_record, actor=doctor)
     api.force_login(doctor)
     response = api.post(
         reverse("api-v1:report-approve-summary", args=[report.pk]), {"text": "x"}, format="json"
     )
-    assert response.status_code == 400
-    assert response.json()["error"] == {
-        "code": "stale",
-        "message": "Version 2 of this report is newer; approve the summary there.",
-        "fields": {},
-    }
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert (error["code"], error["message"], error["fields"]) == (
+        "conflict",
+        "Version 2 of this report is newer; approve the summary there.",
+        {},
+    )
+    assert (error["current"]["id"], error["current"]["version"]) == (newer.pk, 2)
+    assert Report.objects.count() == 2
+
+
+def test_a_superuser_who_is_not_a_doctor_cannot_approve(api, report):
+    from tests.factories import UserFactory
+
+    api.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    response = api.post(
+        reverse("api-v1:report-approve-summary", args=[report.pk]), {"text": "x"}, format="json"
+    )
+    assert response.status_code == 403
+    assert Report.objects.count() == 1
 
 
 def test_the_staff_download_view(client, technician, report):

@@ -30,7 +30,11 @@ def test_the_facts_of_a_signed_record(signed_record):
         "label_en": "Diabetic retinopathy",
         "probability": 0.83,
         "threshold": 0.5,
+        "decision": "threshold",
         "positive": True,
+        "normal": False,
+        "outcome": "abnormal",
+        "confirmed_by_doctor": True,  # signed "dr_moderate" confirms the AI's D
         "abnormal_areas": ["黄斑区 macula"],
         "model_name": "odir-demo",
         "model_version": "1.2.0",

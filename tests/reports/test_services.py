@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 
+from clinic.conflicts import StaleVersion
 from clinic.models import AuditEvent
 from reports import services
 from reports.models import CODE_ALPHABET, Report
@@ -93,10 +94,34 @@ def test_approving_a_summary_renders_a_new_version_and_keeps_the_drafted_text(
 def test_an_older_version_cannot_be_approved(signed_record, doctor):
     first = report_generate(record=signed_record, actor=doctor)
     report_generate(record=signed_record, actor=doctor)
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(StaleVersion) as excinfo:
         report_approve_summary(report=first, doctor=doctor, text="新的说明")
-    assert excinfo.value.code == "stale"
+    assert excinfo.value.code == "conflict"
+    assert excinfo.value.current.version == 2
     assert Report.objects.count() == 2
+
+
+def test_the_same_version_approved_twice_renders_one_new_version(signed_record, doctor):
+    """Two doctors approving the version they saw: the second finds the first's newer."""
+    report = report_generate(record=signed_record, actor=doctor)
+    approved = report_approve_summary(report=report, doctor=doctor, text="第一位医生的说明")
+    with pytest.raises(StaleVersion) as excinfo:
+        report_approve_summary(report=report, doctor=doctor, text="第二位医生的说明")
+    assert excinfo.value.current == approved
+    assert list(Report.objects.order_by("version").values_list("version", "summary_final")) == [
+        (1, report.summary_final),
+        (2, "第一位医生的说明"),
+    ]
+
+
+def test_a_superuser_who_is_not_a_doctor_cannot_approve_a_summary(signed_record, doctor):
+    from tests.factories import UserFactory
+
+    report = report_generate(record=signed_record, actor=doctor)
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    with pytest.raises(PermissionDenied):
+        report_approve_summary(report=report, doctor=root, text="未见异常")
+    assert Report.objects.count() == 1
 
 
 def test_an_empty_summary_is_refused(signed_record, doctor):

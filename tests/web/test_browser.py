@@ -158,6 +158,11 @@ def test_a_technician_registers_a_patient_and_uploads_both_eyes(page_for, live_s
     )
     assert status.get_attribute("data-state") in AI_STATES
     assert status.locator(".ai-status-text").inner_text().strip()
+    # The record's status pill follows the server after the upload, without a reload.
+    page.wait_for_function(
+        "() => document.querySelector('[data-record-status]').dataset.recordStatus !== 'draft'"
+    )
+    assert page.locator("[data-record-status]").inner_text().strip() != "待上传照片"
 
     # A .jpg that is really text: refused by the server, the message next to that photo.
     fake = tmp_path / "fake.jpg"
@@ -212,6 +217,21 @@ def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, set
     assert page.locator("img.heatmap:not([hidden])").count() == 1
     shot(page, "05-screening-detail")
     page.locator("#review").scroll_into_view_if_needed()
+    # Signing an empty review: the page comes back at the first error, the cursor in it, and
+    # a summary at the top lists every error.
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("button[name=action][value=sign]")
+    page.wait_for_function("document.activeElement && document.activeElement.name")
+    focused = page.evaluate(
+        """() => {
+          const el = document.activeElement, box = el.getBoundingClientRect();
+          return [el.name, box.top >= 0 && box.bottom <= window.innerHeight];
+        }"""
+    )
+    assert focused == ["conclusion_codes", True]
+    assert page.locator("#error-summary li").count() == 2
+    shot(page, "06a-review-errors")
     page.check("input[name=conclusion_codes][value=dr_moderate]")
     page.check("input[name=recommendation][value=refer]")
     page.fill("#id_follow_up_months", "3")
@@ -225,6 +245,10 @@ def test_a_doctor_reviews_and_signs_from_the_worklist(page_for, live_server, set
     assert review.doctor == doctor
     record.refresh_from_db()
     assert record.status == RecordStatus.REVIEWED
+    # The amendment form stays folded behind its button until the doctor asks for it.
+    assert not page.locator("#review-form").is_visible()
+    page.click("details.amend > summary")
+    assert page.locator("#review-form").is_visible()
 
     page.goto(f"{live_server.url}/patients/{record.patient.patient_id}/")
     shot(page, "07-patient-detail")

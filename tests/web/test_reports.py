@@ -95,8 +95,15 @@ def test_an_older_version_is_read_only_and_points_to_the_newest(client, doctor, 
     assert response.context["summary_form"] is None
     assert reverse("reports:approve-summary", args=[report.pk]) not in response.content.decode()
     refused = client.post(reverse("reports:approve-summary", args=[report.pk]), {"text": "新的"})
-    assert refused.status_code == 400
+    # Sent to the newest version (the current content), told why; nothing was approved.
+    assert (refused.status_code, refused["Location"]) == (
+        302,
+        reverse("reports:detail", args=[newer.pk]),
+    )
+    page = client.get(refused["Location"]).content.decode()
+    assert "Version 2 of this report is newer; approve the summary there." in page
     assert Report.objects.filter(record=report.record).count() == 2
+    assert not Report.objects.filter(summary_approved_by__isnull=False).exists()
 
 
 def test_an_empty_summary_is_a_form_error(client, doctor, report):
@@ -143,3 +150,15 @@ def test_the_report_page_speaks_chinese(client, doctor, report):
     html = client.get(reverse("reports:detail", args=[report.pk])).content.decode()
     assert '<dd id="summary-source">模板</dd>' in html
     assert "审核通过说明</button>" in html
+
+
+def test_a_superuser_who_is_not_a_doctor_gets_no_summary_form_and_cannot_approve(client, report):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    page = client.get(reverse("reports:detail", args=[report.pk]))
+    assert page.context["summary_form"] is None
+    assert 'id="summary-form"' not in page.content.decode()
+    response = client.post(reverse("reports:approve-summary", args=[report.pk]), {"text": "x"})
+    assert response.status_code == 403
+    assert Report.objects.count() == 1

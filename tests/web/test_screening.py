@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from clinic.models import AuditEvent
 from screening.models import DoctorReview, FundusImage, RecordStatus, ScreeningRecord
+from screening.services import review_save_draft
 from tests.factories import ScreeningRecordFactory, UserFactory
 from tests.web.conftest import add_analysis
 
@@ -200,7 +201,9 @@ def test_the_screening_page_shows_ai_results_with_their_provenance(client, docto
     assert ">0.83<" in html and ">0.50<" in html
     assert "macula, vascular arcade" in html
     assert '<td class="num">0.00</td>' in html  # logMAR of VA 1.0 is a value, not "missing"
-    assert '<span class="pill pill-done">positive</span>' in html  # "Normal" is not alarming
+    # A positive "Normal" label is not a finding: it reads "no abnormality", never "positive".
+    assert '<span class="pill pill-done">no abnormality</span>' in html
+    assert html.count('<span class="pill pill-positive">positive</span>') == 1
     assert "OD: referable finding: Diabetic retinopathy (p=0.83)" in html
     assert 'data-heatmap-controls="frame-' in html
     assert html.count('type="submit" name="action" value="sign"') == 1
@@ -245,9 +248,13 @@ def test_a_doctor_saves_a_draft_then_signs(client, doctor, analysed_record):
     draft = DoctorReview.objects.get(record=analysed_record)
     assert (draft.is_signed, draft.conclusion_codes) == (False, ["dr_moderate"])
     page = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
-    assert page.context["review_form"].initial["conclusion_codes"] == ["dr_moderate"]
+    initial = page.context["review_form"].initial
+    assert (initial["conclusion_codes"], initial["revision"]) == (["dr_moderate"], 1)
+    assert '<input type="hidden" name="revision" value="1"' in page.content.decode()
 
-    response = client.post(url, {**REVIEW, "recommendation": "urgent", "action": "sign"})
+    response = client.post(
+        url, {**REVIEW, "recommendation": "urgent", "revision": "1", "action": "sign"}
+    )
     assert response.status_code == 302
     review = DoctorReview.objects.get(record=analysed_record)
     assert review.is_signed
@@ -281,19 +288,12 @@ def test_an_amendment_needs_a_reason_and_becomes_a_new_version(client, doctor, a
     client.post(url, {**REVIEW, "action": "sign"})
     page = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
     assert "amendment_reason" in page.context["review_form"].fields
-    response = client.post(url, {**REVIEW, "conclusion_codes": ["dr_severe"], "action": "sign"})
+    amendment = {**REVIEW, "conclusion_codes": ["dr_severe"], "revision": "2", "action": "sign"}
+    response = client.post(url, amendment)
     assert response.status_code == 400
     assert response.context["review_form"].errors["amendment_reason"]
     assert DoctorReview.objects.count() == 1
-    response = client.post(
-        url,
-        {
-            **REVIEW,
-            "conclusion_codes": ["dr_severe"],
-            "amendment_reason": "复核后分级上调",
-            "action": "sign",
-        },
-    )
+    response = client.post(url, {**amendment, "amendment_reason": "复核后分级上调"})
     assert response.status_code == 302
     versions = list(
         DoctorReview.objects.order_by("version").values_list("version", "conclusion_codes")
@@ -321,7 +321,9 @@ def test_technicians_see_no_review_form_and_a_direct_post_is_refused(
     assert analysed_record.status == RecordStatus.ANALYSED
 
 
-def test_a_doctor_without_the_sign_permission_may_only_save(client, db, analysed_record):
+def test_review_permissions_without_the_doctor_role_write_nothing(client, db, analysed_record):
+    """The permissions alone (given one by one, or all of them to a superuser) are not the
+    doctor's role: no review form, and a direct post is refused."""
     from django.contrib.auth.models import Permission
 
     writer = UserFactory(username="resident")
@@ -331,16 +333,23 @@ def test_a_doctor_without_the_sign_permission_may_only_save(client, db, analysed
                 "view_screeningrecord",
                 "view_patient",
                 "change_doctorreview",
+                "sign_doctorreview",
                 "view_analysis",
             ]
         )
     )
-    client.force_login(writer)
-    html = client.get(reverse("pages:screening-detail", args=[analysed_record.pk])).content.decode()
-    assert 'value="save"' in html and 'value="sign"' not in html
+    root = UserFactory(username="root", is_superuser=True, is_staff=True, role="administrator")
     url = reverse("pages:screening-review", args=[analysed_record.pk])
-    assert client.post(url, {**REVIEW, "action": "sign"}).status_code == 403
+    for user in (writer, root):
+        client.force_login(user)
+        page = client.get(reverse("pages:screening-detail", args=[analysed_record.pk]))
+        html = page.content.decode()
+        assert 'id="review-form"' not in html and 'value="sign"' not in html, user
+        for action in ("save", "sign"):
+            assert client.post(url, {**REVIEW, "action": action}).status_code == 403
     assert not DoctorReview.objects.exists()
+    analysed_record.refresh_from_db()
+    assert analysed_record.status == RecordStatus.ANALYSED
 
 
 def test_no_review_before_photos(client, doctor, record):
@@ -353,6 +362,111 @@ def test_no_review_before_photos(client, doctor, record):
     assert response.status_code == 400
     assert "Upload at least one photo" in response.content.decode()
     assert not DoctorReview.objects.exists()
+
+
+def test_a_double_click_on_sign_is_one_signature_answered_as_success(
+    client, doctor, analysed_record
+):
+    client.force_login(doctor)
+    url = reverse("pages:screening-review", args=[analysed_record.pk])
+    first = client.post(url, {**REVIEW, "action": "sign"})
+    second = client.post(url, {**REVIEW, "action": "sign"}, follow=True)
+    assert (first.status_code, second.status_code) == (302, 200)
+    html = second.content.decode()
+    assert "Review version 1 signed." in html
+    assert 'class="errorlist"' not in html and "error-summary" not in html
+    review = DoctorReview.objects.get()
+    assert (review.is_signed, review.amendment_reason) == (True, "")
+    assert AuditEvent.objects.filter(action="sign").count() == 1
+
+
+def test_the_amendment_form_is_folded_behind_its_button_until_asked_for(
+    client, doctor, analysed_record
+):
+    client.force_login(doctor)
+    detail = reverse("pages:screening-detail", args=[analysed_record.pk])
+    before = client.get(detail).content.decode()
+    assert '<details class="amend"' not in before  # a first review is written in the open
+    client.post(
+        reverse("pages:screening-review", args=[analysed_record.pk]), {**REVIEW, "action": "sign"}
+    )
+    html = client.get(detail).content.decode()
+    assert '<details class="amend">\n  <summary class="button secondary">Amend</summary>' in html
+    assert html.index('<details class="amend">') < html.index('id="review-form"')
+    refused = client.post(
+        reverse("pages:screening-review", args=[analysed_record.pk]),
+        {**REVIEW, "conclusion_codes": ["dr_severe"], "revision": "2", "action": "sign"},
+    )
+    assert '<details class="amend" open>' in refused.content.decode()
+
+
+def test_a_refused_signature_shows_a_summary_at_the_top_linking_each_error(
+    client, doctor, analysed_record
+):
+    client.force_login(doctor)
+    response = client.post(
+        reverse("pages:screening-review", args=[analysed_record.pk]),
+        {**REVIEW, "conclusion_codes": [], "recommendation": "", "action": "sign"},
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    summary = html[
+        html.index('id="error-summary"') : html.index("</div>", html.index('id="error-summary"'))
+    ]
+    assert (
+        '<a href="#id_conclusion_codes_error">Conclusion: Choose at least one conclusion.</a>'
+        in summary
+    )
+    assert (
+        '<a href="#id_recommendation_error">Recommendation: Choose a recommendation.</a>' in summary
+    )
+    assert html.index('id="error-summary"') < html.index('id="visit-title"')  # at the top
+    assert 'id="id_conclusion_codes_error"' in html
+    # The focus moves with a static script (no inline script: the CSP allows none).
+    assert "<script>" not in html and "onload=" not in html
+    assert not DoctorReview.objects.exists()
+
+
+def test_a_stale_form_shows_the_current_review_and_signs_nothing(client, doctor, analysed_record):
+    """Doctor A opened the draft "cataract / refer"; doctor B saved "normal / routine" over it;
+    A's sign shows B's content and keeps A's entries; nothing is signed."""
+    client.force_login(doctor)
+    url = reverse("pages:screening-review", args=[analysed_record.pk])
+    mine = {**REVIEW, "conclusion_codes": ["cataract"], "recommendation": "refer"}
+    client.post(url, {**mine, "action": "save"})
+    colleague = UserFactory(username="doctor-b", first_name="王医生", role="doctor")
+    review_save_draft(
+        doctor=colleague,
+        record=analysed_record,
+        revision=1,
+        conclusion_codes=["normal"],
+        recommendation="routine",
+    )
+
+    response = client.post(url, {**mine, "revision": "1", "action": "sign"})
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "The review now reads (version 1, revision 2, draft by 王医生):" in html
+    conflict = html[html.index('id="review-conflict"') : html.index('id="review-form"')]
+    assert "No abnormality" in conflict and "Routine screening" in conflict
+    assert "nothing was saved or signed" in html
+    form = response.context["review_form"]
+    assert (form["conclusion_codes"].value(), form["revision"].value()) == (["cataract"], 2)
+    review = DoctorReview.objects.get()
+    assert (review.is_signed, review.conclusion_codes, review.doctor) == (
+        False,
+        ["normal"],
+        colleague,
+    )
+    # Having seen it, A may sign what A wrote.
+    assert client.post(url, {**mine, "revision": "2", "action": "sign"}).status_code == 302
+    review.refresh_from_db()
+    assert (review.is_signed, review.conclusion_codes, review.doctor) == (
+        True,
+        ["cataract"],
+        doctor,
+    )
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Create the first administrator and the demo doctor and technician, once, on a development setup."""
+"""Create the first administrator (not a superuser) and the demo doctor and technician, once, on a
+development setup."""
 
 from __future__ import annotations
 
@@ -52,9 +53,8 @@ class Command(BaseCommand):
                 user = User.objects.create_user(
                     username=username, password=password, first_name=first_name
                 )
-                if role == Role.ADMINISTRATOR:
-                    user.is_superuser = True
-                    user.save(update_fields=["is_superuser"])
+                # The administrator is not a superuser: a superuser holds every permission,
+                # and roles are granted by superusers only (`manage.py createsuperuser`).
                 role_assign(user=user, role=role)
                 created.append((username, str(role), password))
         if not created:
@@ -76,3 +76,7 @@ class Command(BaseCommand):
         for line in lines:
             self.stdout.write(f"  {line}")
         self.stdout.write("Change them at /admin/password_change/ after the first login.")
+        self.stdout.write(
+            "To grant roles (e.g. a new doctor), create a superuser: "
+            "`python manage.py createsuperuser` (break-glass; see README, Roles)."
+        )
