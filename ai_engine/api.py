@@ -162,6 +162,7 @@ class RecordAnalysesApi(generics.GenericAPIView):
     """GET: the latest analysis per photo and model of a screening, with findings (audited)."""
 
     queryset = ScreeningRecord.objects.none()  # names the path's model in the schema
+    pagination_class = None  # one screening's short list: no cursor, a plain array
     permission_classes = [HasRequiredPermissions]
     required_permissions = {"GET": AI_READ}
     serializer_class = AnalysisOutputSerializer

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -37,6 +38,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinic.audit import audit_log
 from clinic.conflicts import StaleVersion
+from clinic.context import client_ip
 from clinic.models import AuditEvent
 from clinic.roles import user_may
 from clinic.text import normalize_name
@@ -342,23 +344,98 @@ class CanReadApiDocs(BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 
+# --- request bodies -------------------------------------------------------------------------
+JSON_MAX_DEPTH = 64
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, refusing bodies nested deeper than ``JSON_MAX_DEPTH`` with a 400.
+
+    No operation takes more than a few levels; a 2 KB body of 1,000 nested brackets would
+    otherwise raise RecursionError in ``json`` (a 500), before any sign-in check.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise _too_deep() from exc
+        if json_depth(data, limit=JSON_MAX_DEPTH) > JSON_MAX_DEPTH:
+            raise _too_deep()
+        return data
+
+
+def json_depth(value: Any, *, limit: int) -> int:
+    """How deeply lists and objects nest in parsed JSON (a scalar is 0), counted without
+    recursion; stops counting once past `limit`."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack and deepest <= limit:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep() -> exceptions.ParseError:
+    return exceptions.ParseError(
+        _("The JSON body is nested more than %(limit)d levels deep.") % {"limit": JSON_MAX_DEPTH}
+    )
+
+
 # --- lists ----------------------------------------------------------------------------------
 class CursorPage(CursorPagination):
-    """Cursor pagination: stable pages while rows are added, no COUNT query."""
+    """Cursor pagination: stable pages while rows are added, no COUNT query.
+
+    A cursor is the client's to send back unchanged; one that does not decode, or whose
+    position is not a value of the list's sort key, answers 400 ``invalid_cursor``.
+    """
 
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
     ordering = "-id"
 
+    def paginate_queryset(self, queryset, request, view=None):
+        self._queryset = queryset  # decode_cursor checks the position against its sort key
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request):
         # DRF answers a damaged cursor with 404, which reads as "this list does not exist".
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except exceptions.NotFound as exc:
-            raise exceptions.ValidationError(
-                {"cursor": [exceptions.ErrorDetail(str(exc.detail), code="invalid_cursor")]}
-            ) from exc
+            raise self._invalid_cursor() from exc
+        if cursor is not None and cursor.position is not None:
+            self._check_position(cursor.position)
+        return cursor
+
+    def _check_position(self, position: str) -> None:
+        # Building the lookup converts the value as the real filter will, without a query:
+        # "' OR 1=1" on an integer key raises ValueError there, on a date ValidationError;
+        # PostgreSQL refuses NUL in any string.
+        sort_key = self.ordering[0].lstrip("-")
+        if "\x00" in position:
+            raise self._invalid_cursor()
+        try:
+            self._queryset.filter(**{f"{sort_key}__gt": position})
+        except (ValueError, TypeError, DjangoValidationError) as exc:
+            raise self._invalid_cursor() from exc
+
+    def _invalid_cursor(self) -> exceptions.ValidationError:
+        return exceptions.ValidationError(
+            {
+                "cursor": [
+                    exceptions.ErrorDetail(str(self.invalid_cursor_message), code="invalid_cursor")
+                ]
+            }
+        )
 
 
 def cursor_page(ordering: str) -> type[CursorPage]:
@@ -373,6 +450,11 @@ class ScopedThrottle(ScopedRateThrottle):
 
     def get_rate(self) -> str | None:
         return settings.API_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request) -> str:
+        # Anonymous callers are counted per client address as TRUSTED_PROXY_COUNT defines it,
+        # never per a client-written X-Forwarded-For (DRF's default without NUM_PROXIES).
+        return client_ip(request) or ""
 
     def allow_request(self, request, view) -> bool:
         # The counters live in the cache (Redis in production). Without it, serve the request

@@ -9,22 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 
-from clinic.context import AuditContext, _context, audit_source, current_audit_context
+from clinic.context import (
+    AuditContext,
+    _context,
+    audit_source,
+    client_ip,
+    current_audit_context,
+)
 from clinic.models import AuditEvent
 
 __all__ = ["AuditContext", "audit_log", "audit_source", "current_audit_context", "field_changes"]
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class AuditContextMiddleware:

@@ -37,9 +37,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import (
     TokenBlacklistSerializer,
     TokenObtainPairSerializer,
-    TokenRefreshSerializer,
 )
-from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
     TokenObtainPairView,
@@ -47,9 +45,11 @@ from rest_framework_simplejwt.views import (
 )
 
 from clinic.api import ScopedThrottle, StrictCharField, StrictRegexField, error_responses
-from clinic.audit import audit_log, client_ip
+from clinic.audit import audit_log
+from clinic.context import client_ip
 from clinic.lockout import lockout_response
 from clinic.models import AuditEvent
+from clinic.tokens import FamilyRefreshToken, FamilyTokenRefreshSerializer, tokens_for
 from clinic.wechat import code_to_session
 from patients.models import Patient, PatientAccount
 from patients.services import patient_account_create
@@ -62,15 +62,11 @@ BIND_FAILURE_WINDOW = 15 * 60
 logger = logging.getLogger(__name__)
 
 
-def tokens_for(user) -> dict[str, str]:
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
-
-
 # --- staff ----------------------------------------------------------------------------------
 class StaffTokenSerializer(TokenObtainPairSerializer):
     """Username and password of a staff member; patient accounts sign in through WeChat."""
 
+    token_class = FamilyRefreshToken
     default_error_messages = {
         "no_active_account": gettext_lazy("The username or password is not correct.")
     }
@@ -127,7 +123,7 @@ class StaffTokenApi(TokenObtainPairView):
             raise
 
 
-class StrictTokenRefreshSerializer(TokenRefreshSerializer):
+class StrictTokenRefreshSerializer(FamilyTokenRefreshSerializer):
     refresh = StrictCharField()
 
 
@@ -136,7 +132,10 @@ class StrictTokenBlacklistSerializer(TokenBlacklistSerializer):
 
 
 class TokenRefreshApi(TokenRefreshView):
-    """POST: a refresh token → a new access token and a new refresh token (the old is revoked)."""
+    """POST: a refresh token → a new access token and a new refresh token (the old is revoked).
+
+    A refresh token that was already used revokes every token of its sign-in (401).
+    """
 
     serializer_class = StrictTokenRefreshSerializer
     throttle_classes = [ScopedThrottle]

@@ -7,9 +7,35 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: the one place that reads ``X-Forwarded-For``.
+
+    With ``TRUSTED_PROXY_COUNT = N`` (N proxies in front of Django, each adding the address it
+    saw), the Nth address from the right is the client; everything left of it came from the
+    client and is ignored. With 0, the header is ignored: ``REMOTE_ADDR``. The audit log, the
+    API throttles (like DRF's ``NUM_PROXIES``, which the setting also drives), django-axes and
+    the WeChat binding limits all call this.
+    """
+    remote_addr = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies <= 0 or not forwarded:
+        return remote_addr
+    addresses = forwarded.split(",")
+    candidate = addresses[-min(proxies, len(addresses))].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:  # a proxy that forwards garbage: the proxy's own address, one bucket
+        return remote_addr
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "clinic.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -205,6 +206,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "clinic.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "clinic.context.client_ip"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -255,9 +257,38 @@ CLINIC_LOGO = env_str("CLINIC_LOGO")
 PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
 
 # --- Security (production) ------------------------------------------------------------------
+# How many proxies in front of Django each add the address they saw to X-Forwarded-For (the
+# shipped nginx sets it to the client's address: 1). 0 ignores the header. One function,
+# clinic.context.client_ip, reads it for the audit log, the API throttles, django-axes and the
+# WeChat binding limits; a client-written X-Forwarded-For never picks its own bucket.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if IS_PRODUCTION else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")
+if env_str("TRUST_X_FORWARDED_FOR"):
+    raise ImproperlyConfigured(
+        "TRUST_X_FORWARDED_FOR was replaced by TRUSTED_PROXY_COUNT (the number of proxies in "
+        "front of Django: 1 behind the shipped nginx, 0 for none). See README, 'Configuration'."
+    )
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from this site's static files: no template has inline script or on* handlers
+# (tests/clinic/test_csp.py checks them, tests/web the pages in Chromium). Inline styles stay
+# allowed: the UI and Django's admin set style attributes (e.g. probability bar widths).
+# blob: is the upload preview of a photo before it is sent.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if IS_PRODUCTION:
@@ -301,7 +332,6 @@ AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
 FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "ai_engine.tasks.analyse_image")
 REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
 REPORT_FINAL_TASK = env_str("REPORT_FINAL_TASK", "clinic.webhooks.report_final_webhook")
-TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", IS_PRODUCTION)
 
 # --- Reports --------------------------------------------------------------------------------
 # An OpenAI-compatible server writes the patient summary; without one, the template does.
@@ -331,15 +361,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "clinic.api.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "clinic.api.CursorPage",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "clinic.api.exception_handler",
+    # Stock DRF throttles agree with clinic.context.client_ip (ours call it directly).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 # Requests per scope and client (user, or IP address when anonymous); read at request time.
 API_THROTTLE_RATES = {
     "login": env_str("API_THROTTLE_LOGIN", "10/minute"),
     "wechat_bind": env_str("API_THROTTLE_WECHAT_BIND", "10/hour"),
     "upload": env_str("API_THROTTLE_UPLOAD", "120/minute"),
+    # the public report verification (GET reports/verify/<code>/)
+    "verify": env_str("API_THROTTLE_VERIFY", "60/minute"),
 }
 # Failed first-time bindings of a WeChat account allowed per openid and per IP in 15 minutes.
 WECHAT_BIND_MAX_FAILURES = env_int("WECHAT_BIND_MAX_FAILURES", 5)

@@ -20,7 +20,8 @@ from storages.backends.s3 import S3Storage
 from clinic.media import MediaStorageUnavailable
 
 # A bucket that does not answer fails an upload within seconds, not after boto's default
-# 60 s connect timeout times five legacy retries.
+# 60 s connect timeout times five legacy retries. Attempts are counted with botocore's
+# `total_max_attempts`: its `max_attempts` counts retries, one more than it reads.
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
 MAX_ATTEMPTS = 3
@@ -52,7 +53,7 @@ class PrivateMediaStorage(S3Storage):
                 signature_version=options.get("signature_version"),
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=READ_TIMEOUT_SECONDS,
-                retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
         super().__init__(**options)
@@ -74,7 +75,7 @@ class PrivateMediaStorage(S3Storage):
                 Config(
                     connect_timeout=HEALTH_TIMEOUT_SECONDS,
                     read_timeout=HEALTH_TIMEOUT_SECONDS,
-                    retries={"max_attempts": 1, "mode": "standard"},
+                    retries={"total_max_attempts": 1, "mode": "standard"},
                 )
             ),
         )

@@ -88,7 +88,7 @@ def code_to_session(code: str) -> WeChatSession:
     except requests.RequestException as exc:
         logger.warning("jscode2session unreachable: %s", type(exc).__name__)
         raise WeChatLoginError() from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested too deep to parse
         logger.warning("jscode2session answered %s with a non-JSON body", response.status_code)
         raise WeChatLoginError() from exc
     if not isinstance(body, dict):

@@ -21,10 +21,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from clinic.api import StrictCharField, error_responses, service_errors
+from clinic.api import ScopedThrottle, StrictCharField, error_responses, service_errors
 from clinic.branding import clinic_name
 from clinic.media import private_file_response
 from clinic.roles import user_may
@@ -204,16 +203,14 @@ class ReportPdfApi(APIView):
         return response
 
 
-class VerifyThrottle(AnonRateThrottle):
-    rate = "60/minute"
-
-
 class ReportVerifyApi(APIView):
     """GET /api/v1/reports/verify/<code>/ — public authenticity check; no patient data."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [VerifyThrottle]
+    # Per client address (TRUSTED_PROXY_COUNT): codes cannot be guessed from one address.
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "verify"
 
     @extend_schema_serializer(component_name="ReportVerification")
     class OutputSerializer(serializers.ModelSerializer):

@@ -174,7 +174,8 @@ def _ask(client: openai.OpenAI, messages: list[dict[str, str]]) -> str:
     try:
         body = json.loads(raw.text)
         message = body["choices"][0]["message"]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+    # RecursionError: JSON nested too deep for the parser
+    except (json.JSONDecodeError, RecursionError, KeyError, IndexError, TypeError) as exc:
         raise MalformedReply("not a chat completion") from exc
     if not isinstance(message, dict):
         raise MalformedReply("not a chat completion")
@@ -189,7 +190,7 @@ def parse_summary(content: object) -> str:
         raise MalformedReply("empty reply")
     try:
         payload = json.loads(content)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise MalformedReply("not JSON") from exc
     if not isinstance(payload, dict) or "summary" not in payload:
         raise MalformedReply("no 'summary' key")

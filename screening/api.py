@@ -372,6 +372,7 @@ class ReviewListDraftApi(generics.GenericAPIView):
     """GET: every version of a screening's review; POST: write or update the open draft."""
 
     queryset = ScreeningRecord.objects.none()  # names the path's model in the schema
+    pagination_class = None  # one screening's short list: no cursor, a plain array
     permission_classes = [HasRequiredPermissions]
     required_permissions = {
         "GET": [*RECORD_READ, "screening.view_doctorreview"],

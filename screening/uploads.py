@@ -48,7 +48,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files import File
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 DEFAULT_MAX_BYTES = 40 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -96,7 +96,8 @@ def validate_fundus_upload(
 
     Codes, in the order checked: ``empty``, ``too_large``, ``not_an_image``,
     ``unsupported_format``, ``corrupt`` (header unreadable), ``too_many_pixels``,
-    ``multiple_frames``, ``too_small``, ``corrupt`` (pixel data does not decode).
+    ``multiple_frames``, ``too_small``, ``corrupt`` (pixel data does not decode);
+    ``png_text_too_large`` where a PNG's text chunks would decompress past Pillow's limits.
     The file is rewound before returning or raising, so the caller can save it.
     """
     if max_bytes is None:
@@ -208,7 +209,7 @@ def _inspect_image(fp: IO[bytes], *, max_pixels: int, min_side: int) -> tuple[st
         except _BOMB_ERRORS as exc:
             raise _too_many_pixels_undeclared(max_pixels) from exc
         except _DECODE_ERRORS as exc:
-            raise _corrupt(_sniff_format(fp, _PILLOW_PLUGINS)) from exc
+            raise _unreadable(exc, _sniff_format(fp, _PILLOW_PLUGINS)) from exc
 
         with image:
             image_format = image.format or ""
@@ -254,7 +255,7 @@ def _inspect_image(fp: IO[bytes], *, max_pixels: int, min_side: int) -> tuple[st
             except _BOMB_ERRORS as exc:
                 raise _too_many_pixels_undeclared(max_pixels) from exc
             except _DECODE_ERRORS as exc:
-                raise _corrupt(_ACCEPTED_FORMATS[image_format][0]) from exc
+                raise _unreadable(exc, _ACCEPTED_FORMATS[image_format][0]) from exc
             # Read after load(): Pillow's TIFF plugin applies the orientation itself while
             # loading (its size is already the display size and the tag is dropped), while
             # JPEG and PNG keep the stored size and the tag.
@@ -318,6 +319,30 @@ def _corrupt(image_format: str | None) -> ValidationError:
         ),
         code="corrupt",
         params={"format": image_format or _("image")},
+    )
+
+
+def _unreadable(exc: BaseException, image_format: str | None) -> ValidationError:
+    """Why Pillow could not read the file: an oversized PNG text chunk, or damage."""
+    # Pillow says so only in the message of a ValueError ("... MAX_TEXT_CHUNK" for one chunk,
+    # "... MAX_TEXT_MEMORY" for all of them together).
+    message = str(exc) if isinstance(exc, ValueError) else ""
+    if "MAX_TEXT_MEMORY" in message:
+        return _png_text_too_large(PngImagePlugin.MAX_TEXT_MEMORY)
+    if "MAX_TEXT_CHUNK" in message:
+        return _png_text_too_large(PngImagePlugin.MAX_TEXT_CHUNK)
+    return _corrupt(image_format)
+
+
+def _png_text_too_large(limit: int) -> ValidationError:
+    return ValidationError(
+        _(
+            "This PNG file carries a text (metadata) block of more than %(limit)s, which a "
+            "fundus photo never needs, so it was not read. Export the photo again without "
+            "added text or metadata."
+        ),
+        code="png_text_too_large",
+        params={"limit": _format_limit(limit)},
     )
 
 

@@ -79,6 +79,59 @@ def test_refresh_rotates_and_a_used_refresh_token_is_refused(anon, technician):
     assert error(again)["code"] == "token_not_valid"
 
 
+def refresh(client, token: str):
+    return client.post(reverse("api-v1:auth-token-refresh"), {"refresh": token}, format="json")
+
+
+def test_replaying_a_used_refresh_token_revokes_its_whole_sign_in(anon, technician):
+    def sign_in() -> dict:
+        return anon.post(
+            reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
+        ).json()
+
+    phone, tablet = sign_in(), sign_in()
+    second = refresh(anon, phone["refresh"]).json()  # the chain moved on (say, a thief)
+    third = refresh(anon, second["refresh"]).json()
+
+    replayed = refresh(anon, phone["refresh"])  # the first token, used once already
+
+    assert replayed.status_code == 401
+    assert error(replayed)["code"] == "token_not_valid"
+    # every token of that sign-in is revoked: both holders must sign in again
+    assert refresh(anon, third["refresh"]).status_code == 401
+    # the same person's other sign-in is not touched
+    assert refresh(anon, tablet["refresh"]).status_code == 200
+    # audited: the replay revoked one token; the revoked one presented again, none
+    events = AuditEvent.objects.filter(action="login_failed").order_by("id")
+    assert [(e.object_type, e.object_id, e.changes) for e in events] == [
+        ("auth.user", str(technician.pk), {"reason": "refresh_token_reused", "revoked_tokens": n})
+        for n in (1, 0)
+    ]
+
+
+def test_a_patients_wechat_sign_in_is_a_family_too(anon, wechat, own_account):
+    expect_code(wechat, "c1", {"openid": OWN_OPENID, "session_key": "k"})
+    first = login(anon, "c1").json()
+    second = refresh(anon, first["refresh"]).json()
+
+    assert refresh(anon, first["refresh"]).status_code == 401
+
+    assert refresh(anon, second["refresh"]).status_code == 401
+
+
+def test_an_expired_or_forged_refresh_token_revokes_nothing(anon, technician, settings):
+    pair = anon.post(
+        reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
+    ).json()
+    header, payload, signature = pair["refresh"].split(".")
+
+    forged = refresh(anon, f"{header}.{payload}.{signature[::-1]}")
+
+    assert forged.status_code == 401
+    assert refresh(anon, pair["refresh"]).status_code == 200
+    assert not AuditEvent.objects.filter(action="login_failed").exists()
+
+
 def test_logout_revokes_the_refresh_token(anon, technician):
     pair = anon.post(
         reverse("api-v1:auth-token"), {"username": "tech1", "password": PASSWORD}, format="json"
@@ -127,6 +180,33 @@ def test_login_is_throttled_per_client(anon, doctor, settings):
         for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded"),
+    [
+        (0, "203.0.113.{i}"),  # no proxy: the header is ignored
+        (1, "203.0.113.{i}, 198.51.100.7"),  # behind nginx: only its right-most entry counts
+    ],
+    ids=["no-proxy", "behind-nginx"],
+)
+def test_rotating_x_forwarded_for_does_not_escape_the_sign_in_throttle(
+    anon, doctor, settings, proxies, forwarded
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    settings.AXES_FAILURE_LIMIT = 100
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "login": "10/minute"}
+    codes = [
+        anon.post(
+            reverse("api-v1:auth-token"),
+            {"username": "doctor1", "password": "x"},
+            format="json",
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded.format(i=i),
+        ).status_code
+        for i in range(25)
+    ]
+    assert codes == [401] * 10 + [429] * 15
 
 
 # --- WeChat ---------------------------------------------------------------------------------
@@ -256,6 +336,15 @@ def test_wechat_unreachable_is_503(anon, settings, db):
 
 def test_wechat_answering_html_is_503(anon, wechat, db):
     wechat.expect_oneshot_request(JSCODE).respond_with_data("<html>busy</html>", status=502)
+    response = login(anon, "code")
+    assert response.status_code == 503
+    assert error(response)["code"] == "wechat_unavailable"
+
+
+def test_wechat_answering_json_nested_1000_deep_is_503(anon, wechat, db):
+    wechat.expect_oneshot_request(JSCODE).respond_with_data(
+        "[" * 1000 + "]" * 1000, content_type="text/plain"
+    )
     response = login(anon, "code")
     assert response.status_code == 503
     assert error(response)["code"] == "wechat_unavailable"
@@ -404,6 +493,39 @@ def test_repeated_failures_lock_the_openid_out_even_with_the_right_code(
     assert response["Retry-After"] == "900"
     assert not PatientAccount.objects.exists()
     assert AuditEvent.objects.filter(action="login_failed").count() == 3
+
+
+def test_failed_bindings_are_counted_per_client_behind_nginx(anon, patient, final_report, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.WECHAT_BIND_MAX_FAILURES = 3
+
+    def bind_from(address: str, openid: str, code: str):
+        return anon.post(
+            reverse("api-v1:auth-wechat-bind"),
+            {
+                "bind_token": bind_token(openid),
+                "patient_id": patient.patient_id,
+                "access_code": code,
+            },
+            format="json",
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=address,
+        )
+
+    # One client guessing with a new WeChat user and a new left-hand address each time
+    guesses = [
+        bind_from(f"6.6.6.{i}, 203.0.113.9", f"o-guess-{i}", "WRONG234").status_code
+        for i in range(4)
+    ]
+    # ... while another patient of the same clinic, behind the same nginx, binds normally
+    other = bind_from("198.51.100.4", "o-other-client", final_report.access_code)
+
+    assert guesses == [400, 400, 400, 429]
+    assert other.status_code == 200
+    assert PatientAccount.objects.get().wechat_openid == "o-other-client"
+    assert set(
+        AuditEvent.objects.filter(action="login_failed").values_list("ip_address", flat=True)
+    ) == {"203.0.113.9"}
 
 
 def test_binding_requests_are_rate_limited_by_scope(anon, patient, settings):

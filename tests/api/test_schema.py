@@ -4,6 +4,7 @@ response matches the schema. Bounded: 5 derandomised examples per operation and 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -112,3 +113,68 @@ def test_fuzz_as_staff(case, fuzz_world, admin_user):
 @FUZZ
 def test_fuzz_as_patient(case, fuzz_world, own_account):
     case.call_and_validate(headers=bearer_header(own_account.user), checks=CHECKS)
+
+
+# --- explicit hostile cases, through the same checks ----------------------------------------
+NESTED_1000 = b"[" * 1000 + b"]" * 1000  # 2 KB; json raises RecursionError at this depth
+CRAFTED_CURSOR = base64.b64encode(b"p=' OR 1=1").decode()
+JSON_BODY_OPERATIONS = [
+    (path, method.upper())
+    for path, item in SCHEMA["paths"].items()
+    for method, operation in item.items()
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+]
+CURSOR_OPERATIONS = [
+    (path, method.upper())
+    for path, item in SCHEMA["paths"].items()
+    for method, operation in item.items()
+    if any(p["name"] == "cursor" for p in operation.get("parameters", []))
+]
+
+
+def path_parameters(path: str, record, report_id: int) -> dict[str, object]:
+    known = {
+        "record_id": record.pk,
+        "patient_id": record.patient.patient_id,
+        "analysis_id": record.images.first().analyses.first().pk,
+        "review_id": record.reviews.first().pk,
+        "report_id": report_id,
+    }
+    return {name: value for name, value in known.items() if f"{{{name}}}" in path}
+
+
+def test_the_cursor_lists_are_the_ones_the_hostile_suite_tries():
+    from tests.api.test_hostile_requests import CURSOR_LISTS
+
+    assert sorted(path for path, _ in CURSOR_OPERATIONS) == sorted(CURSOR_LISTS.values())
+
+
+@pytest.mark.parametrize(("path", "method"), JSON_BODY_OPERATIONS)
+def test_a_body_nested_1000_deep_is_a_documented_400(path, method, fuzz_world, admin_user, doctor):
+    clinical = "review" in path or "approve-summary" in path
+    # No report exists in this world: report paths answer 404 before reading the body.
+    case = schema[path][method].Case(
+        path_parameters=path_parameters(path, fuzz_world, report_id=999_999),
+        body=NESTED_1000,
+        media_type="application/json",
+    )
+
+    response = case.call_and_validate(
+        headers=bearer_header(doctor if clinical else admin_user), checks=CHECKS
+    )
+
+    expected = 404 if "{report_id}" in path else 400
+    assert response.status_code == expected, response.text[:300]
+    if expected == 400:
+        assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.parametrize(("path", "method"), CURSOR_OPERATIONS)
+def test_a_crafted_cursor_is_a_documented_400(path, method, fuzz_world, admin_user, own_account):
+    user = own_account.user if path.startswith("/api/v1/me/") else admin_user
+    case = schema[path][method].Case(query={"cursor": CRAFTED_CURSOR})
+
+    response = case.call_and_validate(headers=bearer_header(user), checks=CHECKS)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cursor"

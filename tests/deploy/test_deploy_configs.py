@@ -17,6 +17,7 @@ import pytest
 import requests
 from django.db import connection
 
+from clinic.models import AuditEvent
 from tests.conftest import REPO_ROOT, REQUIRE_SERVICES, fundus_like_jpeg
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -62,6 +63,19 @@ def test_worker_units_send_sigterm_to_the_main_process_only(unit):
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read(DEPLOY / "systemd" / unit)
     assert (parser["Service"]["KillMode"], parser["Service"]["KillSignal"]) == ("mixed", "SIGTERM")
+
+
+def test_nginx_sets_x_forwarded_for_and_the_example_trusts_exactly_it():
+    # Appending ($proxy_add_x_forwarded_for) would keep what the client wrote in front of it.
+    template = (DEPLOY / "nginx" / "ophai.conf.template").read_text()
+    headers = [
+        line.split(None, 2)[2]
+        for line in template.splitlines()
+        if line.strip().startswith("proxy_set_header X-Forwarded-For")
+    ]
+    assert headers == ["$remote_addr;"]
+    example = (DEPLOY / "systemd" / "ophai.env.example").read_text().splitlines()
+    assert "TRUSTED_PROXY_COUNT=1" in example
 
 
 def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -218,11 +232,14 @@ http {{
                 "password": "correct horse battery staple",
                 "csrfmiddlewaretoken": session.cookies["csrftoken"],
             },
-            headers={"Referer": f"{base}/login/"},
+            # nginx replaces what a client claims; the audit log keeps the address nginx saw
+            headers={"Referer": f"{base}/login/", "X-Forwarded-For": "203.0.113.66"},
             allow_redirects=False,
             timeout=10,
         )
         assert login.status_code == 302, login.text[:500]
+        signed_in = AuditEvent.objects.get(action="login", actor_username="drdeploy")
+        assert signed_in.ip_address == "127.0.0.1"
         served = session.get(f"{base}/screening/images/{image.pk}/file", timeout=10)
         assert served.status_code == 200
         assert served.content == photo

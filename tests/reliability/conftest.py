@@ -27,6 +27,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{TALLY.spoof_texts_tried} / {TALLY.spoof_texts_handled}",
         ),
         (
+            "nested JSON bodies tried / handled",
+            f"{TALLY.nested_json_tried} / {TALLY.nested_json_handled}",
+        ),
+        (
+            "crafted cursors tried / handled",
+            f"{TALLY.crafted_cursors_tried} / {TALLY.crafted_cursors_handled}",
+        ),
+        (
             "peak RSS growth over the bombs",
             "not measured"
             if TALLY.peak_rss_growth_mb is None

@@ -20,6 +20,12 @@ class Tally:
     deploy_warnings: int | None = None  # None: not checked in this run
     backup: str | None = None  # what the restore drill verified, or why it did not pass
     peak_rss_growth_mb: float | None = None
+    nested_json_tried: int = (
+        0  # API bodies nested 1,000 deep (tests/reliability/test_hostile_requests.py)
+    )
+    nested_json_handled: int = 0
+    crafted_cursors_tried: int = 0  # hand-made pagination cursors on every list
+    crafted_cursors_handled: int = 0
     notes: list[str] = field(default_factory=list)
 
     def used(self) -> bool:
@@ -27,6 +33,8 @@ class Tally:
             self.faults_injected
             or self.bad_inputs_tried
             or self.spoof_texts_tried
+            or self.nested_json_tried
+            or self.crafted_cursors_tried
             or self.denied_requests
             or self.deploy_warnings is not None
             or self.backup is not None

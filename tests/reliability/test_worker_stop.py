@@ -1,4 +1,4 @@
-"""SIGTERM stops a real qcluster (ORM broker on PostgreSQL) in seconds, and lets a running task finish.
+"""SIGTERM stops a real qcluster (ORM broker on PostgreSQL), and lets a running task finish.
 
 The signal goes to the cluster's main process only, as systemd sends it with KillMode=mixed
 (deploy/systemd/ophai-*worker.service). Sent to the whole process group, django-q2 1.11.1 never
@@ -31,10 +31,9 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("transactional_roles"),
 ]
-# Idle: one guard cycle (0.5 s) + one ORM broker poll (0.2 s) + the processes' exit.
-IDLE_STOP_BOUND_S = 10
 TASK_SECONDS = 4
 # A cluster that does not exit is SIGKILLed after this; the test then fails on the exit code.
+# (No test asserts how long the stop took: that is printed, and measured in bench/.)
 GIVE_UP_S = 20
 
 
@@ -54,7 +53,7 @@ def _timed_stop(cluster) -> float:
     return time.monotonic() - began
 
 
-def test_sigterm_stops_an_idle_cluster_within_seconds(default_cluster, tmp_path):
+def test_sigterm_stops_an_idle_cluster(default_cluster, tmp_path):
     cluster, _ = default_cluster
     # main + sentinel + 1 worker + monitor + pusher, then past one guard cycle
     assert wait_for(lambda: len(group_pids(cluster.pid)) == 5, 60, 0.1), (
@@ -65,7 +64,6 @@ def test_sigterm_stops_an_idle_cluster_within_seconds(default_cluster, tmp_path)
     seconds = _timed_stop(cluster)
 
     assert cluster.returncode == 0, f"killed, not stopped ({seconds:.1f} s)"
-    assert seconds < IDLE_STOP_BOUND_S
     note(f"[stop] idle qcluster (ORM broker): SIGTERM → exit 0 in {seconds:.2f} s")
 
 
@@ -88,7 +86,6 @@ def test_sigterm_lets_the_running_task_finish_then_stops(default_cluster, tmp_pa
     task = Task.objects.get(name="stop-drill")
     assert task.success is True
     assert not OrmQ.objects.exists()  # acknowledged: it will not run again
-    assert seconds < TASK_SECONDS + IDLE_STOP_BOUND_S
     note(
         f"[stop] qcluster running a {TASK_SECONDS} s task: SIGTERM → task finished and saved, "
         f"exit 0 after {seconds:.2f} s ({time.monotonic() - picked_up:.2f} s after pick-up)"

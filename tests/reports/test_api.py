@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -165,6 +166,25 @@ def test_verify_an_unknown_code(api, db):
             "fields": {},
         }
     }
+
+
+def test_verification_is_rate_limited_per_client_address(api, report, settings):
+    cache.clear()
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "verify": "3/minute"}
+    url = reverse("api-v1:report-verify", args=["NOPE2345"])
+
+    # guessing codes, with a new X-Forwarded-For each time
+    statuses = [api.get(url, HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(4)]
+    refused = api.get(reverse("api-v1:report-verify", args=[report.verification_code]))
+
+    assert statuses == [404, 404, 404, 429]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "throttled"
+    assert refused["Retry-After"]
+
+
+def test_verification_has_a_configured_default_rate(settings):
+    assert settings.API_THROTTLE_RATES["verify"] == "60/minute"
 
 
 def test_a_doctor_approves_a_summary_through_the_api(api, doctor, report):

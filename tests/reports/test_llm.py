@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import openai
 import pytest
 from werkzeug import Response
 
@@ -149,8 +150,9 @@ def test_a_malformed_reply_is_asked_once_more_then_falls_back(llm, facts, conten
         Response("{not json", status=200, content_type="application/json"),
         Response('{"choices": []}', status=200, content_type="application/json"),
         Response('{"hello": 1}', status=200, content_type="application/json"),
+        Response("[" * 1000 + "]" * 1000, status=200, content_type="application/json"),
     ],
-    ids=["html-page", "broken-json", "no-choices", "not-a-completion"],
+    ids=["html-page", "broken-json", "no-choices", "not-a-completion", "nested-1000-deep"],
 )
 def test_a_body_that_is_not_a_chat_completion_falls_back(llm, facts, reply):
     llm.expect_request(CHAT_PATH, method="POST").respond_with_response(reply)
@@ -171,16 +173,22 @@ def test_a_malformed_reply_followed_by_a_good_one_uses_the_good_one(llm, facts):
     assert (result.text, result.source) == ("A doctor reviewed your photos.", "llm:qwen-test")
 
 
-def test_a_timeout_falls_back_to_the_template(llm, facts):
+def test_a_timeout_falls_back_to_the_template(llm, facts, monkeypatch):
     def slow(request):
         time.sleep(1.0)
         return Response(json.dumps(summary_reply("too late")), content_type="application/json")
 
+    clients = []
+    real_client = openai.OpenAI
+    monkeypatch.setattr(
+        "reports.llm.openai.OpenAI",
+        lambda **kwargs: clients.append(real_client(**kwargs)) or clients[-1],
+    )
     llm.expect_request(CHAT_PATH, method="POST").respond_with_handler(slow)
-    started = time.monotonic()
     result = summary_for_facts(facts, language="zh-hans")
     assert (result.source, result.fallback_reason) == ("template", "timed out after 0.5 s")
-    assert time.monotonic() - started < 1.0
+    # How long it waits is configuration, not a stopwatch: LLM_TIMEOUT per call, no retries
+    assert [(client.timeout, client.max_retries) for client in clients] == [(0.5, 0)]
 
 
 def test_an_unreachable_server_falls_back_to_the_template(settings, facts):

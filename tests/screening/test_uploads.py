@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
+from django.utils import translation
 from PIL import Image, ImageFile
 
 from screening import uploads
@@ -129,6 +130,12 @@ def _corrupt(image_format: str) -> str:
     )
 
 
+PNG_TEXT_TOO_LARGE = (
+    "This PNG file carries a text (metadata) block of more than 1 MB, which a fundus photo never "
+    "needs, so it was not read. Export the photo again without added text or metadata."
+)
+
+
 def _unsupported(detected: str) -> str:
     return f"This file is not a JPEG, PNG or TIFF image (detected: {detected})."
 
@@ -139,8 +146,8 @@ REJECTED = [
     (hf.truncated_jpeg, "corrupt", _corrupt("JPEG")),
     (hf.truncated_png, "corrupt", _corrupt("PNG")),
     (hf.jpeg_header_only, "corrupt", _corrupt("JPEG")),
-    (hf.ztxt_bomb_png, "corrupt", _corrupt("PNG")),
-    (hf.itxt_bomb_png, "corrupt", _corrupt("PNG")),
+    (hf.ztxt_bomb_png, "png_text_too_large", PNG_TEXT_TOO_LARGE),
+    (hf.itxt_bomb_png, "png_text_too_large", PNG_TEXT_TOO_LARGE),
     # Pillow itself refuses these headers (error above 2× its limit, warning above it).
     (hf.bomb_png, "too_many_pixels", "The image is larger than the limit of 40 megapixels."),
     (hf.huge_header_png, "too_many_pixels", "The image is larger than the limit of 40 megapixels."),
@@ -189,6 +196,18 @@ def test_rejected_file_raises_exact_code_and_message(make_upload, generator, cod
     assert caught.value.messages == [message]
     assert upload.tell() == 0
     assert not upload.closed
+
+
+def test_an_oversized_png_text_chunk_is_explained_in_chinese():
+    name, data = hf.ztxt_bomb_png()
+
+    with translation.override("zh-hans"), pytest.raises(ValidationError) as caught:
+        validate_fundus_upload(SimpleUploadedFile(name, data))
+
+    assert caught.value.messages == [
+        "此 PNG 文件带有超过 1 MB 的文本（元数据）块，眼底照片不需要这些内容，因此未读取该文件。"
+        "请重新导出照片，不要附加文本或元数据。"
+    ]
 
 
 def test_every_hostile_generator_is_covered():
