@@ -16,12 +16,15 @@ class Tally:
     deploy_warnings: int | None = None  # None: not checked in this run
     backup: str | None = None  # what the restore drill verified, or why it did not pass
     peak_rss_growth_mb: float | None = None
+    # per kind of bad real photo (blur, occlusion, ...): [tried, given the expected verdict]
+    bad_photos: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def used(self) -> bool:
         return bool(
             self.faults_injected
             or self.bad_inputs_tried
+            or self.bad_photos
             or self.denied_requests
             or self.deploy_warnings is not None
             or self.backup is not None
@@ -29,6 +32,12 @@ class Tally:
 
 
 TALLY = Tally()
+
+
+def count_bad_photo(kind: str, *, handled: bool) -> None:
+    counts = TALLY.bad_photos.setdefault(kind, [0, 0])
+    counts[0] += 1
+    counts[1] += handled
 
 
 def note(text: str) -> None:
