@@ -149,6 +149,9 @@ class EyeSummarySerializer(serializers.Serializer):
     referable = serializers.BooleanField()
     photos = serializers.IntegerField()
     gradable = serializers.BooleanField()
+    review_required = serializers.BooleanField(
+        help_text="Gradable with limits only (monochrome photos): no AI reading, the doctor reviews."
+    )
     quality_reasons = serializers.ListField(child=serializers.CharField())
     models = ModelRefSerializer(many=True)
     demonstration = serializers.BooleanField()
@@ -157,6 +160,7 @@ class EyeSummarySerializer(serializers.Serializer):
 
 class CombinedSummarySerializer(EyeSummarySerializer):
     ungradable_eyes = serializers.ListField(child=serializers.CharField())
+    review_eyes = serializers.ListField(child=serializers.CharField())
 
 
 class AiResultSerializer(serializers.Serializer):

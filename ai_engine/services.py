@@ -322,6 +322,8 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
                 eye=analysis.image.eye,
                 gradable=analysis.quality_gradable,
                 failed=analysis.status == AnalysisStatus.FAILED,
+                monochrome=bool(analysis.quality_gradable)
+                and "monochrome" in (analysis.quality_reasons or []),
                 positive=[
                     {
                         "code": finding.label_code,

@@ -27,12 +27,17 @@ ZONE_NAMES = {
 REASONS = (
     "no_fundus",
     "small_field_of_view",
+    "partial_field",
     "underexposed",
     "overexposed",
     "low_contrast",
     "out_of_focus",
     "too_small",
+    "monochrome",
 )
+# Reasons that limit a photo without making it ungradable ("gradable with limits"): a doctor
+# reads a greyscale or red-free fundus photo, the colour models (trained on colour) do not.
+LIMITS = frozenset({"monochrome"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,11 @@ class QualityResult:
     gradable: bool
     reasons: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def colour_models_apply(self) -> bool:
+        """Gradable with no limit: the colour models may read it."""
+        return self.gradable and not LIMITS.intersection(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +175,10 @@ class ImageAnalysis:
     @property
     def gradable(self) -> bool:
         return self.error is None and self.quality is not None and self.quality.gradable
+
+    @property
+    def colour_models_apply(self) -> bool:
+        return self.gradable and self.quality is not None and self.quality.colour_models_apply
 
     def to_dict(self) -> dict[str, Any]:
         return {
