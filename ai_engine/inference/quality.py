@@ -40,7 +40,7 @@ class QualityThresholds:
     min_contrast: float = 0.0417
     min_sharpness: float = 20.0
     max_occluded_fraction: float = 0.254
-    max_grey_saturation: float = 0.0459
+    max_grey_saturation: float = 0.0456
     min_red_free_green_ratio: float = 0.709
     good_red_ratio: float = 0.494
     good_fov_fraction: float = 0.769
@@ -83,17 +83,18 @@ def measure_quality(
     laplacian = cv2.Laplacian(green.astype(np.float64), cv2.CV_64F, ksize=3)[core]
     # Obstruction (eyelid, lashes, a misplaced mask): the share of the field far darker than its
     # bright part, on a smoothed 128 px copy so that vessels and the macula do not count.
-    small = cv2.resize(gray, (OCCLUSION_SIZE, OCCLUSION_SIZE), interpolation=cv2.INTER_AREA)
-    smooth = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 3.0)
-    small_field = cv2.resize(
-        mask.astype(np.uint8), small.shape[::-1], interpolation=cv2.INTER_NEAREST
-    )
-    field = smooth[small_field > 0]
-    occluded = float((field < 0.25 * np.percentile(field, 90)).mean()) if field.size else 1.0
+    size = (OCCLUSION_SIZE, OCCLUSION_SIZE)
+    small = cv2.resize(square, size, interpolation=cv2.INTER_AREA)
+    small_field = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    smooth = cv2.GaussianBlur(
+        cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 3.0
+    )[small_field]
+    occluded = float((smooth < 0.25 * np.percentile(smooth, 90)).mean()) if smooth.size else 1.0
     # Monochrome: greyscale has no saturation; red-free is green-dominated (a colour fundus is red).
-    top = pixels.max(axis=1) if inside.size else np.zeros(1)
+    colours = small[small_field].astype(np.float32)
+    top = colours.max(axis=1) if colours.size else np.zeros(1, np.float32)
     saturation = (
-        float(((top - pixels.min(axis=1)) / np.maximum(top, 1.0)).mean()) if inside.size else 0.0
+        float(((top - colours.min(axis=1)) / np.maximum(top, 1.0)).mean()) if colours.size else 0.0
     )
     if geometry.found:
         diameter = min(2 * geometry.radius, float(geometry.width), float(geometry.height))
