@@ -262,6 +262,7 @@ AI_RESULT_EXAMPLE = {
             "referable": True,
             "photos": 1,
             "gradable": True,
+            "review_required": False,
             "quality_reasons": [],
             "models": [
                 {
@@ -284,11 +285,13 @@ AI_RESULT_EXAMPLE = {
         "referable": True,
         "photos": 1,
         "gradable": True,
+        "review_required": False,
         "quality_reasons": [],
         "models": [],
         "demonstration": True,
         "findings": [],
         "ungradable_eyes": [],
+        "review_eyes": [],
     },
     "pending": False,
 }

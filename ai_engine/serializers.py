@@ -183,6 +183,9 @@ class EyeSummarySerializer(serializers.Serializer):
     referable = serializers.BooleanField()
     photos = serializers.IntegerField()
     gradable = serializers.BooleanField()
+    review_required = serializers.BooleanField(
+        help_text="Gradable with limits only (monochrome photos): no AI reading, the doctor reviews."
+    )
     quality_reasons = serializers.ListField(child=serializers.CharField())
     models = ModelRefSerializer(many=True)
     demonstration = serializers.BooleanField()
@@ -191,6 +194,7 @@ class EyeSummarySerializer(serializers.Serializer):
 
 class CombinedSummarySerializer(EyeSummarySerializer):
     ungradable_eyes = serializers.ListField(child=serializers.CharField())
+    review_eyes = serializers.ListField(child=serializers.CharField())
 
 
 class AiResultSerializer(serializers.Serializer):

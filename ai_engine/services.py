@@ -337,6 +337,8 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
                 eye=eye,
                 gradable=photos.gradable,
                 failed=all(a.status == AnalysisStatus.FAILED for a in finished),
+                monochrome=bool(photos.gradable)
+                and any("monochrome" in (a.quality_reasons or []) for a in finished),
                 positive=list(positive.values()),
             )
         )

@@ -30,6 +30,7 @@ class EyeFindings:
     eye: str
     gradable: bool | None
     failed: bool = False
+    monochrome: bool = False  # gradable with limits: no colour model read it
     positive: list[dict[str, Any]] = field(
         default_factory=list
     )  # {code, label_zh, label_en, probability, referable, normal}
@@ -68,6 +69,9 @@ def triage_compute(
             continue
         if eye_findings.gradable is False:
             result.add(TriageLevel.HIGH, "ungradable", eye)
+            continue
+        if eye_findings.monochrome:
+            result.add(TriageLevel.HIGH, "monochrome_photo", eye)
             continue
         abnormal = [
             f for f in eye_findings.positive if not f.get("normal", is_normal_label(f["code"]))
@@ -113,6 +117,9 @@ def triage_reason_text(reason: dict[str, Any]) -> str:
     templates = {
         "analysis_failed": _("AI analysis failed: review the photo yourself"),
         "ungradable": _("photo not gradable: retake"),
+        "monochrome_photo": _(
+            "monochrome photo (greyscale or red-free): colour AI not applicable, review the photo yourself"
+        ),
         "glaucoma_with_high_iop": _("%(label)s (p=%(probability)s) with IOP %(iop)s mmHg"),
         "sight_threatening": _("possible sight-threatening %(label)s (p=%(probability)s)"),
         "referable_finding": _("referable finding: %(label)s (p=%(probability)s)"),

@@ -12,6 +12,11 @@ QUALITY_REASONS = {
     "low_contrast": _("Contrast too low"),
     "out_of_focus": _("Out of focus (blurred)"),
     "too_small": _("Image resolution too small"),
+    "partial_field": _("Part of the field hidden or missing (obstruction)"),
+    "monochrome": _(
+        "Monochrome fundus photo (greyscale or red-free): colour AI models not applicable — "
+        "review the photo yourself"
+    ),
 }
 
 ABNORMAL_AREAS = {

@@ -188,7 +188,7 @@ def analyse_images(
     batch_size: int = 16,
     max_pixels: int | None = None,
 ) -> list[ImageAnalysis]:
-    """The whole pipeline for a batch of photos; ungradable photos get no findings.
+    """The whole pipeline for a batch of photos; ungradable and monochrome photos get no findings.
 
     ``packages`` may be loaded packages or package folders (loaded here on ``device``).
     Per-photo failures (unreadable files) are reported in ``ImageAnalysis.error``.
@@ -225,7 +225,7 @@ def analyse_images(
             analysis.quality.metrics["diameter_px"] = round(
                 analysis.quality.metrics["diameter_px"] * scale, 1
             )
-        if analysis.quality.gradable and cam and predictors:
+        if analysis.quality.colour_models_apply and cam and predictors:
             box = analysis.geometry.box
             square = render_box(array, box, LANDMARK_SIZE)
             analysis.landmarks = locate_landmarks(square, analysis.geometry, box, eye)
@@ -233,7 +233,8 @@ def analyse_images(
         analyses.append(analysis)
         photos.append(array)
 
-    gradable = [i for i, a in enumerate(analyses) if a.gradable]
+    # Every model here was trained on colour photos: a monochrome one is left to the doctor.
+    gradable = [i for i, a in enumerate(analyses) if a.colour_models_apply]
     for predictor in predictors:
         tensors, boxes = [], []
         for i in gradable:

@@ -164,7 +164,7 @@ def detect_fundus(
         and 0.05 * max(sw, sh) < r < 2.0 * max(sw, sh)
     )
     if not fitted:
-        if cv2.contourArea(largest) < 0.25 * sw * sh:
+        if cv2.contourArea(largest) < 0.2 * sw * sh:
             return not_found
         # Odd masks (stretched, half-shadowed fields): the blob's enclosing circle.
         (cx, cy), r = cv2.minEnclosingCircle(largest)

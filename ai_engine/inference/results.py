@@ -28,11 +28,13 @@ ZONE_NAMES = {
 REASONS = (
     "no_fundus",
     "small_field_of_view",
+    "partial_field",
     "underexposed",
     "overexposed",
     "low_contrast",
     "out_of_focus",
     "too_small",
+    "monochrome",
 )
 # How a model's probabilities become results (``decision_rule``): the most probable label of a
 # multiclass model, or each label against its own threshold.
@@ -40,6 +42,9 @@ DECISION_ARGMAX = "argmax"
 DECISION_THRESHOLD = "threshold"
 # Label codes that mean "nothing found" when a card does not flag its normal label itself.
 NORMAL_CODES = frozenset({"n", "normal", "0", "grade0"})
+# Reasons that limit a photo without making it ungradable ("gradable with limits"): a doctor
+# reads a greyscale or red-free fundus photo, the colour models (trained on colour) do not.
+LIMITS = frozenset({"monochrome"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,11 @@ class QualityResult:
     gradable: bool
     reasons: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def colour_models_apply(self) -> bool:
+        """Gradable with no limit: the colour models may read it."""
+        return self.gradable and not LIMITS.intersection(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +230,10 @@ class ImageAnalysis:
     @property
     def gradable(self) -> bool:
         return self.error is None and self.quality is not None and self.quality.gradable
+
+    @property
+    def colour_models_apply(self) -> bool:
+        return self.gradable and self.quality is not None and self.quality.colour_models_apply
 
     def to_dict(self) -> dict[str, Any]:
         return {

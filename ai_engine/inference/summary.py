@@ -5,7 +5,9 @@ among its gradable photos). The conclusion names the positive non-normal finding
 probable first; ``confidence`` is the probability of the first one. With none, the
 conclusion is the positive normal label if a model has one (confidence = its probability),
 else "no obvious abnormality" with confidence 1 − the highest non-normal probability.
-An eye without a gradable photo has ``confidence`` null and asks for a retake.
+An eye without a gradable photo has ``confidence`` null and asks for a retake; an eye whose
+gradable photos are all monochrome (greyscale or red-free: gradable with limits, no colour model
+read them) has ``confidence`` null and ``review_required``: the doctor reads the photo.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ TEXT = {
     "zh": {
         "no_abnormality": "未见明显异常",
         "ungradable": "图像质量不足，请重新拍摄",
+        "monochrome": "单色眼底照片（灰度或无赤光）：彩色 AI 模型不适用，请医生阅片",
         "no_photo": "无图像",
         "separator": "、",
         "OD": "右眼",
@@ -29,6 +32,10 @@ TEXT = {
     "en": {
         "no_abnormality": "No obvious abnormality",
         "ungradable": "Image quality insufficient, please retake",
+        "monochrome": (
+            "Monochrome fundus photo (greyscale or red-free): colour AI models not applicable, "
+            "the doctor reviews the photo"
+        ),
         "no_photo": "No photo",
         "separator": ", ",
         "OD": "Right eye",
@@ -46,7 +53,7 @@ def _language(language: str) -> str:
 def _merged_findings(analyses: Sequence[ImageAnalysis]) -> list[tuple[dict[str, Any], Finding]]:
     best: dict[tuple[str, str, str], tuple[dict[str, Any], Finding]] = {}
     for analysis in analyses:
-        if not analysis.gradable:
+        if not analysis.colour_models_apply:
             continue
         for prediction in analysis.predictions:
             model = {
@@ -65,14 +72,16 @@ def _merged_findings(analyses: Sequence[ImageAnalysis]) -> list[tuple[dict[str, 
 def _eye_summary(analyses: Sequence[ImageAnalysis], lang: str) -> dict[str, Any]:
     text = TEXT[lang]
     gradable = [a for a in analyses if a.gradable]
+    read = [a for a in gradable if a.colour_models_apply]
     reasons = sorted({r for a in analyses if a.quality for r in a.quality.reasons})
-    merged = _merged_findings(gradable)
+    merged = _merged_findings(read)
     models: dict[tuple[str, str], dict[str, Any]] = {}
     for model, _ in merged:
         models[(model["name"], model["version"])] = model
     summary: dict[str, Any] = {
         "photos": len(analyses),
         "gradable": bool(gradable),
+        "review_required": bool(gradable) and not read,
         "quality_reasons": reasons,
         "models": list(models.values()),
         "demonstration": any(m["demonstration"] for m in models.values()),
@@ -86,6 +95,11 @@ def _eye_summary(analyses: Sequence[ImageAnalysis], lang: str) -> dict[str, Any]
     if not gradable:
         summary.update(
             conclusion=text["ungradable"], confidence=None, abnormal_areas=[], referable=False
+        )
+        return summary
+    if not read:
+        summary.update(
+            conclusion=text["monochrome"], confidence=None, abnormal_areas=[], referable=False
         )
         return summary
     abnormal = sorted(
@@ -140,4 +154,5 @@ def combine_eye_results(analyses: Sequence[ImageAnalysis], language: str = "zh")
         combined["conclusion"] = text["eye_separator"].join(parts)
     ungradable_eyes = [e for e, s in eyes.items() if not s["gradable"]]
     combined["ungradable_eyes"] = ungradable_eyes
+    combined["review_eyes"] = [e for e, s in eyes.items() if s["review_required"]]
     return {"language": lang, "eyes": eyes, "combined": combined}

@@ -17,6 +17,7 @@ from ai_engine.services import analyses_claim, analyses_reconcile, analysis_reru
 from ai_engine.tasks import analyse_image
 from screening.models import RecordStatus, ScreeningRecord
 from screening.services import image_upload
+from tests.ai_engine.inference.degraded import degraded_jpeg
 
 
 @pytest.fixture
@@ -206,3 +207,51 @@ def test_staff_rerun_makes_a_new_run_and_keeps_the_old(
     assert (second.run, second.status, second.requested_by) == (2, AnalysisStatus.DONE, technician)
     assert Analysis.objects.filter(image=image).count() == 2
     assert first.findings.count() == 8
+
+
+# Issue 14 item 17: blurred and occluded photos are ungradable with their reason; greyscale and
+# red-free photos are fundus photos, gradable with limits, that no colour model reads.
+@pytest.mark.parametrize(
+    ("kind", "status", "reasons", "triage_code"),
+    [
+        ("blur", AnalysisStatus.UNGRADABLE, ["out_of_focus"], "ungradable"),
+        ("occlusion", AnalysisStatus.UNGRADABLE, ["partial_field"], "ungradable"),
+        ("greyscale", AnalysisStatus.DONE, ["monochrome"], "monochrome_photo"),
+        ("red-free", AnalysisStatus.DONE, ["monochrome"], "monochrome_photo"),
+    ],
+)
+def test_a_bad_real_photo_gets_no_diagnosis_and_says_why(
+    kind,
+    status,
+    reasons,
+    triage_code,
+    active_package,
+    record,
+    technician,
+    right_eye,
+    django_capture_on_commit_callbacks,
+):
+    upload = SimpleUploadedFile(f"{kind}.jpg", degraded_jpeg(right_eye, kind))
+    with django_capture_on_commit_callbacks(execute=True):
+        image = image_upload(actor=technician, record=record, eye="OD", uploaded_file=upload)
+    analysis = Analysis.objects.get(image=image)
+    assert (analysis.status, analysis.quality_gradable, analysis.quality_reasons) == (
+        status,
+        status == AnalysisStatus.DONE,
+        reasons,
+    )
+    assert analysis.findings.count() == 0
+    triage = RecordTriage.objects.get(record=record)
+    assert ([r["code"] for r in triage.reasons], triage.level) == ([triage_code], "high")
+    eye = record_ai_result(record=record, language="en")["eyes"]["OD"]
+    assert (eye["confidence"], eye["findings"], eye["referable"]) == (None, [], False)
+    if status == AnalysisStatus.DONE:
+        assert eye["review_required"] is True
+        assert eye["conclusion"] == (
+            "Monochrome fundus photo (greyscale or red-free): colour AI models not applicable, "
+            "the doctor reviews the photo"
+        )
+        zh = record_ai_result(record=record, language="zh")["eyes"]["OD"]["conclusion"]
+        assert zh == "单色眼底照片（灰度或无赤光）：彩色 AI 模型不适用，请医生阅片"
+    else:
+        assert eye["conclusion"] == "Image quality insufficient, please retake"

@@ -66,6 +66,23 @@ def test_ungradable_and_failed_photos_ask_for_a_person():
     assert result.level == "high"
 
 
+def test_a_monochrome_photo_asks_the_doctor_to_read_it_not_for_a_retake():
+    result = compute([EyeFindings("OD", True, monochrome=True)])
+    assert (result.level, [(r["code"], r["eye"]) for r in result.reasons]) == (
+        "high",
+        [("monochrome_photo", "OD")],
+    )
+    with translation.override("en"):
+        assert triage_reason_text(result.reasons[0]) == (
+            "OD: monochrome photo (greyscale or red-free): colour AI not applicable, "
+            "review the photo yourself"
+        )
+    with translation.override("zh-hans"):
+        assert triage_reason_text(result.reasons[0]) == (
+            "OD: 单色照片（灰度或无赤光）：彩色 AI 不适用，请直接阅片"
+        )
+
+
 def test_very_high_pressure_alone_is_urgent_and_nothing_at_all_is_none():
     assert compute([], iop={"OD": Decimal("35"), "OS": None}).level == "urgent"
     assert compute([EyeFindings("OD", True, positive=[NORMAL])]).level == "none"

@@ -50,6 +50,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         ),
         ("backup restored and verified", TALLY.backup or "not run"),
     ]
+    rows += [
+        (f"bad photos: {kind} (tried / expected verdict)", f"{tried} / {handled}")
+        for kind, (tried, handled) in TALLY.bad_photos.items()
+    ]
     width = max(len(name) for name, _ in rows)
     terminalreporter.section("reliability summary")
     for name, value in rows:

@@ -26,6 +26,8 @@ class Tally:
     nested_json_handled: int = 0
     crafted_cursors_tried: int = 0  # hand-made pagination cursors on every list
     crafted_cursors_handled: int = 0
+    # per kind of bad real photo (blur, occlusion, ...): [tried, given the expected verdict]
+    bad_photos: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def used(self) -> bool:
@@ -35,6 +37,7 @@ class Tally:
             or self.spoof_texts_tried
             or self.nested_json_tried
             or self.crafted_cursors_tried
+            or self.bad_photos
             or self.denied_requests
             or self.deploy_warnings is not None
             or self.backup is not None
@@ -42,6 +45,12 @@ class Tally:
 
 
 TALLY = Tally()
+
+
+def count_bad_photo(kind: str, *, handled: bool) -> None:
+    counts = TALLY.bad_photos.setdefault(kind, [0, 0])
+    counts[0] += 1
+    counts[1] += handled
 
 
 def note(text: str) -> None:

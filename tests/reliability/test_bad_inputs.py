@@ -36,9 +36,10 @@ from ai_engine.services import package_register
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import image_upload
 from tests.ai_engine.inference.conftest import card_dict, tiny_model
+from tests.ai_engine.inference.degraded import KINDS, degraded_jpeg
 from tests.conftest import SHARED_DATA
 from tests.factories import PatientFactory, ScreeningRecordFactory
-from tests.reliability.tally import TALLY, note
+from tests.reliability.tally import TALLY, count_bad_photo, note
 from tests.screening import hostile_files as hf
 
 ACCEPTED = {
@@ -389,6 +390,45 @@ def test_the_hostile_corpus_through_every_entry_point(
     assert failures == {}
     # the real photo's variants reach the classifiers: at least the 8-bit ones are gradable
     assert not extra or fundus.get("fundus-cmyk.jpg") == AnalysisStatus.DONE, fundus
+
+
+# Real photos made bad as a clinic sees them (issue 14 item 17): accepted, analysed, and given
+# the verdict a clinic expects: blurred or obstructed → ungradable with the reason and no
+# findings; greyscale or red-free → a fundus, gradable with limits, that no colour model reads.
+BAD_PHOTO_ROWS = {
+    "blur": "blur",
+    "occlusion": "occlusion",
+    "eyelid": "occlusion",
+    "greyscale": "greyscale",
+    "red-free": "red-free",
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_real_photos_made_bad_get_the_verdict_a_clinic_expects(
+    entry, world, patient, django_capture_on_commit_callbacks
+):
+    photos = [SHARED_DATA / "reference" / "odir_11_right.jpg", SHARED_DATA / "highres" / "5.jpg"]
+    if not all(photo.is_file() for photo in photos):
+        pytest.skip("../shared/data is not available")
+    failures = {}
+    for photo in photos:
+        for kind, (_, (gradable, reasons)) in KINDS.items():
+            case = Case(f"{kind}_{photo.stem}", f"{kind}.jpg", degraded_jpeg(photo, kind), True)
+            before = set(Analysis.objects.values_list("pk", flat=True))
+            problems = try_case(world, entry, case, patient, django_capture_on_commit_callbacks)
+            analysis = Analysis.objects.exclude(pk__in=before).get()
+            got = (analysis.quality_gradable, analysis.quality_reasons, analysis.findings.count())
+            if got != (gradable, reasons, 0):
+                problems.append(f"verdict {got}, expected {(gradable, reasons, 0)}")
+            count_bad_photo(BAD_PHOTO_ROWS[kind], handled=not problems)
+            if problems:
+                failures[case.key] = problems
+    note(
+        f"[bad photo] {entry}: {len(photos) * len(KINDS)} blurred, obstructed, greyscale and "
+        f"red-free real photos → {len(failures)} without the expected verdict"
+    )
+    assert failures == {}
 
 
 def _current_rss_mb() -> float:

@@ -233,6 +233,30 @@ def test_an_ungradable_photo_asks_for_a_retake_with_translated_reasons(
     assert 'data-state="ungradable"' in html
 
 
+def test_a_monochrome_photo_is_gradable_with_limits_for_the_doctor_in_both_languages(
+    client, doctor, record, technician, photo_file, package
+):
+    from screening.services import image_upload
+
+    image = image_upload(actor=technician, record=record, eye="OD", uploaded_file=photo_file())
+    add_analysis(image, package, reasons=["monochrome"])
+    client.force_login(doctor)
+    url = reverse("pages:screening-detail", args=[record.pk])
+    html = client.get(url).content.decode()
+    assert (
+        "Gradable with limits:</strong> Monochrome fundus photo (greyscale or red-free): " in html
+    )
+    assert "colour AI models not applicable — review the photo yourself" in html
+    assert "Please retake this photo." not in html
+    assert "No fundus visible in the photo" not in html
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    html = client.get(url).content.decode()
+    assert (
+        "可判读（有限制）:</strong> 单色眼底照片（灰度或无赤光）：彩色 AI 模型不适用，请医生直接阅片"
+        in html
+    )
+
+
 def test_the_page_needs_few_queries(client, doctor, analysed_record, django_assert_max_num_queries):
     client.force_login(doctor)
     with django_assert_max_num_queries(30):

@@ -4,13 +4,16 @@ import cv2
 import numpy as np
 import pytest
 
-from ai_engine.inference.decode import load_fundus_image
+from ai_engine.inference.decode import load_fundus_image, load_working_copy
+from ai_engine.inference.predict import WORKING_MIN_SIDES
 from ai_engine.inference.quality import (
     DEFAULT_THRESHOLDS,
     QualityThresholds,
     assess_quality,
     check_quality,
 )
+
+from .degraded import as_jpeg, blurred, eyelid, greyscale, half_covered, red_free, red_free_grey
 
 
 @pytest.fixture
@@ -99,3 +102,80 @@ def test_score_is_half_at_the_threshold() -> None:
     assert below.score < 0.5
     strict = assess_quality(metrics, QualityThresholds(min_sharpness=10_000.0))
     assert strict.gradable is False
+
+
+# --------------------------------------------------------------------------- issue 14 item 17
+# Degraded copies of real photos of every kind the clinic sees: a CC0 camera photo, an ODIR
+# crop, an EyePACS photo and a camera-resolution DR HAGIS photo.
+REAL_PHOTOS = {
+    "cc0 1411 px": "reference/retina_cc0.jpg",
+    "odir 400 px": "fundus/images/odir/normal/2996_left.jpg",
+    "eyepacs 400 px": "fundus/images/eyepacs/grade0/10009_left.jpeg",
+    "camera 4752 px": "highres/5.jpg",
+}
+
+
+@pytest.fixture(scope="module")
+def real_photos() -> dict[str, np.ndarray]:
+    from tests.ai_engine.inference.conftest import DATA
+
+    if not DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    photos = {}
+    for name, path in REAL_PHOTOS.items():
+        photo, _ = load_working_copy(DATA / path, min_sides=WORKING_MIN_SIDES)
+        photos[name] = np.asarray(photo)
+    return photos
+
+
+def verdict(image: np.ndarray) -> tuple[bool, list[str]]:
+    result = check_quality(image)
+    assert (result.score >= 0.5) == result.gradable
+    return result.gradable, result.reasons
+
+
+def test_heavy_blur_is_out_of_focus_on_every_kind_of_photo(real_photos) -> None:
+    # sigma 1.5-3 % of the fundus diameter, uploaded as a JPEG (whose block artefacts read as
+    # detail to a focus measure): only the main vessels remain, as smudges.
+    found = {
+        (name, fraction): verdict(as_jpeg(blurred(image, fraction)))
+        for name, image in real_photos.items()
+        for fraction in (0.015, 0.02, 0.03)
+    }
+    assert found == {key: (False, ["out_of_focus"]) for key in found}
+
+
+def test_half_occluded_field_is_ungradable_as_partial_field(real_photos) -> None:
+    found = {
+        (name, side): verdict(half_covered(image, side))
+        for name, image in real_photos.items()
+        for side in ("top", "bottom", "left", "right")
+    }
+    found |= {(name, "eyelid"): verdict(eyelid(image)) for name, image in real_photos.items()}
+    assert found == {key: (False, ["partial_field"]) for key in found}
+
+
+def test_greyscale_and_red_free_are_monochrome_fundus_gradable_with_limits(real_photos) -> None:
+    kinds = {"greyscale": greyscale, "red-free": red_free, "red-free grey": red_free_grey}
+    found = {}
+    for name, image in real_photos.items():
+        for kind, convert in kinds.items():
+            result = check_quality(as_jpeg(convert(image)))
+            found[(name, kind)] = (result.gradable, result.reasons, result.colour_models_apply)
+            assert result.score >= 0.5
+    assert found == {key: (True, ["monochrome"], False) for key in found}
+
+
+def test_colour_photos_keep_the_colour_models(real_photos) -> None:
+    for image in real_photos.values():
+        result = check_quality(image)
+        assert (result.gradable, result.reasons, result.colour_models_apply) == (True, [], True)
+
+
+def test_a_blurred_or_occluded_monochrome_photo_is_ungradable_not_no_fundus(real_photos) -> None:
+    image = real_photos["cc0 1411 px"]
+    assert verdict(greyscale(blurred(image, 0.015))) == (False, ["out_of_focus", "monochrome"])
+    assert verdict(greyscale(half_covered(image, "top"))) == (
+        False,
+        ["partial_field", "monochrome"],
+    )

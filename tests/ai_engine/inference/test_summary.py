@@ -81,3 +81,28 @@ def test_several_photos_of_one_eye_keep_the_highest_probability() -> None:
     result = combine_eye_results([first, second], language="en")
     assert result["eyes"]["OD"]["confidence"] == 0.8
     assert [f["probability"] for f in result["eyes"]["OD"]["findings"]] == [0.8]
+
+
+def test_a_monochrome_eye_is_for_the_doctor_with_no_ai_conclusion() -> None:
+    quality = QualityResult(0.8, True, ["monochrome"], {})
+    grey = ImageAnalysis(source="OD", eye="OD", quality=quality)
+    colour = analysis("OS", [finding("N", "正常", "normal", 0.9, normal=True)])
+    result = combine_eye_results([grey, colour], "en")
+    right = result["eyes"]["OD"]
+    assert (right["gradable"], right["review_required"], right["confidence"]) == (True, True, None)
+    assert right["conclusion"] == (
+        "Monochrome fundus photo (greyscale or red-free): colour AI models not applicable, "
+        "the doctor reviews the photo"
+    )
+    assert (right["findings"], right["referable"], right["quality_reasons"]) == (
+        [],
+        False,
+        ["monochrome"],
+    )
+    assert result["eyes"]["OS"]["review_required"] is False
+    assert (result["combined"]["review_eyes"], result["combined"]["ungradable_eyes"]) == (
+        ["OD"],
+        [],
+    )
+    zh = combine_eye_results([grey], "zh")["eyes"]["OD"]["conclusion"]
+    assert zh == "单色眼底照片（灰度或无赤光）：彩色 AI 模型不适用，请医生阅片"
