@@ -146,6 +146,8 @@ def load_dataset(
     data = Path(data)
     if not data.exists():
         raise DatasetError(f"{data}: no such file or folder")
+    if data.is_dir() and (data / "manifest.csv").is_file():
+        data = data / "manifest.csv"  # a training cache (manage.py build_training_cache)
     if data.is_dir():
         rows, description = _read_folder(data)
         image_root = data

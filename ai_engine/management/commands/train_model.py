@@ -8,7 +8,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ai_engine.training.cli import comma_list, json_object, key_value, reproducing_command
+from ai_engine.training.cli import (
+    comma_list,
+    float_triple,
+    json_object,
+    key_value,
+    reproducing_command,
+)
 
 
 class Command(BaseCommand):
@@ -80,7 +86,25 @@ class Command(BaseCommand):
         model.add_argument(
             "--init",
             default=None,
-            help="local .pth/.safetensors weights to start from (nothing is downloaded)",
+            help="local .pth/.safetensors weights to start from (nothing is downloaded); a "
+            "safetensors file's metadata (arch, timm_kwargs, mean, std, source) is applied",
+        )
+        model.add_argument(
+            "--bn-init",
+            choices=["recalibrate", "freeze", "keep"],
+            default="recalibrate",
+            help="with --init: recalibrate BatchNorm on training photos before the first step "
+            "(eval function unchanged; needed for folded BN), keep it frozen in eval mode, or "
+            "keep it as loaded",
+        )
+        model.add_argument(
+            "--mean",
+            type=float_triple,
+            default=None,
+            help="input mean (default: --init's or timm's)",
+        )
+        model.add_argument(
+            "--std", type=float_triple, default=None, help="input std (default: --init's or timm's)"
         )
         model.add_argument(
             "--cam-method", choices=["gradcam", "gradcam++", "layercam"], default=None
@@ -127,6 +151,18 @@ class Command(BaseCommand):
             help="scale of the brightness/contrast/gamma jitter (0: flips, rotation, scale only)",
         )
         recipe.add_argument(
+            "--rotate", type=float, default=180.0, help="rotation ± degrees (180: any angle)"
+        )
+        recipe.add_argument("--mixup", type=float, default=0.0, help="mixup Beta α (0: off)")
+        recipe.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta α (0: off)")
+        recipe.add_argument(
+            "--budget-minutes",
+            type=float,
+            default=None,
+            help="wall-clock budget for the whole run: after epoch 1 the schedule is fitted to "
+            "it (--epochs is the upper bound) and the run always ends with a scored package",
+        )
+        recipe.add_argument(
             "--tune-offsets",
             action=argparse.BooleanOptionalAction,
             default=True,
@@ -150,6 +186,11 @@ class Command(BaseCommand):
         run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         run.add_argument(
             "--fp32", action="store_true", help="save float32 weights (default float16)"
+        )
+        run.add_argument(
+            "--intended-use",
+            default="Demonstration — not for diagnosis.",
+            help="the card's intended-use line",
         )
         run.add_argument(
             "--no-demonstration",
@@ -205,6 +246,14 @@ class Command(BaseCommand):
             input_size=options["input_size"],
             preprocessing=options["preprocessing"],
             init=options["init"],
+            bn_init=options["bn_init"],
+            mean=options["mean"],
+            std=options["std"],
+            rotate=options["rotate"],
+            mixup=options["mixup"],
+            cutmix=options["cutmix"],
+            budget_minutes=options["budget_minutes"],
+            intended_use=options["intended_use"],
             epochs=options["epochs"],
             phase1_epochs=options["phase1_epochs"],
             lr1=options["lr1"],
