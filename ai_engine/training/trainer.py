@@ -494,7 +494,7 @@ class Trainer:
                 f"val macro-F1 {score:.4f}{' *' if improved else ''} AUC {auc_text}"
             )
             budget.record(time.time() - epoch_began, time.time() - epoch_began - trained_seconds)
-            if budget.active and not budget.planned:
+            if budget.active:  # re-fitted after every epoch: shared machines change speed
                 planned = budget.plan(epoch + 1, c.epochs, phase1)
                 if planned != state["planned_epochs"]:
                     state["planned_epochs"] = planned
@@ -789,9 +789,9 @@ class _Resumable:
 
 
 class _Budget:
-    """A wall-clock budget for the whole run: after the first epoch the schedule is fitted to it
-    (the cosine ends at the last epoch that fits), and no epoch starts that would overrun it,
-    keeping time for the final scoring and the package."""
+    """A wall-clock budget for the whole run: after each epoch the schedule is fitted to it
+    (the cosine ends at the last epoch that fits at the mean epoch time so far), and no epoch
+    starts that would overrun it, keeping time for the final scoring and the package."""
 
     def __init__(self, minutes: float | None, began: float) -> None:
         self.active = bool(minutes)
@@ -800,7 +800,6 @@ class _Budget:
         self.epoch_seconds = 0.0  # mean of the epochs so far, training + validation
         self.eval_seconds = 0.0
         self.epochs = 0
-        self.planned = False
 
     def record(self, epoch_seconds: float, eval_seconds: float) -> None:
         self.epochs += 1
@@ -819,7 +818,6 @@ class _Budget:
         return elapsed + self.epoch_seconds + self.reserve > self.seconds
 
     def plan(self, done: int, most: int, phase1: int) -> int:
-        self.planned = True
         left = self.seconds - (time.time() - self.began) - self.reserve
         fits = done + max(0, math.floor(left / max(self.epoch_seconds, 1e-6)))
         return max(done, min(most, max(fits, phase1 + 1)))

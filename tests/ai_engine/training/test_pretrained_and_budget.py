@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from ai_engine.training.augment import TensorAugment, mix_batch
 
 from .test_evaluate import constant_package
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PRETRAINED = (
     Path(__file__).resolve().parents[3].parent
     / "shared/data/pretrained/mobilenetv2_100_imagenet.safetensors"
@@ -239,3 +242,39 @@ def test_evaluate_writes_predictions_intervals_sources_and_a_cam_sheet(
     log = (tmp_path / "log.txt").read_text()
     assert "Wrote 48 predictions" in log and "Wrote the CAM sheet (N 3, C 3, G 3)" in log
     assert f"95% CI (200 bootstrap rounds over patients): macro-F1 {low:.3f}–{high:.3f}" in log
+
+
+def test_train_jobs_runs_jobs_side_by_side_and_prints_one_table(
+    dataset: Path, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(
+        "# two recipes on the same photos\n"
+        "tiny-a: --lr2 1e-2\n"
+        "tiny-b: --lr2 1e-3 --augment-missing-flag\n"
+        "tiny-c: --lr2 1e-3 --no-augment\n"
+    )
+    common = (
+        f"--data {dataset} --labels normal,cataract,glaucoma --arch test_resnet --input-size 32 "
+        f"--epochs 1 --phase1-epochs 0 --batch-size 4 --val-fraction 0.25 --test-fraction 0.25 "
+        f"--device cpu --threads 1 --cache-dir {tmp_path / 'cache'}"
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "train_jobs.py"), str(jobs),
+         "--out", str(tmp_path / "runs"), "--common", common, "--parallel", "2"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # one job failed
+    lines = (tmp_path / "runs" / "table.md").read_text().splitlines()
+    assert lines[0] == (
+        "| job | status | arch | px | init | epochs | val F1 | test macro-F1 | N F1 | N AUC "
+        "| C F1 | C AUC | G F1 | G AUC | n | min |"
+    )
+    assert lines[2].startswith("| tiny-a | ok |") and lines[4].startswith("| tiny-c | ok |")
+    assert lines[3].startswith("| tiny-b | failed (2), see tiny-b.log |")
+    assert (
+        "unrecognized arguments: --augment-missing-flag"
+        in (tmp_path / "runs" / "tiny-b.log").read_text()
+    )
+    assert ModelPackage.load(tmp_path / "runs" / "tiny-c", "cpu").card.name == "tiny-c"
+    assert "\n".join(lines) in done.stdout
