@@ -53,9 +53,11 @@ DATA_NOTE = (
     "Public research photographs without a licence that allows redistribution; the model is "
     "for research and demonstration only and its training data is not redistributable."
 )
-# Settings that may change between a run and its --resume.
+# Settings that may change between a run and its --resume (a resumed run gets a new budget
+# for what remains).
 RESUMABLE = {
     "resume",
+    "budget_minutes",
     "device",
     "threads",
     "out",
