@@ -692,7 +692,7 @@ class Trainer:
         if not path.is_file():
             raise TrainingError(f"--resume: no checkpoint at {path}")
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
-        saved = payload["config"]
+        saved = {k: v for k, v in payload["config"].items() if k not in RESUMABLE}
         current = _config_identity(self.config)
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:

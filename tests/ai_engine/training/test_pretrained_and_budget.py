@@ -278,3 +278,22 @@ def test_train_jobs_runs_jobs_side_by_side_and_prints_one_table(
     )
     assert ModelPackage.load(tmp_path / "runs" / "tiny-c", "cpu").card.name == "tiny-c"
     assert "\n".join(lines) in done.stdout
+
+
+def test_a_resumed_run_may_get_a_new_budget(dataset: Path, tmp_path: Path) -> None:
+    from ai_engine.training.trainer import Trainer
+
+    from .conftest import fast_config
+
+    out = tmp_path / "p"
+    Trainer(fast_config(dataset, out, epochs=2, keep_checkpoint=True), log=lambda _: None).run()
+    # A checkpoint written before budgets were resumable carries the budget in its settings.
+    payload = torch.load(str(out / "checkpoint.pt"), weights_only=True)
+    payload["config"]["budget_minutes"] = 85.0
+    torch.save(payload, str(out / "checkpoint.pt"))
+    logged: list[str] = []
+    result = Trainer(
+        fast_config(dataset, out, epochs=2, resume=True, budget_minutes=10.0), log=logged.append
+    ).run()
+    assert any("after epoch 2" in line for line in logged)
+    assert [h["epoch"] for h in result.history] == [1, 2]
