@@ -22,7 +22,13 @@ from PIL import Image
 from ai_engine.inference.decode import ImageDecodeError, load_fundus_image
 from ai_engine.inference.preprocess import detect_fundus, render_box
 
-from .data import FILE_COLUMNS, IMAGE_SUFFIXES, DatasetError, split_patient_eye
+from .data import (
+    FILE_COLUMNS,
+    IMAGE_SUFFIXES,
+    DatasetError,
+    read_csv_records,
+    split_patient_eye,
+)
 
 MANIFEST = "manifest.csv"
 SUMMARY = "manifest.json"
@@ -53,20 +59,10 @@ def _rows(data: Path, where: dict[str, str]) -> tuple[list[dict[str, str]], Path
                         }
                     )
         return rows, data, "file"
-    try:
-        with data.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or [])
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{data}: cannot read the CSV ({exc})") from None
+    columns, rows = read_csv_records(data, where)
     file_column = next((c for c in FILE_COLUMNS if c in columns), None)
     if file_column is None:
         raise DatasetError(f"{data}: no image column; expected one of {', '.join(FILE_COLUMNS)}")
-    for column, value in where.items():
-        if column not in columns:
-            raise DatasetError(f"{data}: --where column {column!r} is not in {columns}")
-        rows = [r for r in rows if (r.get(column) or "").strip() == value]
     return rows, data.parent, file_column
 
 
