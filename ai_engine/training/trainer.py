@@ -893,8 +893,11 @@ def evidence_line(metrics: dict[str, Any], codes: list[str], demonstration: bool
         for code in codes
         if metrics["per_label"][code]["auc"] is not None
     )
+    ci = metrics.get("ci95", {}).get("macro_f1")
+    interval = f", 95% CI {ci[0]:.2f}–{ci[1]:.2f}" if ci else ""
     line = (
-        f"macro-F1 {metrics['macro_f1']:.2f} (majority baseline {metrics['majority_baseline']['macro_f1']:.2f}), "
+        f"macro-F1 {metrics['macro_f1']:.2f}{interval} (majority baseline "
+        f"{metrics['majority_baseline']['macro_f1']:.2f}), "
         f"AUC {aucs} on {metrics['n_images']} held-out eyes of {metrics.get('n_patients', '?')} patients"
     )
     return ("Demonstration model: " + line + "; not for diagnosis") if demonstration else line

@@ -149,6 +149,7 @@ def test_budget_ends_the_run_with_a_valid_package(dataset: Path, tmp_path: Path)
     ci = card.validation["ci95"]
     assert ci["unit"] == "patient" and ci["rounds"] == 1000
     assert ci["macro_f1"][0] <= card.validation["macro_f1"] <= ci["macro_f1"][1]
+    assert f"95% CI {ci['macro_f1'][0]:.2f}–{ci['macro_f1'][1]:.2f}" in card.evidence
     call_command("validate_model", str(out), stdout=(tmp_path / "validate.txt").open("w"))
     assert "pkg 0.1.0 is valid." in (tmp_path / "validate.txt").read_text()
 
