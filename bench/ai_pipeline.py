@@ -1,9 +1,12 @@
 """Time the inference pipeline per stage on a 400 px photo and a camera-resolution photo.
 
-    .venv/bin/python bench/ai_pipeline.py [PACKAGE_DIR] [--device auto] [--batch 8] [--repeat 3]
+    .venv/bin/python bench/ai_pipeline.py [PACKAGE_DIR] [--device auto|cpu|cuda] [--batch 8]
+        [--repeat 3] [--throughput 1,32]
 
-Without a package (and none in ai_engine/models/), builds a temporary UNTRAINED resnet18
-package at 224 px: its findings are meaningless, its timings are not.
+Without a package it times the bundled ``ai_engine/packages/ophai-screening`` (else a temporary
+UNTRAINED resnet18 at 224 px: its findings are meaningless, its timings are not). The last
+lines give photos/s of the whole pipeline (decode → crop → quality → the package → CAMs →
+overlay PNG) at each ``--throughput`` batch size, with and without CAMs, and the device's name.
 """
 
 from __future__ import annotations
@@ -34,10 +37,9 @@ PHOTOS = {
 
 
 def default_package(tmp: Path) -> tuple[Path, bool]:
-    models = REPO_ROOT / "ai_engine" / "models"
-    if models.is_dir():
-        for card in sorted(models.glob("*/model.json")):
-            return card.parent, False
+    bundled = REPO_ROOT / "ai_engine" / "packages" / "ophai-screening"
+    if (bundled / "model.json").is_file():
+        return bundled, False
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False, num_classes=8)
     labels = [
@@ -77,6 +79,11 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--throughput",
+        default="1,32",
+        help="batch sizes for the photos/s lines (comma-separated; empty: skip)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,9 +97,12 @@ def main() -> int:
             print(
                 "NOTE: temporary UNTRAINED model, generated for timing only; findings are meaningless."
             )
-        print(
-            f"device: {package.device}; torch threads: {torch.get_num_threads()}; torch {torch.__version__}"
+        name = (
+            torch.cuda.get_device_name(package.device)
+            if package.device.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} torch threads"
         )
+        print(f"device: {package.device} ({name}); torch {torch.__version__}")
         missing = [str(p) for p in PHOTOS.values() if not p.exists()]
         if missing:
             print(f"photos missing: {missing}")
@@ -144,6 +154,20 @@ def main() -> int:
             f"pipeline throughput, {args.batch} x 400 px photos: {args.batch / no_cam:.1f} img/s without CAMs, "
             f"{args.batch / with_cam:.1f} img/s with CAMs + overlays"
         )
+        for size in [int(b) for b in args.throughput.split(",") if b.strip()]:
+            photos = [PHOTOS["400 px (ODIR)"]] * max(size, 8)
+            rates = []
+            for cam in (False, True):
+                analyse_images(photos[:size], [package], cam=cam, batch_size=size)  # warm-up
+                sync(package.device)
+                began = time.perf_counter()
+                analyse_images(photos, [package], cam=cam, batch_size=size)
+                sync(package.device)
+                rates.append(len(photos) / (time.perf_counter() - began))
+            print(
+                f"whole pipeline, batch {size}, {len(photos)} x 400 px photos: "
+                f"{rates[0]:.1f} photos/s without CAMs, {rates[1]:.1f} photos/s with CAMs + overlays"
+            )
         print(f"peak RSS: {peak_rss_mb():.0f} MiB")
         if package.device.type == "cuda":
             print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")

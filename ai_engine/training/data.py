@@ -146,6 +146,8 @@ def load_dataset(
     data = Path(data)
     if not data.exists():
         raise DatasetError(f"{data}: no such file or folder")
+    if data.is_dir() and (data / "manifest.csv").is_file():
+        data = data / "manifest.csv"  # a training cache (manage.py build_training_cache)
     if data.is_dir():
         rows, description = _read_folder(data)
         image_root = data
@@ -192,9 +194,8 @@ def _read_folder(folder: Path) -> tuple[list[_Row], str]:
     return rows, f"folder {folder.name}/ ({', '.join(c.name for c in classes)})"
 
 
-def _read_csv(
-    path: Path, label_column: str, where: dict[str, str], labels: list[TrainLabel] | None
-) -> tuple[list[_Row], str, Path]:
+def read_csv_records(path: Path, where: dict[str, str]) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV's columns and its rows that match every ``--where COLUMN=VALUE``."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -208,6 +209,13 @@ def _read_csv(
         if column not in columns:
             raise DatasetError(f"{path}: --where column {column!r} is not in {columns}")
         records = [r for r in records if (r.get(column) or "").strip() == value]
+    return columns, records
+
+
+def _read_csv(
+    path: Path, label_column: str, where: dict[str, str], labels: list[TrainLabel] | None
+) -> tuple[list[_Row], str, Path]:
+    columns, records = read_csv_records(path, where)
     if "Left-Diagnostic Keywords" in columns and "Right-Diagnostic Keywords" in columns:
         return _odir_rows(records, columns), f"ODIR-5K table {path.name}", path.parent
     file_column = next((c for c in FILE_COLUMNS if c in columns), None)

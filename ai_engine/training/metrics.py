@@ -243,3 +243,63 @@ def tune_class_offsets(
         if not changed:
             break
     return [float(v) for v in offsets]
+
+
+def bootstrap_ci(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    codes: Sequence[str],
+    task: str,
+    thresholds: Sequence[float],
+    *,
+    groups: Sequence[str] | None = None,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Percentile bootstrap intervals for macro-F1 and each label's F1, AUC, sensitivity and
+    specificity. ``groups`` (patient ids) resamples whole patients, so both eyes of a patient
+    stay together as they do in the split."""
+    targets = np.asarray(targets, dtype=np.float64) > 0.5
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = decisions(probs, task, thresholds)
+    keys = np.asarray(groups if groups is not None else np.arange(len(targets)))
+    units, inverse = np.unique(keys, return_inverse=True)
+    members = [np.flatnonzero(inverse == u) for u in range(len(units))]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"macro_f1": []}
+    for _ in range(rounds):
+        chosen = rng.integers(0, len(units), len(units))
+        index = np.concatenate([members[u] for u in chosen])
+        f1s = []
+        for k, code in enumerate(codes):
+            truth, guess = targets[index, k], predicted[index, k]
+            m = binary_metrics(truth, guess)
+            f1s.append(m["f1"])
+            draws.setdefault(f"{code}.f1", []).append(m["f1"])
+            draws.setdefault(f"{code}.sensitivity", []).append(m["sensitivity"])
+            draws.setdefault(f"{code}.specificity", []).append(m["specificity"])
+            auc = roc_auc(truth, probs[index, k])
+            if auc is not None:
+                draws.setdefault(f"{code}.auc", []).append(auc)
+        draws["macro_f1"].append(float(np.mean(f1s)))
+    tail = (1.0 - level) / 2.0 * 100.0
+
+    def interval(values: list[float]) -> list[float]:
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        return [round(float(low), 4), round(float(high), 4)]
+
+    result: dict[str, Any] = {
+        "level": level,
+        "rounds": rounds,
+        "unit": "patient" if groups is not None else "image",
+        "macro_f1": interval(draws["macro_f1"]),
+        "per_label": {},
+    }
+    for code in codes:
+        result["per_label"][code] = {
+            metric: interval(draws[f"{code}.{metric}"])
+            for metric in ("f1", "auc", "sensitivity", "specificity")
+            if draws.get(f"{code}.{metric}")
+        }
+    return result

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -92,6 +97,11 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, strict_hea
         for k, v in state.items()
         if k in own and own[k].shape != v.shape
     ]
+    # BatchNorm step counters are bookkeeping, absent from converted checkpoints.
+    state = {
+        **{k: v for k, v in own.items() if k.endswith("num_batches_tracked") and k not in state},
+        **state,
+    }
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if not strict_head:
@@ -168,3 +178,129 @@ def default_cam(model: nn.Module, input_size: int) -> dict[str, Any]:
         earlier = [n for n, _ in closest if n.count(".") == depth]
     layers = [last] + ([earlier[-1]] if earlier else [])
     return {"method": "layercam", "target_layers": layers, "reshape": None}
+
+
+@dataclass(frozen=True)
+class InitWeights:
+    """A local starting point: its tensors and what its safetensors metadata says about it."""
+
+    path: Path
+    state: dict[str, torch.Tensor]
+    arch: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    source: str = ""
+    note: str = ""
+
+    def provenance(self) -> str:
+        """One line for the card: file, sha256 prefix, source and licence as the file states them."""
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+        parts = [f"{self.path.name} (sha256 {digest}…)"]
+        if self.source:
+            parts.append(f"from {self.source}")
+        return "initialised from " + ", ".join(parts)
+
+
+def read_init(path: str | Path) -> InitWeights:
+    """``--init`` weights plus the build hints a converted checkpoint carries in its metadata
+    (``arch``, ``timm_kwargs``, ``mean``, ``std``, ``source``), e.g. the ImageNet MobileNetV2
+    in ``../shared/data/pretrained`` (``pad_type="same"``, mean 0.5 / std 0.502)."""
+    path = Path(path)
+    state = read_checkpoint(path)
+    meta: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), "pt") as handle:
+            meta = dict(handle.metadata() or {})
+
+    def triple(text: str | None) -> list[float] | None:
+        if not text:
+            return None
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise NetError(f"{path}: metadata mean/std {text!r} is not three numbers") from None
+        if len(values) != 3:
+            raise NetError(f"{path}: metadata mean/std {text!r} is not three numbers")
+        return values
+
+    try:
+        kwargs = json.loads(meta.get("timm_kwargs") or "{}")
+    except json.JSONDecodeError:
+        raise NetError(f"{path}: metadata timm_kwargs is not JSON") from None
+    return InitWeights(
+        path=path,
+        state=state,
+        arch=meta.get("arch") or None,
+        kwargs=kwargs if isinstance(kwargs, dict) else {},
+        mean=triple(meta.get("mean")),
+        std=triple(meta.get("std")),
+        source=meta.get("source", ""),
+        note=meta.get("note", ""),
+    )
+
+
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Give every BatchNorm the statistics of its real inputs without changing the eval function.
+
+    A converted network whose BN was folded into the convolutions holds running mean 0,
+    variance ≈ 1 and weight 1: in eval mode it only adds the bias, but training-mode BN would
+    normalise by the batch's statistics and wreck the features. Measured in eval mode over
+    ``batches`` (normalised inputs), each BN gets ``running_mean = μ``, ``running_var = σ²`` and
+    weight/bias rescaled so that ``(x − μ)·w'/√(σ²+ε) + b'`` equals the old eval output;
+    one pass suffices because every layer's eval output stays the same. Returns the number of
+    images seen.
+    """
+    norms = batchnorms(model)
+    sums: dict[int, list] = {}  # id(bn) → [Σx, Σx², count] per channel
+
+    def hook(module, inputs, _output):
+        x = inputs[0].detach().double()
+        dims = [d for d in range(x.dim()) if d != 1]
+        entry = sums.setdefault(id(module), [0.0, 0.0, 0])
+        entry[0] = entry[0] + x.sum(dim=dims)
+        entry[1] = entry[1] + (x * x).sum(dim=dims)
+        entry[2] += x.numel() // x.shape[1]
+
+    handles = [norm.register_forward_hook(hook) for norm in norms]
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for batch in batches:
+            model(batch)
+            seen += len(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    for norm in norms:
+        entry = sums.get(id(norm))
+        if entry is None or not norm.track_running_stats:
+            continue
+        total, squares, count = entry
+        mean = total / count
+        var = (squares / count - mean * mean).clamp_min(0.0)
+        old_mean = norm.running_mean.double()
+        old_scale = (norm.weight.double() if norm.affine else 1.0) / torch.sqrt(
+            norm.running_var.double() + norm.eps
+        )
+        new_std = torch.sqrt(var + norm.eps)
+        if norm.affine:
+            bias = norm.bias.double() + (mean - old_mean) * old_scale
+            norm.weight.copy_((old_scale * new_std).to(norm.weight.dtype))
+            norm.bias.copy_(bias.to(norm.bias.dtype))
+        norm.running_mean.copy_(mean.to(norm.running_mean.dtype))
+        norm.running_var.copy_(var.to(norm.running_var.dtype))
+    return seen
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Keep every BatchNorm in eval mode (its statistics fixed) while the rest trains."""
+    for norm in batchnorms(model):
+        norm.eval()

@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ai_engine.inference.card import CardError, ModelCard, parse_card
 from ai_engine.inference.package import resolve_device, resolve_module, write_package
 
 from . import nets
+from .augment import TensorAugment, mix_batch, normalise_float
 from .data import (
-    Augmentation,
     LabelledSet,
     SquareDataset,
     build_cache,
@@ -46,16 +46,18 @@ from .data import (
 )
 from .labels import dr_grading_for, parse_labels
 from .losses import make_loss, sample_weights
-from .metrics import evaluate_predictions, tune_class_offsets, tune_thresholds
+from .metrics import bootstrap_ci, evaluate_predictions, tune_class_offsets, tune_thresholds
 
 CHECKPOINT = "checkpoint.pt"
 DATA_NOTE = (
     "Public research photographs without a licence that allows redistribution; the model is "
     "for research and demonstration only and its training data is not redistributable."
 )
-# Settings that may change between a run and its --resume.
+# Settings that may change between a run and its --resume (a resumed run gets a new budget
+# for what remains).
 RESUMABLE = {
     "resume",
+    "budget_minutes",
     "device",
     "threads",
     "out",
@@ -87,6 +89,9 @@ class TrainConfig:
         default_factory=lambda: ["fundus_crop", "pad_square", "resize", "normalize"]
     )
     init: str | None = None  # local weights to start from (no hub downloads)
+    bn_init: str = "recalibrate"  # with --init: recalibrate, freeze or keep its BatchNorm
+    mean: list[float] | None = None  # default: the --init file's metadata, else timm's
+    std: list[float] | None = None
     epochs: int = 30  # in all, phase 1 included
     phase1_epochs: int = 3
     lr1: float = 1e-3
@@ -100,6 +105,10 @@ class TrainConfig:
     oversample: bool = True
     augment: bool = True
     photometric: float = 1.0  # scales the brightness/contrast/gamma jitter (0 = geometry only)
+    rotate: float = 180.0  # ± degrees (180: any angle)
+    mixup: float = 0.0  # Beta α of mixup; 0 = off
+    cutmix: float = 0.0  # Beta α of CutMix; 0 = off
+    budget_minutes: float | None = None  # wall-clock budget: the schedule is fitted to it
     ema: float = 0.0  # EMA decay of the weights evaluated and saved; 0 = off
     tune_offsets: bool = True  # multiclass: per-class logit offsets tuned on validation
     val_fraction: float = 0.2
@@ -138,8 +147,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
-    """Learning rate at a global step: each phase warms up linearly, then decays by cosine."""
+def lr_at(step: int, steps_per_epoch: int, config: TrainConfig, epochs: int | None = None) -> float:
+    """Learning rate at a global step: each phase warms up linearly, then decays by cosine
+    (to the end of ``epochs``, by default ``config.epochs``; a budget may plan fewer)."""
+    epochs = config.epochs if epochs is None else epochs
     phase1 = config.phase1_epochs * steps_per_epoch
     if step < phase1:
         base, start, length = config.lr1, 0, phase1
@@ -147,7 +158,7 @@ def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
         base, start, length = (
             config.lr2,
             phase1,
-            (config.epochs - config.phase1_epochs) * steps_per_epoch,
+            (epochs - config.phase1_epochs) * steps_per_epoch,
         )
     position = step - start
     warmup = min(length // 2, round(config.warmup_epochs * steps_per_epoch))
@@ -167,7 +178,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
-def _set_phase(model: nn.Module, frozen: bool) -> None:
+def _set_phase(model: nn.Module, frozen: bool, freeze_bn: bool = False) -> None:
     """Phase 1 trains only the classifier; BatchNorm statistics of the frozen backbone stay put."""
     head_params = {id(p) for p in model.get_classifier().parameters()}
     for param in model.parameters():
@@ -176,6 +187,33 @@ def _set_phase(model: nn.Module, frozen: bool) -> None:
     if frozen:
         model.eval()
         model.get_classifier().train()
+    elif freeze_bn:
+        nets.freeze_batchnorm(model)
+
+
+@dataclass
+class _TrainData:
+    """The training split as uint8 tensors on the device, drawn and augmented there."""
+
+    images: torch.Tensor  # N×3×S×S uint8
+    targets: torch.Tensor  # N×K float
+    weights: torch.Tensor | None  # drawing weights (oversampling), on the CPU
+    batch_size: int
+    generator: torch.Generator  # CPU: which photos each epoch
+    aug_generator: torch.Generator  # the device's: augmentation and mixing
+    augment: TensorAugment | None
+
+    @property
+    def steps(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def epoch_order(self) -> torch.Tensor:
+        count = self.steps * self.batch_size
+        if self.weights is not None:
+            return torch.multinomial(
+                self.weights, count, replacement=True, generator=self.generator
+            )
+        return torch.randperm(len(self.images), generator=self.generator)[:count]
 
 
 class Trainer:
@@ -220,7 +258,7 @@ class Trainer:
             "version": c.version,
             "task": c.task,
             "architecture": c.arch,
-            "architecture_kwargs": dict(c.arch_kwargs),
+            "architecture_kwargs": dict(self.arch_kwargs),
             "input_size": c.input_size,
             "mean": mean,
             "std": std,
@@ -241,40 +279,54 @@ class Trainer:
             card["dr_grading"] = grading
         return card
 
-    def _loaders(
-        self, squares, targets, train_idx, val_idx, generator
-    ) -> tuple[DataLoader, DataLoader]:
+    def _train_data(
+        self, squares, targets, train_idx, device: torch.device, generator: torch.Generator
+    ) -> _TrainData:
         c = self.config
-        dataset = SquareDataset(
-            squares,
-            targets,
-            train_idx,
-            augment=Augmentation().scaled_photometric(c.photometric) if c.augment else None,
-            seed=c.seed,
-        )
-        if c.oversample:
-            weights = sample_weights(targets[train_idx], c.task)
-            sampler = WeightedRandomSampler(
-                torch.as_tensor(weights, dtype=torch.double), len(train_idx), generator=generator
-            )
-            train = DataLoader(
-                dataset, c.batch_size, sampler=sampler, drop_last=True, num_workers=0
-            )
-        else:
-            train = DataLoader(
-                dataset,
-                c.batch_size,
-                shuffle=True,
-                generator=generator,
-                drop_last=True,
-                num_workers=0,
-            )
-        if len(train) == 0:
+        if len(train_idx) < c.batch_size:
             raise TrainingError(
                 f"the training split has {len(train_idx)} images, fewer than --batch-size {c.batch_size}"
             )
-        val = DataLoader(SquareDataset(squares, targets, val_idx), 2 * c.batch_size, num_workers=0)
-        return train, val
+        images = torch.from_numpy(np.ascontiguousarray(squares[train_idx])).permute(0, 3, 1, 2)
+        weights = None
+        if c.oversample:
+            weights = torch.as_tensor(
+                sample_weights(targets[train_idx], c.task), dtype=torch.double
+            )
+        augment = None
+        if c.augment:
+            augment = TensorAugment(rotate=c.rotate).scaled_photometric(c.photometric)
+        return _TrainData(
+            images=images.contiguous().to(device),
+            targets=torch.as_tensor(targets[train_idx], dtype=torch.float32).to(device),
+            weights=weights,
+            batch_size=c.batch_size,
+            generator=generator,
+            aug_generator=torch.Generator(device=device).manual_seed(c.seed),
+            augment=augment,
+        )
+
+    def _eval_loader(self, squares, targets, idx) -> DataLoader:
+        return DataLoader(
+            SquareDataset(squares, targets, idx), 2 * self.config.batch_size, num_workers=0
+        )
+
+    def _recalibrate(self, model: nn.Module, squares, train_idx, device) -> None:
+        """BatchNorm statistics from up to 256 training photos (un-augmented), eval unchanged."""
+        c = self.config
+        chosen = sorted(np.random.default_rng(c.seed).permutation(train_idx)[:256].tolist())
+        batches = (
+            normalise_batch(
+                torch.from_numpy(np.ascontiguousarray(squares[chosen[i : i + 32]]))
+                .permute(0, 3, 1, 2)
+                .to(device),
+                self.mean,
+                self.std,
+            )
+            for i in range(0, len(chosen), 32)
+        )
+        seen = nets.recalibrate_batchnorm(model, batches)
+        self.log(f"BatchNorm recalibrated on {seen} training photos (eval function unchanged)")
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -302,11 +354,20 @@ class Trainer:
             + (f"; left out {dropped}" if dropped else "")
         )
         num_outputs = 1 if c.task == "binary" else len(labelled.labels)
-        model = nets.create(c.arch, num_outputs, c.arch_kwargs)
-        if c.init:
-            nets.load_weights(model, nets.read_checkpoint(c.init), strict_head=False)
-            self.log(f"initialised from {c.init}")
+        init = nets.read_init(c.init) if c.init else None
+        if init is not None and init.arch and init.arch != c.arch:
+            raise TrainingError(
+                f"--init {c.init} holds {init.arch} weights; pass --arch {init.arch}"
+            )
+        self.arch_kwargs = {**(init.kwargs if init else {}), **c.arch_kwargs}
+        self.init_text = init.provenance() if init else ""
+        model = nets.create(c.arch, num_outputs, self.arch_kwargs)
+        if init is not None:
+            nets.load_weights(model, init.state, strict_head=False)
+            self.log(f"{self.init_text}" + (f" ({init.note})" if init.note else ""))
         mean, std = nets.mean_std(model)
+        mean = c.mean or (init.mean if init and init.mean else mean)
+        std = c.std or (init.std if init and init.std else std)
         self.mean, self.std = mean, std
         try:
             draft = self._draft_card(labelled, model, mean, std)
@@ -335,7 +396,8 @@ class Trainer:
             )
 
         generator = torch.Generator().manual_seed(c.seed)
-        train_loader, val_loader = self._loaders(squares, targets, train_idx, val_idx, generator)
+        train_data = self._train_data(squares, targets, train_idx, device, generator)
+        val_loader = self._eval_loader(squares, targets, val_idx)
         try:
             loss_fn = make_loss(
                 c.loss,
@@ -350,10 +412,20 @@ class Trainer:
         model.to(device)
         if device.type == "cuda":
             model.to(memory_format=torch.channels_last)
+        if init is not None and c.bn_init == "recalibrate" and not c.resume:
+            self._recalibrate(model, squares, train_idx, device)
         optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=1.0)
-        steps_per_epoch = len(train_loader)
+        steps_per_epoch = train_data.steps
+        state = {
+            "epoch": 0,
+            "best_score": -1.0,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "history": [],
+            "planned_epochs": c.epochs,
+        }
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_at(step, steps_per_epoch, c)
+            optimizer, lambda step: lr_at(step, steps_per_epoch, c, state["planned_epochs"])
         )
         ema = _Ema(model, c.ema) if c.ema > 0 else None
         amp_dtype = None
@@ -361,25 +433,30 @@ class Trainer:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
-        state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
         best_weights = copy.deepcopy((ema.module if ema else model).state_dict())
         checkpoint_path = self.out / CHECKPOINT
-        resumable = _Resumable(model, optimizer, scheduler, ema, scaler, generator, train_loader)
+        resumable = _Resumable(model, optimizer, scheduler, ema, scaler, train_data)
         if c.resume:
             best_weights = self._resume(checkpoint_path, resumable, state)
 
         phase1 = c.phase1_epochs
+        budget = _Budget(c.budget_minutes, began)
         for epoch in range(state["epoch"], c.epochs):
+            if epoch >= state["planned_epochs"]:
+                break
             if state["bad_epochs"] >= c.patience and epoch >= phase1:
                 break
+            if budget.exhausted():
+                self.log(f"budget: {c.budget_minutes:g} min reached after {epoch} epochs")
+                break
             frozen = epoch < phase1
-            _set_phase(model, frozen)
+            _set_phase(model, frozen, freeze_bn=init is not None and c.bn_init == "freeze")
             if epoch == phase1 and phase1:
                 state["bad_epochs"] = 0  # the fine-tune phase gets its own patience
             epoch_began = time.time()
             loss = self._train_epoch(
                 model,
-                train_loader,
+                train_data,
                 loss_fn,
                 optimizer,
                 scheduler,
@@ -391,6 +468,7 @@ class Trainer:
                 frozen,
             )
             evaluated = ema.module if ema else model
+            trained_seconds = time.time() - epoch_began
             probs = predict_probs(evaluated, val_loader, card, device)
             val_targets = targets[val_idx]
             thresholds = _thresholds(val_targets, probs, c.task)
@@ -419,10 +497,19 @@ class Trainer:
                 f"epoch {epoch + 1}/{c.epochs} phase {record['phase']} loss {loss:.4f} "
                 f"val macro-F1 {score:.4f}{' *' if improved else ''} AUC {auc_text}"
             )
+            budget.record(time.time() - epoch_began, time.time() - epoch_began - trained_seconds)
+            if budget.active:  # re-fitted after every epoch: shared machines change speed
+                planned = budget.plan(epoch + 1, c.epochs, phase1)
+                if planned != state["planned_epochs"]:
+                    state["planned_epochs"] = planned
+                    self.log(
+                        f"budget: {c.budget_minutes:g} min fits {planned} epochs "
+                        f"({budget.epoch_seconds:.0f} s each); the schedule ends there"
+                    )
             self._save_checkpoint(checkpoint_path, resumable, state, best_weights)
 
         # Best epoch's weights → thresholds on validation → metrics on the held-out split.
-        final = nets.create(c.arch, num_outputs, c.arch_kwargs)
+        final = nets.create(c.arch, num_outputs, self.arch_kwargs)
         final.load_state_dict(best_weights)
         final.to(device).eval()
         val_probs = predict_probs(final, val_loader, card, device)
@@ -433,7 +520,7 @@ class Trainer:
                 val_probs = predict_probs(final, val_loader, card, device)
         thresholds = _thresholds(targets[val_idx], val_probs, c.task)
         if test_idx:
-            test_loader = DataLoader(SquareDataset(squares, targets, test_idx), 2 * c.batch_size)
+            test_loader = self._eval_loader(squares, targets, test_idx)
             held_probs, held_idx, split_name = (
                 predict_probs(final, test_loader, card, device),
                 test_idx,
@@ -443,6 +530,15 @@ class Trainer:
             held_probs, held_idx, split_name = val_probs, val_idx, "validation"
         metrics = evaluate_predictions(
             targets[held_idx], held_probs, card_codes(card), c.task, thresholds
+        )
+        metrics["ci95"] = bootstrap_ci(
+            targets[held_idx],
+            held_probs,
+            card_codes(card),
+            c.task,
+            thresholds,
+            groups=[labelled.samples[i].patient for i in held_idx],
+            seed=c.seed,
         )
         patients = {
             name: sorted({labelled.samples[i].patient for i in idx})
@@ -475,6 +571,12 @@ class Trainer:
         ]
         draft["validation"] = metrics
         draft["training_data"] = self._data_text(labelled, train_idx, val_idx, test_idx)
+        if c.budget_minutes:
+            draft["training_data"] += (
+                f" The {c.budget_minutes:g}-minute budget fitted {state['planned_epochs']} epochs "
+                f"({state['epoch']} run); --epochs {state['planned_epochs']} without "
+                "--budget-minutes repeats that schedule on any machine."
+            )
         draft["evidence"] = evidence_line(metrics, card_codes(card), c.demonstration)
         draft["evidence_en"] = draft["evidence"]
         draft["evidence_zh"] = evidence_line_zh(
@@ -504,7 +606,7 @@ class Trainer:
     def _train_epoch(
         self,
         model,
-        loader,
+        data: _TrainData,
         loss_fn,
         optimizer,
         scheduler,
@@ -517,8 +619,9 @@ class Trainer:
     ) -> float:
         c = self.config
         total, count = 0.0, 0
+        order = data.epoch_order().view(data.steps, data.batch_size).to(device)
         bar = tqdm(
-            loader,
+            order,
             desc=f"epoch {epoch + 1}/{c.epochs}" + (" (head only)" if frozen else ""),
             leave=False,
             disable=not c.progress,
@@ -526,15 +629,25 @@ class Trainer:
             file=sys.stderr,
         )
         cuda = device.type == "cuda"
-        for images, labels in bar:
-            images = normalise_batch(images.to(device, non_blocking=cuda), self.mean, self.std)
+        for index in bar:
+            raw = data.images.index_select(0, index)
+            labels = data.targets.index_select(0, index)
+            if data.augment is not None:
+                images = data.augment(raw, data.aug_generator)
+            else:
+                images = raw.float().div_(255.0)
+            images = normalise_float(images, self.mean, self.std)
+            images, labels, partner, lam = mix_batch(
+                images, labels, mixup=c.mixup, cutmix=c.cutmix, generator=data.aug_generator
+            )
             if cuda:
                 images = images.contiguous(memory_format=torch.channels_last)
-            labels = labels.to(device, non_blocking=cuda)
             autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
             with autocast:
                 logits = model(images)
             loss = loss_fn(logits.float(), labels)
+            if lam < 1.0:
+                loss = lam * loss + (1.0 - lam) * loss_fn(logits.float(), partner)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -585,7 +698,7 @@ class Trainer:
         if not path.is_file():
             raise TrainingError(f"--resume: no checkpoint at {path}")
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
-        saved = payload["config"]
+        saved = {k: v for k, v in payload["config"].items() if k not in RESUMABLE}
         current = _config_identity(self.config)
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:
@@ -608,7 +721,9 @@ class Trainer:
         return (
             f"{labelled.description}: {len(labelled.samples)} photos of {n_patients} patients "
             f"({counts}); patient-level split (seed {c.seed}): {split} images. "
-            f"Preprocessing: {', '.join(c.preprocessing)} at {c.input_size} px. {c.data_note}"
+            f"Preprocessing: {', '.join(c.preprocessing)} at {c.input_size} px. "
+            + (f"Weights {self.init_text}. " if self.init_text else "")
+            + c.data_note
             + (f" Reproduce with: {c.command}" if c.command else "")
         )
 
@@ -653,8 +768,7 @@ class _Resumable:
     scheduler: Any
     ema: _Ema | None
     scaler: torch.amp.GradScaler
-    generator: torch.Generator
-    loader: DataLoader
+    data: _TrainData
 
     def state_dicts(self) -> dict[str, Any]:
         return {
@@ -665,8 +779,8 @@ class _Resumable:
             "ema_updates": self.ema.updates if self.ema else 0,
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "generator": self.generator.get_state(),
-            "augment_rng": json.dumps(self.loader.dataset.rng.bit_generator.state),
+            "generator": self.data.generator.get_state(),
+            "augment_rng": self.data.aug_generator.get_state(),
         }
 
     def load_state_dicts(self, payload: dict[str, Any]) -> None:
@@ -678,8 +792,43 @@ class _Resumable:
             self.ema.updates = int(payload["ema_updates"])
         self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["torch_rng"])
-        self.generator.set_state(payload["generator"])
-        self.loader.dataset.rng.bit_generator.state = json.loads(payload["augment_rng"])
+        self.data.generator.set_state(payload["generator"])
+        self.data.aug_generator.set_state(payload["augment_rng"])
+
+
+class _Budget:
+    """A wall-clock budget for the whole run: after each epoch the schedule is fitted to it
+    (the cosine ends at the last epoch that fits at the mean epoch time so far), and no epoch
+    starts that would overrun it, keeping time for the final scoring and the package."""
+
+    def __init__(self, minutes: float | None, began: float) -> None:
+        self.active = bool(minutes)
+        self.seconds = (minutes or 0.0) * 60.0
+        self.began = began
+        self.epoch_seconds = 0.0  # mean of the epochs so far, training + validation
+        self.eval_seconds = 0.0
+        self.epochs = 0
+
+    def record(self, epoch_seconds: float, eval_seconds: float) -> None:
+        self.epochs += 1
+        self.epoch_seconds += (epoch_seconds - self.epoch_seconds) / self.epochs
+        self.eval_seconds = max(self.eval_seconds, eval_seconds)
+
+    @property
+    def reserve(self) -> float:
+        """Time the end needs: validation twice (offsets), the test split, writing."""
+        return 3.0 * self.eval_seconds + 5.0
+
+    def exhausted(self) -> bool:
+        if not self.active or not self.epochs:
+            return False
+        elapsed = time.time() - self.began
+        return elapsed + self.epoch_seconds + self.reserve > self.seconds
+
+    def plan(self, done: int, most: int, phase1: int) -> int:
+        left = self.seconds - (time.time() - self.began) - self.reserve
+        fits = done + max(0, math.floor(left / max(self.epoch_seconds, 1e-6)))
+        return max(done, min(most, max(fits, phase1 + 1)))
 
 
 class _Ema:
@@ -750,8 +899,11 @@ def evidence_line(metrics: dict[str, Any], codes: list[str], demonstration: bool
         for code in codes
         if metrics["per_label"][code]["auc"] is not None
     )
+    ci = metrics.get("ci95", {}).get("macro_f1")
+    interval = f", 95% CI {ci[0]:.2f}–{ci[1]:.2f}" if ci else ""
     line = (
-        f"macro-F1 {metrics['macro_f1']:.2f} (majority baseline {metrics['majority_baseline']['macro_f1']:.2f}), "
+        f"macro-F1 {metrics['macro_f1']:.2f}{interval} (majority baseline "
+        f"{metrics['majority_baseline']['macro_f1']:.2f}), "
         f"AUC {aucs} on {metrics['n_images']} held-out eyes of {metrics.get('n_patients', '?')} patients"
     )
     return ("Demonstration model: " + line + "; not for diagnosis") if demonstration else line

@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 
@@ -78,3 +79,27 @@ def test_the_same_version_with_other_weights_is_refused(db, package_folder, tmp_
 def test_an_unknown_package_name_lists_what_exists(db):
     with pytest.raises(CommandError, match="Registered: none"):
         call_command("activate_model", "nope")
+
+
+def test_bundled_registration_activates_only_the_default_package(db, tmp_path, settings):
+    from ai_engine.inference.package import write_package
+    from tests.ai_engine.inference.conftest import card_dict, tiny_model
+
+    for name in ("ophai-screening", "ophai-demo-screening"):
+        card = card_dict(name=name, version="1.0")
+        write_package(tmp_path / name, tiny_model(card), card)
+    settings.AI_MODEL_DIRS = [str(tmp_path)]
+    settings.AI_DEFAULT_PACKAGES = ["ophai-screening"]
+    call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
+    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+        "ophai-screening": True,
+        "ophai-demo-screening": False,
+    }
+    # Once a package is active, a second run changes nothing.
+    call_command("activate_model", "ophai-screening", "1.0", "--off", stdout=io.StringIO())
+    call_command("activate_model", "ophai-demo-screening", "1.0", stdout=io.StringIO())
+    call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
+    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+        "ophai-screening": False,
+        "ophai-demo-screening": True,
+    }

@@ -22,7 +22,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("package", type=Path, help="package folder")
-        parser.add_argument("dataset", help="a CSV file or a folder with one sub-folder per class")
+        parser.add_argument(
+            "datasets",
+            nargs="+",
+            metavar="dataset",
+            help="one or more CSV files or folders with one sub-folder per class (pooled; "
+            "figures are also given per source)",
+        )
         parser.add_argument(
             "--compare", type=Path, default=None, help="a second package to compare"
         )
@@ -39,29 +45,61 @@ class Command(BaseCommand):
         )
         parser.add_argument("--device", default="auto")
         parser.add_argument(
+            "--predictions",
+            type=Path,
+            default=None,
+            help="write FILE.csv: one row per photo (file, true label, each label's "
+            "probability, decision) of the first package",
+        )
+        parser.add_argument(
+            "--cam-sheet",
+            type=Path,
+            default=None,
+            help="write a PNG contact sheet: photos of each label beside their CAM",
+        )
+        parser.add_argument(
+            "--cam-per-label", type=int, default=20, help="photos per label on the CAM sheet"
+        )
+        parser.add_argument(
+            "--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals"
+        )
+        parser.add_argument(
             "--cache-dir", default=str(settings.BASE_DIR / "var" / "cache" / "training")
         )
 
     def handle(self, *args, **options) -> None:
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
+        from ai_engine.training.camsheet import cam_sheet
         from ai_engine.training.data import DatasetError
-        from ai_engine.training.evaluate import DatasetSpec, evaluate_package, write_report
-
-        spec = DatasetSpec(
-            data=options["dataset"],
-            images=options["images"],
-            label_column=options["label_column"],
-            positive=options["positive"],
-            where=dict(options["where"]),
-            split=options["split"],
+        from ai_engine.training.evaluate import (
+            DatasetSpec,
+            evaluate_package,
+            write_predictions,
+            write_report,
         )
+
+        specs = [
+            DatasetSpec(
+                data=data,
+                images=options["images"],
+                label_column=options["label_column"],
+                positive=options["positive"],
+                where=dict(options["where"]),
+                split=options["split"],
+            )
+            for data in options["datasets"]
+        ]
         paths = [options["package"]] + ([options["compare"]] if options["compare"] else [])
         try:
             packages = [ModelPackage.load(path, options["device"]) for path in paths]
             reports = [
                 evaluate_package(
-                    package, spec, cache_dir=options["cache_dir"], split_from=packages[0]
+                    package,
+                    specs,
+                    cache_dir=options["cache_dir"],
+                    split_from=packages[0],
+                    rounds=options["bootstrap"],
                 )
                 for package in packages
             ]
@@ -69,6 +107,27 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         result = write_report(reports, options["out"])
         self._table(result)
+        first, card = reports[0], packages[0].card
+        if options["predictions"]:
+            rows = write_predictions(
+                first,
+                [label.code for label in card.labels],
+                card.task,
+                [label.threshold for label in card.labels],
+                options["predictions"],
+            )
+            self.stdout.write(f"Wrote {rows} predictions to {options['predictions']}.")
+        if options["cam_sheet"]:
+            shown = cam_sheet(
+                packages[0],
+                first.squares,
+                first.targets,
+                first.probs,
+                options["cam_sheet"],
+                per_label=options["cam_per_label"],
+            )
+            counts = ", ".join(f"{code} {n}" for code, n in shown.items())
+            self.stdout.write(f"Wrote the CAM sheet ({counts}) to {options['cam_sheet']}.")
         self.stdout.write(
             self.style.SUCCESS(f"Wrote {options['out'] / 'evaluation.json'} and figures.")
         )
@@ -97,6 +156,22 @@ class Command(BaseCommand):
                 f"  macro-F1 {m['macro_f1']:.3f} (majority baseline {base['macro_f1']:.3f}, "
                 f"{base['predicts']}), macro-AUC {macro_auc}, ECE {m['ece']:.3f}"
             )
+            ci = m["ci95"]
+            out.write(
+                f"  95% CI ({ci['rounds']} bootstrap rounds over {ci['unit']}s): macro-F1 "
+                f"{ci['macro_f1'][0]:.3f}–{ci['macro_f1'][1]:.3f}; "
+                + "; ".join(
+                    f"{code} F1 {v['f1'][0]:.3f}–{v['f1'][1]:.3f}"
+                    + (f", AUC {v['auc'][0]:.3f}–{v['auc'][1]:.3f}" if "auc" in v else "")
+                    for code, v in ci["per_label"].items()
+                )
+            )
+            for group, g in report["per_source"].items():
+                g_auc = "—" if g["macro_auc"] is None else f"{g['macro_auc']:.3f}"
+                out.write(
+                    f"  source {group}: {g['n_images']} images, macro-F1 {g['macro_f1']:.3f}, "
+                    f"macro-AUC {g_auc}"
+                )
         if "comparison" in result:
             c = result["comparison"]
             out.write(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.conf import settings
@@ -41,10 +42,12 @@ class Command(BaseCommand):
         **options,
     ) -> None:
         folders = list(paths)
+        bundled_folders: list[Path] = []
         if bundled:
             for root in map(Path, settings.AI_MODEL_DIRS):
                 if root.is_dir():
-                    folders.extend(sorted(p.parent for p in root.glob("*/model.json")))
+                    bundled_folders.extend(sorted(p.parent for p in root.glob("*/model.json")))
+            folders.extend(bundled_folders)
         if not folders:
             self.stdout.write(
                 "No model packages to register."
@@ -54,12 +57,27 @@ class Command(BaseCommand):
         should_activate = activate or (
             activate_if_none and not ModelPackage.objects.filter(is_active=True).exists()
         )
+        # On a fresh machine only the default bundled packages start active (when one is there).
+        defaults = set(settings.AI_DEFAULT_PACKAGES)
+        names = {folder: _card_name(folder) for folder in bundled_folders}
+        only_defaults = not activate and bool(defaults & set(names.values()))
         with audit_source("command"):
             for folder in folders:
+                chosen = should_activate and (
+                    not only_defaults or folder not in names or names[folder] in defaults
+                )
                 try:
-                    package = package_register(path=folder, activate=should_activate)
+                    package = package_register(path=folder, activate=chosen)
                 except ValidationError as exc:
                     raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
                 state = "active" if package.is_active else "inactive"
                 demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
                 self.stdout.write(f"Registered {package.name} {package.version} ({state}){demo}")
+
+
+def _card_name(folder: Path) -> str | None:
+    """The card's name, or None when model.json cannot be read (registering then says why)."""
+    try:
+        return json.loads((folder / "model.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -15,6 +15,11 @@ def test_training_core_imports_no_django() -> None:
         "evaluate",
         "importer",
         "cli",
+        "augment",
+        "camsheet",
+        "jpeg_cache",
+        "run",
+        "__main__",
     ]
     imported = [f"ai_engine.training.{m}" for m in modules]
     assert loaded_after_import(imported, ["django"]) == []
