@@ -242,7 +242,9 @@ http {{
         assert signed_in.ip_address == "127.0.0.1"
         served = session.get(f"{base}/screening/images/{image.pk}/file", timeout=10)
         assert served.status_code == 200
-        assert served.content == photo
+        # The sanitised copy (made on this first view), never the bytes as uploaded.
+        image.refresh_from_db()
+        assert served.content == (media / image.sanitized_file.name).read_bytes() != photo
         assert "X-Accel-Redirect" not in served.headers
         assert served.headers["Cache-Control"] == "private, no-store"
         assert served.headers["X-Content-Type-Options"] == "nosniff"
