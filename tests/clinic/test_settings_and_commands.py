@@ -149,6 +149,23 @@ def test_seed_demo_attaches_photos_by_eye(db, settings, tmp_path):
     assert FundusImage.objects.count() == 3
 
 
+@pytest.mark.parametrize(
+    ("name", "eye"),
+    [
+        ("odir_11_left.jpg", "OS"),  # "od" begins "odir": not a right eye
+        ("odir_11_right.jpg", "OD"),
+        ("23_OS.png", "OS"),
+        ("OD-7.tif", "OD"),
+        ("osaka_1.jpg", "OD"),  # no eye named: the fallback
+        ("retina_cc0.jpg", "OD"),
+    ],
+)
+def test_seed_demo_reads_the_eye_from_words_of_the_name(name, eye):
+    from screening.management.commands.seed_demo import eye_from_name
+
+    assert eye_from_name(name, "OD") == eye
+
+
 def test_seed_demo_explains_a_missing_folder(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     call_command("bootstrap_users")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,11 +54,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 
 
 def eye_from_name(name: str, fallback: str) -> str:
-    """Guess the eye from names like odir_11_right.jpg or 23_OS.png."""
-    lowered = name.lower()
-    if "right" in lowered or "_od" in lowered or lowered.startswith("od"):
+    """Guess the eye from the words of names like odir_11_right.jpg or 23_OS.png (whole words:
+    "odir" is no right eye)."""
+    words = set(re.split(r"[^a-z0-9]+", Path(name).stem.lower()))
+    if words & {"right", "od"}:
         return "OD"
-    if "left" in lowered or "_os" in lowered or lowered.startswith("os"):
+    if words & {"left", "os"}:
         return "OS"
     return fallback
 
