@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from ai_engine.inference.cam import compute_cams
 from ai_engine.inference.package import ModelPackage
+from ai_engine.inference.preprocess import detect_fundus, fov_mask, model_square, normalise
 
 PACKAGES = Path(__file__).resolve().parents[3] / "ai_engine" / "packages"
 DEMO = PACKAGES / "ophai-demo-screening"
@@ -59,3 +64,36 @@ def test_bundled_screening_package_card_tells_where_it_comes_from() -> None:
         assert low <= entry["auc"] <= high
     assert (SCREENING / "model.safetensors").stat().st_size < 25 * 1024 * 1024
     assert not (SCREENING / "checkpoint.pt").exists()
+
+
+def test_bundled_screening_heatmaps_stay_inside_the_fundus(shared_data: Path) -> None:
+    """The card's CAM puts little heat outside the fundus circle of held-out glaucoma photos.
+
+    LayerCAM on ``bn2`` + ``blocks.4`` (the first card) lit a position-fixed band and the black
+    corners: about a fifth of each map lay outside the fundus.
+    """
+    photos = shared_data / "fundus"
+    if not (SCREENING / "model.json").is_file():
+        pytest.skip("no bundled screening package")
+    package = ModelPackage.load(SCREENING, "cpu")
+    card = package.card
+    test_patients = set(json.loads((SCREENING / "split.json").read_text())["test"])
+    with (photos / "labels.csv").open(newline="") as handle:
+        rows = [
+            row
+            for row in csv.DictReader(handle)
+            if row["dataset"] == "odir"
+            and row["label"] == "glaucoma"
+            and row["patient"] in test_patients
+        ]
+    shares = []
+    for row in sorted(rows, key=lambda r: r["file"])[:4]:
+        photo = Image.open(photos / row["file"]).convert("RGB")
+        geometry = detect_fundus(photo)
+        square, box = model_square(photo, geometry, card)
+        (cam,) = compute_cams(package.model, card, normalise(square, card.mean, card.std), [2])
+        heat = cam.heatmap
+        outside = ~fov_mask(geometry, box, card.input_size)
+        shares.append(round(float(heat[outside].sum() / heat.sum()), 3))
+    assert len(shares) == 4
+    assert max(shares) < 0.1, shares
