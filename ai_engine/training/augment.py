@@ -11,7 +11,7 @@ and seed, and a checkpoint restores it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -31,15 +31,12 @@ class TensorAugment:
     gamma: float = 0.2
 
     def scaled_photometric(self, factor: float) -> TensorAugment:
-        return TensorAugment(
-            self.rotate,
-            self.hflip,
-            self.vflip,
-            self.scale,
-            self.shift,
-            self.brightness * factor,
-            self.contrast * factor,
-            self.gamma * factor,
+        """The same geometry with brightness/contrast/gamma jitter scaled by ``factor``."""
+        return replace(
+            self,
+            brightness=self.brightness * factor,
+            contrast=self.contrast * factor,
+            gamma=self.gamma * factor,
         )
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
