@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# Labels that mean "nothing found": a positive "normal" is not an abnormality to mention.
-NORMAL_LABEL_CODES = {"n", "normal", "0", "grade0"}
+from ai_engine.inference.results import is_normal_label
+
 SENTENCE_END = tuple("。！？.!?")
 
 EYE_NAMES = {"zh-hans": {"OD": "右眼", "OS": "左眼"}, "en": {"OD": "right eye", "OS": "left eye"}}
@@ -142,7 +142,7 @@ def _abnormal(finding: dict[str, Any]) -> bool:
     """A positive finding of disease: never a positive "normal" label (facts say ``outcome``)."""
     if "outcome" in finding:
         return finding["outcome"] == "abnormal"
-    return finding["positive"] and finding["label_code"].lower() not in NORMAL_LABEL_CODES
+    return finding["positive"] and not is_normal_label(finding["label_code"])
 
 
 def _sentence(text: str, lang: str) -> str:
