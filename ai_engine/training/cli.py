@@ -25,6 +25,14 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def single_or_list(values: str | list[str]) -> str | list[str]:
+    """One value as itself (as recorded in earlier cards' recipes), several as a list; a string
+    (``call_command(data=...)``) is one value."""
+    if isinstance(values, str):
+        return values
+    return values[0] if len(values) == 1 else list(values)
+
+
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -90,7 +98,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
     """``train_model``'s options (the management command and ``python -m ai_engine.training``)."""
     data = parser.add_argument_group("data")
     data.add_argument(
-        "--data", required=True, help="a CSV file or a folder with one sub-folder per class"
+        "--data",
+        required=True,
+        action="append",
+        help="a CSV file or a folder with one sub-folder per class; repeat to pool several "
+        "sources (each CSV's paths relative to its own folder)",
     )
     data.add_argument(
         "--images",
@@ -106,7 +118,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         help="outputs, in order: names as in the data, optionally name=CODE (e.g. normal,cataract,glaucoma or 2=dr2)",
     )
     data.add_argument(
-        "--label-column", default="label", help="CSV column holding the label (default: label)"
+        "--label-column",
+        type=comma_list,
+        default=["label"],
+        help="CSV column holding the label (default: label); with several --data, one for all "
+        "or one per dataset, comma-separated (e.g. dme,maculopathy)",
     )
     data.add_argument(
         "--positive",
@@ -259,12 +275,16 @@ def train_config(options: dict[str, Any], command: str):
     from .trainer import TrainConfig
 
     return TrainConfig(
-        data=options["data"],
+        data=single_or_list(options["data"]),
         out=options["out"],
         task=options["task"],
         labels=options["labels"],
         images=options["images"],
-        label_column=options["label_column"],
+        label_column=single_or_list(
+            comma_list(options["label_column"])
+            if isinstance(options["label_column"], str)
+            else options["label_column"]
+        ),
         positive=options["positive"],
         where=dict(options["where"]),
         arch=options["arch"],

@@ -10,6 +10,7 @@ say is exactly what the model was trained and measured on.
 from __future__ import annotations
 
 import csv
+import itertools
 import hashlib
 import json
 import math
@@ -48,6 +49,7 @@ class Sample:
     target: tuple[float, ...]  # one 0/1 per label (multiclass: one-hot)
     patient: str
     eye: str = ""
+    source: str = ""  # the CSV's ``dataset`` column (else its file name): split strata, figures
 
 
 @dataclass
@@ -171,12 +173,75 @@ def load_dataset(
     return _to_samples(rows, labels, task, image_root, positive, description)
 
 
+def load_datasets(
+    data: str | Path | Sequence[str | Path],
+    *,
+    task: str,
+    labels: list[TrainLabel] | None = None,
+    images: str | Path | None = None,
+    label_column: str | Sequence[str] = "label",
+    positive: Sequence[str] | None = None,
+    where: dict[str, str] | None = None,
+) -> LabelledSet:
+    """One or more datasets pooled (e.g. three DR sources): each CSV's paths are relative to its
+    own folder, ``label_column`` is one name for all or one per dataset, and every dataset must
+    yield the same labels. Patients keep their own IDs, so sources must not share patient keys.
+    """
+    datas = [data] if isinstance(data, (str, Path)) else list(data)
+    columns = [label_column] if isinstance(label_column, str) else list(label_column)
+    if not datas:
+        raise DatasetError("no dataset given")
+    if len(columns) == 1:
+        columns = columns * len(datas)
+    if len(columns) != len(datas):
+        raise DatasetError(
+            f"{len(columns)} label columns for {len(datas)} datasets; give one, or one per dataset"
+        )
+    if len(datas) > 1 and images is not None:
+        raise DatasetError("--images applies to one dataset; with several, paths are per CSV")
+    if len(datas) > 1 and labels is None and task != "binary":
+        raise DatasetError("several datasets need --labels, so every one yields the same outputs")
+    parts = [
+        load_dataset(
+            one,
+            task=task,
+            labels=labels,
+            images=images,
+            label_column=column,
+            positive=positive,
+            where=where,
+        )
+        for one, column in zip(datas, columns, strict=True)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    dropped: Counter[str] = Counter()
+    for part in parts:
+        dropped.update(part.dropped)
+    patients = [{s.patient for s in part.samples} for part in parts]
+    for i, j in itertools.combinations(range(len(parts)), 2):
+        shared = patients[i] & patients[j]
+        if shared:
+            raise DatasetError(
+                f"{datas[i]} and {datas[j]} share patient keys (e.g. {sorted(shared)[0]}); "
+                "give each source its own patient prefix"
+            )
+    return LabelledSet(
+        [s for part in parts for s in part.samples],
+        parts[0].labels,
+        task,
+        " + ".join(part.description for part in parts),
+        dict(dropped),
+    )
+
+
 @dataclass
 class _Row:
     file: str
     values: set[str]  # the label spellings this row carries
     patient: str
     eye: str
+    source: str = ""
 
 
 def _read_folder(folder: Path) -> tuple[list[_Row], str]:
@@ -244,8 +309,9 @@ def _read_csv(
         stem_patient, stem_eye = split_patient_eye(Path(file).stem)
         patient = (record.get(patient_column) or "").strip() if patient_column else ""
         eye = (record.get("eye") or "").strip() or stem_eye
-        rows.append(_Row(file, values, patient or stem_patient, eye))
-    described = f"{path.name}" + (
+        source = (record.get("dataset") or "").strip() or path.name
+        rows.append(_Row(file, values, patient or stem_patient, eye, source))
+    described = f"{path.parent.name}/{path.name}" + (
         " (" + ", ".join(f"{k}={v}" for k, v in where.items()) + ")" if where else ""
     )
     return rows, described, path.parent
@@ -297,6 +363,9 @@ def _to_samples(
         lowered = {v.lower() for v in row.values}
         seen_values.update(row.values)
         if task == "binary":
+            if not row.values:
+                dropped["no label value"] += 1
+                continue
             hit = bool(lowered & positive_keys) if positive_keys else bool(lowered & keys[0])
             target = (1.0 if hit else 0.0,)
         else:
@@ -305,7 +374,7 @@ def _to_samples(
                 dropped["no label among --labels" if not sum(target) else "several labels"] += 1
                 continue
         path = Path(row.file) if Path(row.file).is_absolute() else root / row.file
-        samples.append(Sample(path, target, row.patient, row.eye))
+        samples.append(Sample(path, target, row.patient, row.eye, row.source))
     if not samples:
         found = ", ".join(f"{v} ({n})" for v, n in seen_values.most_common(12))
         raise DatasetError(
@@ -331,7 +400,8 @@ def split_by_patient(
     samples: Sequence[Sample], *, fractions: Sequence[float], seed: int
 ) -> list[list[int]]:
     """Indices for train + one list per fraction (e.g. validation, test), all eyes of a patient
-    on the same side; stratified by each patient's rarest label so every side sees each class.
+    on the same side; stratified by source and each patient's rarest label, so every side sees
+    each class of each source.
     """
     if any(f < 0 for f in fractions) or sum(fractions) >= 1:
         raise DatasetError("split fractions must be ≥ 0 and add up to less than 1")
@@ -341,11 +411,11 @@ def split_by_patient(
     frequency = Counter()
     for sample in samples:
         frequency.update(j for j, v in enumerate(sample.target) if v)
-    strata: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    strata: dict[tuple[str, int], list[str]] = defaultdict(list)
     for patient, indices in by_patient.items():
         present = {j for i in indices for j, v in enumerate(samples[i].target) if v}
         rarest = min(present, key=lambda j: (frequency[j], j)) if present else -1
-        strata[(rarest,)].append(patient)
+        strata[(samples[indices[0]].source, rarest)].append(patient)
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
     for key in sorted(strata):

@@ -40,7 +40,7 @@ from .data import (
     LabelledSet,
     SquareDataset,
     build_cache,
-    load_dataset,
+    load_datasets,
     normalise_batch,
     split_by_patient,
 )
@@ -74,12 +74,12 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]  # several: sources pooled (data.load_datasets)
     out: str
     task: str = "multiclass"
     labels: str | None = None
     images: str | None = None
-    label_column: str = "label"
+    label_column: str | list[str] = "label"
     positive: list[str] | None = None
     where: dict[str, str] = field(default_factory=dict)
     arch: str = "resnet18"
@@ -338,7 +338,7 @@ class Trainer:
         seed_everything(c.seed)
         device = resolve_device(c.device)
         labels = parse_labels(c.labels) if c.labels else None
-        labelled = load_dataset(
+        labelled = load_datasets(
             c.data,
             task=c.task,
             labels=labels,

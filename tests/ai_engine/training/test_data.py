@@ -12,6 +12,7 @@ from ai_engine.training.data import (
     Augmentation,
     DatasetError,
     load_dataset,
+    load_datasets,
     odir_codes,
     split_by_patient,
     split_patient_eye,
@@ -168,3 +169,53 @@ def test_augmentation_keeps_shape_and_black_surround() -> None:
     assert out.shape == square.shape and out.dtype == np.uint8
     assert out[0, 0].tolist() == [0, 0, 0]
     assert not np.array_equal(out, square)
+
+
+def _two_sources(tmp_path: Path) -> tuple[Path, Path]:
+    """A DME-style CSV (``dme`` 0/1) and a camera-style CSV (``maculopathy`` yes/no/blank)."""
+    first, second = tmp_path / "mx", tmp_path / "cam"
+    rows_mx, rows_cam = [], []
+    for folder, rows, prefix in ((first, rows_mx, "mx"), (second, rows_cam, "cam")):
+        (folder / "images").mkdir(parents=True)
+        for i in range(10):
+            file = f"images/{i}.jpg"
+            fundus_photo((200, 90, 40), i).save(folder / file)
+            row = {"file": file, "dataset": prefix, "patient": f"{prefix}-{i}", "eye": "left"}
+            if prefix == "mx":
+                row["dme"] = str(i % 2)
+            else:
+                row["maculopathy"] = "" if i == 9 else ("yes" if i % 2 else "no")
+            rows.append(row)
+    return write_csv(first / "labels.csv", rows_mx), write_csv(second / "labels.csv", rows_cam)
+
+
+def test_several_sources_pool_with_a_label_column_each(tmp_path: Path) -> None:
+    mx, cam = _two_sources(tmp_path)
+    pooled = load_datasets(
+        [mx, cam],
+        task="binary",
+        labels=parse_labels("dme"),
+        label_column=["dme", "maculopathy"],
+        positive=["1", "yes"],
+    )
+    assert len(pooled.samples) == 19  # the camera row without a maculopathy grade is left out
+    assert pooled.dropped == {"no label value": 1}
+    assert pooled.counts() == {"DME": 9}
+    assert {s.source for s in pooled.samples} == {"mx", "cam"}
+    assert all(s.path.is_file() for s in pooled.samples)
+    assert pooled.description == "mx/labels.csv + cam/labels.csv"
+    train, validation = split_by_patient(pooled.samples, fractions=[0.4], seed=0)
+    for part in (train, validation):
+        assert {pooled.samples[i].source for i in part} == {"mx", "cam"}
+
+
+def test_several_sources_must_not_share_patients_or_miscount_columns(tmp_path: Path) -> None:
+    mx, _ = _two_sources(tmp_path)
+    with pytest.raises(DatasetError, match="share patient keys"):
+        load_datasets([mx, mx], task="binary", labels=parse_labels("dme"), label_column="dme")
+    with pytest.raises(DatasetError, match="3 label columns for 2 datasets"):
+        load_datasets(
+            [mx, mx], task="binary", labels=parse_labels("dme"), label_column=["a", "b", "c"]
+        )
+    with pytest.raises(DatasetError, match="need --labels"):
+        load_datasets([mx, mx], task="multiclass", label_column="dme")
