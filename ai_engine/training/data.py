@@ -10,8 +10,8 @@ say is exactly what the model was trained and measured on.
 from __future__ import annotations
 
 import csv
-import itertools
 import hashlib
+import itertools
 import json
 import math
 import os
