@@ -361,4 +361,24 @@ def _dr_grading(value: Any, task: str, n_labels: int) -> dict[str, Any]:
     referable_from = value.get("referable_from", 2)
     if not _is_int(referable_from) or not 0 <= referable_from < expected:
         raise CardError(f"model.json: dr_grading.referable_from must be a grade 0-{expected - 1}")
-    return {"scheme": scheme, "referable_from": referable_from}
+    threatening_from = value.get("vision_threatening_from", 3)
+    if not _is_int(threatening_from) or not referable_from <= threatening_from < expected:
+        raise CardError(
+            "model.json: dr_grading.vision_threatening_from must be a grade from referable_from "
+            f"to {expected - 1}"
+        )
+    # The operating point: referable when P(grade >= referable_from) reaches this threshold
+    # (chosen on validation, sensitivity first); None means the argmax grade decides.
+    threshold = value.get("referable_threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0.0 < threshold < 1.0
+    ):
+        raise CardError("model.json: dr_grading.referable_threshold must be a number in (0, 1)")
+    return {
+        "scheme": scheme,
+        "referable_from": referable_from,
+        "vision_threatening_from": threatening_from,
+        "referable_threshold": None if threshold is None else float(threshold),
+    }

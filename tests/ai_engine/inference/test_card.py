@@ -148,7 +148,12 @@ def test_dr_grading_schemes() -> None:
     five = parse_card(
         card_dict(task="multiclass", labels=icdr_labels(5), dr_grading={"scheme": "icdr_0_4"})
     )
-    assert five.dr_grading == {"scheme": "icdr_0_4", "referable_from": 2}
+    assert five.dr_grading == {
+        "scheme": "icdr_0_4",
+        "referable_from": 2,
+        "vision_threatening_from": 3,
+        "referable_threshold": None,
+    }
     four = parse_card(
         card_dict(
             task="multiclass",
@@ -156,7 +161,40 @@ def test_dr_grading_schemes() -> None:
             dr_grading={"scheme": "icdr_0_3", "referable_from": 1},
         )
     )
-    assert four.dr_grading == {"scheme": "icdr_0_3", "referable_from": 1}
+    assert four.dr_grading == {
+        "scheme": "icdr_0_3",
+        "referable_from": 1,
+        "vision_threatening_from": 3,
+        "referable_threshold": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "grading, message",
+    [
+        ({"referable_threshold": 1.5}, "referable_threshold must be a number in"),
+        ({"referable_threshold": True}, "referable_threshold must be a number in"),
+        ({"vision_threatening_from": 1}, "vision_threatening_from must be a grade from"),
+        ({"vision_threatening_from": 5}, "vision_threatening_from must be a grade from"),
+    ],
+)
+def test_dr_grading_operating_point_is_checked(grading, message) -> None:
+    with pytest.raises(CardError, match=message):
+        parse_card(
+            card_dict(
+                task="multiclass",
+                labels=icdr_labels(5),
+                dr_grading={"scheme": "icdr_0_4", **grading},
+            )
+        )
+    card = parse_card(
+        card_dict(
+            task="multiclass",
+            labels=icdr_labels(5),
+            dr_grading={"scheme": "icdr_0_4", "referable_threshold": 0.3},
+        )
+    )
+    assert card.dr_grading["referable_threshold"] == 0.3
 
 
 def test_arbitrary_label_list() -> None:
