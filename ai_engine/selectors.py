@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 # results and summary import no torch: web processes read AI results without loading it
 # (tests/ai_engine/test_web_imports.py).
+from ai_engine.inference.diabetic import EyeDiabetic, eye_diabetic
 from ai_engine.inference.results import (
     ZONE_NAMES,
     AbnormalArea,
@@ -237,3 +238,29 @@ def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[s
     combined = combine_eye_results(list(per_image.values()), language)
     combined["pending"] = pending
     return combined
+
+
+def record_diabetic_eyes(
+    *, record: ScreeningRecord, analyses: list[Analysis] | None = None
+) -> dict[str, EyeDiabetic]:
+    """Per eye, the DR grade and macular oedema of the photo that speaks for it
+    (``record_eye_photos``), from its finished analyses; models that did not read the photo
+    (ungradable, failed, still running) give nothing."""
+    eyes = record_eye_photos(record=record, analyses=analyses)
+    out: dict[str, EyeDiabetic] = {}
+    for eye, photos in eyes.items():
+        results = [
+            (
+                analysis.package.card,
+                {row.label_code: row.probability for row in analysis.findings.all()},
+                {
+                    "model_name": analysis.model_name,
+                    "model_version": analysis.model_version,
+                    "demonstration": analysis.demonstration,
+                },
+            )
+            for analysis in photos.analyses
+            if analysis.status == AnalysisStatus.DONE
+        ]
+        out[eye] = eye_diabetic(eye, results)
+    return out
