@@ -33,6 +33,7 @@ CAM_RESHAPES = (None, "vit")
 WEIGHT_FORMATS = ("safetensors", "pth")
 WEIGHT_DTYPES = ("float32", "float16")
 DR_SCHEMES = ("icdr_0_4", "icdr_0_3")
+TTA_STEPS = ("hflip",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9_.+-]{1,40}$")
 _LAYER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.(-?\d+|[A-Za-z_][A-Za-z0-9_]*))*$")
@@ -94,6 +95,9 @@ class ModelCard:
     intended_use_en: str = ""
     evidence_zh: str = ""
     evidence_en: str = ""
+    # Test-time augmentation: "hflip" averages the probabilities of the photo and its mirror
+    # image (a left eye mirrored looks like a right eye); chosen on validation, like any recipe.
+    tta: tuple[str, ...] = ()
 
     def evidence_text(self, language: str) -> str:
         """The evidence line in `language` ("zh…" or other), else the card's single one."""
@@ -113,6 +117,7 @@ class ModelCard:
         data["preprocessing"] = list(self.preprocessing)
         data["labels"] = [asdict(label) for label in self.labels]
         data["cam"]["target_layers"] = list(self.cam.target_layers)
+        data["tta"] = list(self.tta)
         return data
 
     def to_json(self) -> str:
@@ -196,6 +201,7 @@ def parse_card(raw: Any) -> ModelCard:
         intended_use_en=_optional_text(raw, "intended_use_en"),
         evidence_zh=_optional_text(raw, "evidence_zh"),
         evidence_en=_optional_text(raw, "evidence_en"),
+        tta=_tta(raw.get("tta", [])),
     )
 
 
@@ -347,6 +353,12 @@ def _weights(value: Any) -> WeightsSpec:
     if dtype not in WEIGHT_DTYPES:
         raise CardError(f"model.json: weights.dtype must be one of {', '.join(WEIGHT_DTYPES)}")
     return WeightsSpec(file=file, sha256=sha256, format=fmt, dtype=dtype)
+
+
+def _tta(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(item not in TTA_STEPS for item in value):
+        raise CardError(f"model.json: tta must be a list of {', '.join(TTA_STEPS)}")
+    return tuple(dict.fromkeys(value))
 
 
 def _dr_grading(value: Any, task: str, n_labels: int) -> dict[str, Any]:

@@ -70,13 +70,18 @@ class Predictor:
             autocast = torch.autocast("cuda", dtype=dtype)
         else:
             autocast = nullcontext()
+        views = [batch]
+        if "hflip" in self.card.tta:
+            views.append(torch.flip(batch, dims=[3]))
         with torch.inference_mode(), autocast:
-            logits = self.model(batch).float()
-        if self.card.task == "multiclass":
-            probs = torch.softmax(logits, dim=1)
-        else:
-            probs = torch.sigmoid(logits)
+            probs = torch.stack([self._activate(self.model(view).float()) for view in views])
+        probs = probs.mean(dim=0)
         return probs.cpu().double().numpy()
+
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.card.task == "multiclass":
+            return torch.softmax(logits, dim=1)
+        return torch.sigmoid(logits)
 
     def findings_from(self, probs: np.ndarray) -> Prediction:
         card = self.card
@@ -106,6 +111,9 @@ class Predictor:
             referable_probability = float(sum(referable_p))
         else:
             referable_probability = max(referable_p, default=0.0)
+        operating_point = (card.dr_grading or {}).get("referable_threshold")
+        if operating_point is not None:  # the card's screening operating point, not the argmax
+            referable = referable_probability >= operating_point
         return Prediction(
             model_name=card.name,
             model_version=card.version,

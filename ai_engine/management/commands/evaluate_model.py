@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -61,6 +62,13 @@ class Command(BaseCommand):
             "--cam-per-label", type=int, default=20, help="photos per label on the CAM sheet"
         )
         parser.add_argument(
+            "--tta",
+            choices=["card", "none", "hflip"],
+            default="card",
+            help="test-time flips: as the card says (default), none, or hflip; compare on the "
+            "validation split before writing one into a card",
+        )
+        parser.add_argument(
             "--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals"
         )
         parser.add_argument(
@@ -93,6 +101,9 @@ class Command(BaseCommand):
         paths = [options["package"]] + ([options["compare"]] if options["compare"] else [])
         try:
             packages = [ModelPackage.load(path, options["device"]) for path in paths]
+            if options["tta"] != "card":
+                tta = () if options["tta"] == "none" else (options["tta"],)
+                packages = [replace(p, card=replace(p.card, tta=tta)) for p in packages]
             reports = [
                 evaluate_package(
                     package,

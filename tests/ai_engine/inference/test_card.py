@@ -238,3 +238,11 @@ def test_an_older_card_prints_its_one_text_in_every_language() -> None:
 def test_a_printed_text_that_is_not_a_string_is_named() -> None:
     with pytest.raises(CardError, match="model.json: evidence_zh must be a string"):
         parse_card(card_dict(evidence_zh=["0.67"]))
+
+
+def test_test_time_augmentation_is_checked() -> None:
+    assert parse_card(card_dict()).tta == ()
+    assert parse_card(card_dict(tta=["hflip", "hflip"])).tta == ("hflip",)
+    for bad in (["rotate"], "hflip", [1]):
+        with pytest.raises(CardError, match="tta must be a list of hflip"):
+            parse_card(card_dict(tta=bad))

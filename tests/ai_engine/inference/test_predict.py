@@ -159,3 +159,35 @@ def test_a_camera_photo_is_analysed_on_a_working_copy_but_reported_in_its_own_pi
     )
     for a, b in zip(working.predictions[0].findings, full.predictions[0].findings, strict=True):
         assert a.probability == pytest.approx(b.probability, abs=0.02)
+
+
+def test_dr_operating_point_decides_referable(make_package) -> None:
+    folder = make_package(
+        task="multiclass",
+        labels=icdr_labels(5),
+        dr_grading={"scheme": "icdr_0_4", "referable_threshold": 0.01},
+    )
+    prediction = Predictor(ModelPackage.load(folder, "cpu")).predict(photos(1))[0]
+    assert prediction.referable_probability >= 0.01
+    assert prediction.referable  # whatever the argmax grade: P(>= R2) reaches the threshold
+
+
+def test_test_time_flip_averages_the_photo_and_its_mirror(make_package) -> None:
+    plain = ModelPackage.load(
+        make_package("plain", task="multiclass", labels=icdr_labels(5)), "cpu"
+    )
+    flipped = ModelPackage.load(
+        make_package("flipped", task="multiclass", labels=icdr_labels(5), tta=["hflip"]), "cpu"
+    )
+    predictor = Predictor(flipped)
+    tensor, _ = predictor.prepare(photos(1)[0])
+    batch = tensor[None]
+    with torch.inference_mode():
+        direct = torch.softmax(plain.model(batch), dim=1)
+        mirror = torch.softmax(plain.model(torch.flip(batch, dims=[3])), dim=1)
+    assert not torch.allclose(direct, mirror)  # the check below could not pass by accident
+    expected = ((direct + mirror) / 2)[0].double().numpy()
+    assert predictor.probabilities(batch)[0] == pytest.approx(expected, abs=1e-6)
+    assert Predictor(plain).probabilities(batch)[0] == pytest.approx(
+        direct[0].double().numpy(), abs=1e-6
+    )
