@@ -382,5 +382,10 @@ class DoctorReview(models.Model):
         ]
 
     @property
+    def graded_diabetic_eyes(self) -> list[ReviewEyeDiabetic]:
+        """The eyes with a DR grade or a macular-oedema answer."""
+        return [eye for eye in self.diabetic_eyes if eye.recorded]
+
+    @property
     def has_diabetic_grading(self) -> bool:
-        return any(eye.recorded for eye in self.diabetic_eyes)
+        return bool(self.graded_diabetic_eyes)

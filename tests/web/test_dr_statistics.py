@@ -92,6 +92,12 @@ def test_agreement_referable_dr_exact_grade_kappa_and_oedema(diabetic_clinic):
     assert (dr.dme.both_positive, dr.dme.total) == (1, 1)
 
 
+def test_the_dr_models_grades_count_in_the_per_screening_dr_row(diabetic_clinic):
+    # A, B and C (signed): the AI's argmax is R1 or worse in an eye; the doctor wrote "other".
+    row = next(a for a in _stats().agreements if a.category.code == "dr")
+    assert (row.ai_only, row.total) == (3, 3)
+
+
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 

@@ -91,6 +91,9 @@ def test_a_referable_disagreement_is_marked(client, doctor, dr_record):
     client.force_login(doctor)
     html = client.get(reverse("pages:screening-detail", args=[dr_record.pk])).content.decode()
     assert "Doctor: R0 2 grades apart referable DR: disagree" in _comparison(html)
+    marker = 'class="small dr-grades">'
+    history = _text(html[html.index(marker) + len(marker) :].split("</span>")[0])
+    assert history.strip() == "Right eye (OD): No apparent DR (R0)"  # OS: nothing recorded
 
 
 def test_bad_grade_values_are_shown_on_their_fields(client, doctor, dr_record):
