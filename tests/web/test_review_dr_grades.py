@@ -104,7 +104,12 @@ def test_bad_grade_values_are_shown_on_their_fields(client, doctor, dr_record):
     )
     assert response.status_code == 400
     errors = response.context["review_form"].errors
-    assert "dr_grade_od" in errors and "dme_os" in errors
+    assert errors["dr_grade_od"] == [
+        "Choose the right eye's (OD) ICDR grade: R0 to R4, or “ungradable”."
+    ]
+    assert errors["dme_os"] == [
+        "Say whether the left eye (OS) has macular oedema: yes, no, or leave it empty."
+    ]
     assert not DoctorReview.objects.exists()
 
 
