@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 from clinic.models import AuditEvent
@@ -122,3 +123,21 @@ def test_the_patient_sees_the_signed_grades(as_doctor, as_patient, analysed_reco
     conclusion = body["conclusion"]
     assert (conclusion["dr_grade_od"], conclusion["dr_grade_os"]) == (2, 0)
     assert conclusion["dr_grade_od_label"] == "Moderate NPDR (R2)"
+
+
+@pytest.mark.parametrize("value", [[2], {"grade": 2}, True, 2.5, "", "R", "R22", 10**30])
+def test_odd_json_for_a_grade_is_a_field_error_not_a_crash(as_doctor, analysed_record, value):
+    response = _post(as_doctor, analysed_record, {**REVIEW, "dr_grade_os": value})
+    if value == "":
+        assert response.status_code == 201  # empty: not graded
+        assert response.json()["dr_grade_os"] is None
+        return
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["dr_grade_os"]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, [True], {"x": 1}])
+def test_oedema_takes_only_true_false_or_null(as_doctor, analysed_record, value):
+    response = _post(as_doctor, analysed_record, {**REVIEW, "dme_os": value})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["dme_os"]
