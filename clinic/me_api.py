@@ -33,6 +33,7 @@ from patients.services import patient_record_view
 from reports.models import Report, ReportStatus
 from reports.services import report_record_download
 from screening.models import DoctorReview, Recommendation, RecordStatus, ScreeningRecord
+from screening.serializers import DIABETIC_REVIEW_FIELDS, DiabeticReviewFieldsMixin
 
 SIGNED_STATUSES = (RecordStatus.REVIEWED, RecordStatus.REPORTED)
 
@@ -127,7 +128,7 @@ class MeOutputSerializer(serializers.ModelSerializer):
         return FollowUpSerializer(follow_up_data(self.context["follow_up"])).data
 
 
-class MyConclusionSerializer(serializers.ModelSerializer):
+class MyConclusionSerializer(DiabeticReviewFieldsMixin, serializers.ModelSerializer):
     """The doctor's signed conclusion as the patient sees it."""
 
     conclusion_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -144,6 +145,7 @@ class MyConclusionSerializer(serializers.ModelSerializer):
             "recommendation_label",
             "recommendation_text",
             "follow_up_date",
+            *DIABETIC_REVIEW_FIELDS,
             "signed_at",
         )
 

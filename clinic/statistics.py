@@ -9,7 +9,7 @@ condition) and the analysis was gradable: otherwise "no AI finding" would mean "
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Prefetch
@@ -17,8 +17,18 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ai_engine.inference.diabetic import EyeDiabetic
 from ai_engine.models import Analysis, AnalysisStatus, Finding
-from screening.models import ConclusionCode, DoctorReview, Recommendation, ScreeningRecord
+from ai_engine.selectors import record_diabetic_eyes
+from clinic.diabetic import GRADES, quadratic_weighted_kappa
+from screening.models import (
+    DR_REFERABLE_FROM,
+    ConclusionCode,
+    DoctorReview,
+    DrGrade,
+    Recommendation,
+    ScreeningRecord,
+)
 
 REFERRAL_RECOMMENDATIONS = {Recommendation.REFER, Recommendation.URGENT}
 
@@ -35,7 +45,7 @@ def _labels(*codes: str) -> frozenset[str]:
     return frozenset(code.lower() for code in codes)
 
 
-DR_GRADES = ("1", "2", "3", "4", "grade1", "grade2", "grade3", "grade4")
+DR_GRADES = ("1", "2", "3", "4", "grade1", "grade2", "grade3", "grade4", "dr1", "dr2", "dr3", "dr4")
 AGREEMENT_CATEGORIES: tuple[Category, ...] = (
     Category(
         "dr",
@@ -86,7 +96,7 @@ AGREEMENT_CATEGORIES: tuple[Category, ...] = (
     ),
 )
 # Labels that only say "not diseased" for a grading model: they mark the condition as assessed.
-ASSESSED_ONLY = {"dr": _labels("0", "grade0")}
+ASSESSED_ONLY = {"dr": _labels("0", "grade0", "dr0")}
 
 
 @dataclass
@@ -109,6 +119,88 @@ class Agreement:
     def rate(self) -> float | None:
         return self.agreed / self.total if self.total else None
 
+    @property
+    def sensitivity(self) -> float | None:
+        """Of the cases the doctor called positive, the share the AI called positive too."""
+        positive = self.both_positive + self.doctor_only
+        return self.both_positive / positive if positive else None
+
+    @property
+    def specificity(self) -> float | None:
+        """Of the cases the doctor called negative, the share the AI called negative too."""
+        negative = self.both_negative + self.ai_only
+        return self.both_negative / negative if negative else None
+
+    def add(self, *, ai: bool, doctor: bool) -> None:
+        if ai and doctor:
+            self.both_positive += 1
+        elif ai:
+            self.ai_only += 1
+        elif doctor:
+            self.doctor_only += 1
+        else:
+            self.both_negative += 1
+
+
+REFERABLE_DR = Category(
+    "referable_dr", _("Referable DR (R2 or worse), per eye"), frozenset(), frozenset()
+)
+MACULAR_OEDEMA = Category("dme", _("Macular oedema, per eye"), frozenset(), frozenset())
+
+
+@dataclass
+class Share:
+    """`part` of `total` (eyes or visits)."""
+
+    part: int = 0
+    total: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.part / self.total if self.total else None
+
+
+@dataclass
+class DrStatistics:
+    """Diabetic eyes: the AI's argmax ICDR grades (every screened eye a DR model read) and the
+    doctors' grades (latest signed review only), referral rates, and their agreement per eye
+    where both graded."""
+
+    ai_grades: list[int] = field(default_factory=lambda: [0] * GRADES)
+    doctor_grades: list[int] = field(default_factory=lambda: [0] * GRADES)
+    doctor_ungradable: int = 0
+    ai_referable_eyes: Share = field(default_factory=Share)
+    ai_referable_visits: Share = field(default_factory=Share)
+    doctor_referable_eyes: Share = field(default_factory=Share)
+    doctor_referable_visits: Share = field(default_factory=Share)
+    referable: Agreement = field(default_factory=lambda: Agreement(REFERABLE_DR))
+    dme: Agreement = field(default_factory=lambda: Agreement(MACULAR_OEDEMA))
+    grade_pairs: list[tuple[int, int]] = field(default_factory=list)  # (AI, doctor)
+
+    @property
+    def grade_rows(self) -> list[tuple[str, int, int]]:
+        """(grade label, AI eyes, doctor eyes) for R0–R4."""
+        labels = dict(DrGrade.choices)
+        return [
+            (str(labels[str(g)]), self.ai_grades[g], self.doctor_grades[g]) for g in range(GRADES)
+        ]
+
+    @property
+    def exact(self) -> Share:
+        return Share(sum(a == d for a, d in self.grade_pairs), len(self.grade_pairs))
+
+    @property
+    def within_one(self) -> Share:
+        return Share(sum(abs(a - d) <= 1 for a, d in self.grade_pairs), len(self.grade_pairs))
+
+    @property
+    def kappa(self) -> float | None:
+        return quadratic_weighted_kappa(self.grade_pairs)
+
+    @property
+    def any(self) -> bool:
+        return bool(sum(self.ai_grades) or sum(self.doctor_grades) or self.doctor_ungradable)
+
 
 @dataclass
 class ClinicStatistics:
@@ -123,6 +215,7 @@ class ClinicStatistics:
     reviews_signed: int
     referrals: int
     recommendations: Counter = field(default_factory=Counter)
+    dr: DrStatistics = field(default_factory=DrStatistics)
 
     @property
     def ungradable_rate(self) -> float | None:
@@ -195,6 +288,7 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
         reviews_signed=len(signed),
         referrals=referrals,
         recommendations=recommendations,
+        dr=_dr_statistics(records, signed),
     )
 
 
@@ -244,3 +338,65 @@ def _agreements(records, signed: dict[int, DoctorReview]) -> list[Agreement]:
             else:
                 agreement.both_negative += 1
     return list(results.values())
+
+
+def _diabetic_by_record(records) -> dict[int, dict[str, EyeDiabetic]]:
+    """record_diabetic_eyes for every record, in a fixed number of queries."""
+    analyses = (
+        Analysis.objects.filter(image__record__in=records)
+        .select_related("image", "package")
+        .prefetch_related(
+            Prefetch(
+                "findings",
+                queryset=Finding.objects.only("analysis_id", "label_code", "probability"),
+            )
+        )
+        .order_by("run")
+    )
+    latest: dict[int, dict[tuple[int, int], Analysis]] = defaultdict(dict)
+    for analysis in analyses:
+        latest[analysis.image.record_id][(analysis.image_id, analysis.package_id)] = analysis
+    return {
+        record.pk: record_diabetic_eyes(
+            record=record, analyses=list(latest.get(record.pk, {}).values())
+        )
+        for record in records.prefetch_related("images")
+    }
+
+
+def _dr_statistics(records, signed: dict[int, DoctorReview]) -> DrStatistics:
+    stats = DrStatistics()
+    for record_id, eyes in _diabetic_by_record(records).items():
+        review = signed.get(record_id)
+        doctor = {eye.eye: eye for eye in review.diabetic_eyes} if review is not None else {}
+        ai_visit: list[bool] = []
+        doctor_visit: list[bool] = []
+        for code, ai in eyes.items():
+            if ai.dr is not None:
+                stats.ai_grades[ai.dr.grade] += 1
+            if ai.assessed:
+                ai_visit.append(ai.referable)
+            graded = doctor.get(code)
+            if graded is None:
+                continue
+            if graded.grade is not None:
+                stats.doctor_grades[graded.grade] += 1
+            elif graded.ungradable:
+                stats.doctor_ungradable += 1
+            if graded.referable is not None:
+                doctor_visit.append(graded.referable)
+            if ai.dr is not None and graded.grade is not None:
+                stats.grade_pairs.append((ai.dr.grade, graded.grade))
+                stats.referable.add(ai=ai.dr.referable, doctor=graded.grade >= DR_REFERABLE_FROM)
+            if ai.dme is not None and graded.dme is not None:
+                stats.dme.add(ai=ai.dme.positive, doctor=graded.dme)
+        for visit, eyes_share, visits_share in (
+            (ai_visit, stats.ai_referable_eyes, stats.ai_referable_visits),
+            (doctor_visit, stats.doctor_referable_eyes, stats.doctor_referable_visits),
+        ):
+            if visit:
+                eyes_share.part += sum(visit)
+                eyes_share.total += len(visit)
+                visits_share.part += any(visit)
+                visits_share.total += 1
+    return stats

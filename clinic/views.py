@@ -130,6 +130,7 @@ def statistics(request: HttpRequest) -> HttpResponse:
         "clinic/statistics.html",
         {
             "stats": stats,
+            "dr_agreements": [stats.dr.referable, stats.dr.dme],
             "start": start,
             "end": end,
             "range_error": error,

@@ -11,8 +11,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
+from ai_engine.inference.diabetic import DME_NAMES, NO_DME_NAMES, dr_grade_words
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, RecordTriage
 from ai_engine.selectors import analysis_findings, record_eye_photos
@@ -261,7 +263,35 @@ def _review_fact(review: DoctorReview, scrub) -> dict[str, Any]:
         "signed_on": _iso(timezone.localtime(review.signed_at).date())
         if review.signed_at
         else None,
+        "diabetic_eyes": _review_diabetic_eyes(review),
     }
+
+
+def _review_diabetic_eyes(review: DoctorReview) -> list[dict[str, Any]]:
+    """The eyes the doctor graded: ICDR grade (0–4, "ungradable" or None) and macular oedema,
+    in words of the report's language (the doctor's grade is the authority)."""
+    zh = (translation.get_language() or "zh-hans").startswith("zh")
+    rows = []
+    for eye in review.diabetic_eyes:
+        if not eye.recorded:
+            continue
+        grade = eye.grade
+        if grade is not None:
+            grade_text = dr_grade_words(grade, "zh" if zh else "en")
+        else:
+            grade_text = _("Ungradable") if eye.ungradable else ""
+        dme_names = DME_NAMES if eye.dme else NO_DME_NAMES
+        rows.append(
+            {
+                "eye": str(eye.eye),
+                "eye_label": eye.label,
+                "dr_grade": grade if grade is not None else (eye.dr_grade or None),
+                "dr_grade_text": grade_text,
+                "dme": eye.dme,
+                "dme_text": "" if eye.dme is None else dme_names[0 if zh else 1],
+            }
+        )
+    return rows
 
 
 def _iso(day: dt.date | None) -> str | None:

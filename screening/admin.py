@@ -315,6 +315,10 @@ class DoctorReviewForm(forms.ModelForm):
             "recommendation_text",
             "follow_up_months",
             "follow_up_date",
+            "dr_grade_od",
+            "dme_od",
+            "dr_grade_os",
+            "dme_os",
             "amendment_reason",
         )
         widgets = {"follow_up_date": forms.DateInput(attrs={"type": "date"})}

@@ -42,6 +42,8 @@ from screening.models import (
 )
 from screening.selectors import record_current_review, record_list
 from screening.serializers import (
+    DrGradeField,
+    PassThroughField,
     RecordDetailOutputSerializer,
     RecordOutputSerializer,
     ReviewOutputSerializer,
@@ -300,6 +302,26 @@ class ReviewInputSerializer(serializers.Serializer):
         min_value=1, max_value=36, required=False, allow_null=True, default=None
     )
     follow_up_date = serializers.DateField(required=False, allow_null=True, default=None)
+    dr_grade_od = DrGradeField(
+        required=False,
+        default=None,
+        help_text='The right eye\'s ICDR grade: 0–4 (or "R0"–"R4"), "ungradable", or null.',
+    )
+    dr_grade_os = DrGradeField(
+        required=False,
+        default=None,
+        help_text='The left eye\'s ICDR grade: 0–4 (or "R0"–"R4"), "ungradable", or null.',
+    )
+    dme_od = PassThroughField(
+        required=False,
+        default=None,
+        help_text="Macular oedema in the right eye: true, false or null.",
+    )
+    dme_os = PassThroughField(
+        required=False,
+        default=None,
+        help_text="Macular oedema in the left eye: true, false or null.",
+    )
     amendment_reason = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from screening.models import ConclusionCode, Recommendation
+from screening.models import ConclusionCode, DrGrade, Recommendation
+from screening.services import DME_ERRORS, DR_GRADE_ERRORS
 
 
 def _decimal(label, *, step: str, help_text="") -> forms.DecimalField:
@@ -29,6 +30,32 @@ class RecordForm(forms.Form):
     notes = forms.CharField(
         label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+
+def _dr_grade(label, eye: str) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(
+        label=label,
+        choices=[("", _("Not graded")), *DrGrade.choices],
+        required=False,
+        empty_value="",
+        error_messages={"invalid_choice": DR_GRADE_ERRORS[eye]},
+    )
+
+
+def _dme(label, eye: str) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(
+        label=label,
+        choices=[("", _("Not assessed")), ("yes", _("Present")), ("no", _("Absent"))],
+        coerce=lambda value: value == "yes",
+        required=False,
+        empty_value=None,
+        error_messages={"invalid_choice": DME_ERRORS[eye]},
+    )
+
+
+def dme_choice(value: bool | None) -> str:
+    """A stored macular-oedema answer as the form's choice."""
+    return "" if value is None else ("yes" if value else "no")
 
 
 class ReviewForm(forms.Form):
@@ -61,6 +88,10 @@ class ReviewForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         input_formats=["%Y-%m-%d"],
     )
+    dr_grade_od = _dr_grade(_("DR grade, right eye (OD)"), "od")
+    dme_od = _dme(_("Macular oedema, right eye (OD)"), "od")
+    dr_grade_os = _dr_grade(_("DR grade, left eye (OS)"), "os")
+    dme_os = _dme(_("Macular oedema, left eye (OS)"), "os")
     amendment_reason = forms.CharField(
         label=_("Reason for the amendment"),
         required=False,

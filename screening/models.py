@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -236,6 +237,58 @@ class Recommendation(models.TextChoices):
     RETAKE = "retake", _("Retake the photos")
 
 
+class DrGrade(models.TextChoices):
+    """The doctor's ICDR grade of one eye (R0–R4), or that the eye could not be graded."""
+
+    R0 = "0", _("No apparent DR (R0)")
+    R1 = "1", _("Mild NPDR (R1)")
+    R2 = "2", _("Moderate NPDR (R2)")
+    R3 = "3", _("Severe NPDR (R3)")
+    R4 = "4", _("Proliferative DR (R4)")
+    UNGRADABLE = "ungradable", _("Ungradable")
+
+
+DR_REFERABLE_FROM = 2  # ICDR: moderate NPDR or worse is referable
+
+
+def dr_grade_number(value: str | None) -> int | None:
+    """A stored grade ``"2"`` → ``2``; ungradable or not graded (empty) → None."""
+    return int(value) if value and value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ReviewEyeDiabetic:
+    """One eye's DR grade and macular oedema as a doctor recorded them."""
+
+    eye: str
+    label: str
+    dr_grade: str  # a DrGrade value, empty when not graded
+    dme: bool | None  # None when not assessed
+
+    @property
+    def grade(self) -> int | None:
+        return dr_grade_number(self.dr_grade)
+
+    @property
+    def ungradable(self) -> bool:
+        return self.dr_grade == DrGrade.UNGRADABLE
+
+    @property
+    def recorded(self) -> bool:
+        return bool(self.dr_grade) or self.dme is not None
+
+    @property
+    def referable(self) -> bool | None:
+        """ICDR grade >= R2 or macular oedema; None when neither says anything."""
+        if self.grade is None and self.dme is None:
+            return None
+        return bool((self.grade is not None and self.grade >= DR_REFERABLE_FROM) or self.dme)
+
+    @property
+    def grade_label(self) -> str:
+        return str(DrGrade(self.dr_grade).label) if self.dr_grade else ""
+
+
 class DoctorReview(models.Model):
     """A doctor's conclusion for a screening; once signed it is never changed, only amended."""
 
@@ -262,6 +315,23 @@ class DoctorReview(models.Model):
         _("follow-up in (months)"), null=True, blank=True
     )
     follow_up_date = models.DateField(_("follow-up date"), null=True, blank=True)
+    # Per eye: the doctor's ICDR grade (empty: not graded) and macular oedema (null: not assessed).
+    dr_grade_od = models.CharField(
+        _("DR grade, right eye (OD)"),
+        max_length=10,
+        choices=DrGrade.choices,
+        blank=True,
+        default="",
+    )
+    dr_grade_os = models.CharField(
+        _("DR grade, left eye (OS)"),
+        max_length=10,
+        choices=DrGrade.choices,
+        blank=True,
+        default="",
+    )
+    dme_od = models.BooleanField(_("macular oedema, right eye (OD)"), null=True, blank=True)
+    dme_os = models.BooleanField(_("macular oedema, left eye (OS)"), null=True, blank=True)
     amendment_reason = models.TextField(_("reason for amendment"), blank=True)
     supersedes = models.OneToOneField(
         "self",
@@ -302,3 +372,20 @@ class DoctorReview(models.Model):
     def conclusion_labels(self) -> list[str]:
         labels = dict(ConclusionCode.choices)
         return [str(labels.get(code, code)) for code in self.conclusion_codes]
+
+    @property
+    def diabetic_eyes(self) -> list[ReviewEyeDiabetic]:
+        """Right eye then left eye: the DR grade and macular oedema the doctor recorded."""
+        return [
+            ReviewEyeDiabetic(Eye.OD, str(Eye.OD.label), self.dr_grade_od, self.dme_od),
+            ReviewEyeDiabetic(Eye.OS, str(Eye.OS.label), self.dr_grade_os, self.dme_os),
+        ]
+
+    @property
+    def graded_diabetic_eyes(self) -> list[ReviewEyeDiabetic]:
+        """The eyes with a DR grade or a macular-oedema answer."""
+        return [eye for eye in self.diabetic_eyes if eye.recorded]
+
+    @property
+    def has_diabetic_grading(self) -> bool:
+        return bool(self.graded_diabetic_eyes)

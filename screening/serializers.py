@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api import ChoiceLabelField
@@ -13,6 +14,7 @@ from screening.models import (
     Recommendation,
     RecordStatus,
     ScreeningRecord,
+    dr_grade_number,
 )
 
 
@@ -84,7 +86,64 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         return f"{reverse('api-v1:image-file', args=[image.pk])}?size=thumb"
 
 
-class ReviewOutputSerializer(serializers.ModelSerializer):
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "integer", "minimum": 0, "maximum": 4}, {"enum": ["ungradable"]}],
+        "nullable": True,
+        "description": 'ICDR grade 0–4 (R0–R4), "ungradable", or null when not graded.',
+    }
+)
+class DrGradeField(serializers.Field):
+    """The doctor's ICDR grade of one eye: 0–4 or "ungradable" out; in, also "R2" or "2".
+    Input is passed to the service, which says clearly what it refuses."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        number = dr_grade_number(value)
+        return number if number is not None else (value or None)
+
+
+@extend_schema_field({"type": "boolean", "nullable": True})
+class PassThroughField(serializers.Field):
+    """A value the service validates (its message is the one the caller gets)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+DIABETIC_REVIEW_FIELDS = (
+    "dr_grade_od",
+    "dr_grade_od_label",
+    "dme_od",
+    "dr_grade_os",
+    "dr_grade_os_label",
+    "dme_os",
+)
+
+
+class DiabeticReviewFieldsMixin(serializers.Serializer):
+    """The doctor's DR grade (ICDR, with its words) and macular oedema per eye."""
+
+    dr_grade_od = DrGradeField(read_only=True)
+    dr_grade_os = DrGradeField(read_only=True)
+    dr_grade_od_label = serializers.CharField(source="get_dr_grade_od_display", read_only=True)
+    dr_grade_os_label = serializers.CharField(source="get_dr_grade_os_display", read_only=True)
+
+
+class ReviewOutputSerializer(DiabeticReviewFieldsMixin, serializers.ModelSerializer):
     doctor = serializers.CharField(source="doctor.get_username", read_only=True)
     conclusion_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
     recommendation_label = serializers.SerializerMethodField()
@@ -106,6 +165,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
             "recommendation_text",
             "follow_up_months",
             "follow_up_date",
+            *DIABETIC_REVIEW_FIELDS,
             "amendment_reason",
             "supersedes",
             "is_signed",

@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from clinic.audit import audit_log, field_changes
 from clinic.conflicts import StaleVersion
@@ -27,6 +28,7 @@ from screening.models import (
     VA_MIN,
     ConclusionCode,
     DoctorReview,
+    DrGrade,
     Eye,
     FundusImage,
     Recommendation,
@@ -57,6 +59,10 @@ REVIEW_FIELDS = (
     "recommendation_text",
     "follow_up_months",
     "follow_up_date",
+    "dr_grade_od",
+    "dr_grade_os",
+    "dme_od",
+    "dme_os",
     "amendment_reason",
 )
 
@@ -583,6 +589,18 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
         errors.setdefault("follow_up_date", []).append(
             _("The follow-up date cannot be in the past.")
         )
+    diabetic = _clean_diabetic_eyes(fields, errors)
+    if (
+        ConclusionCode.NORMAL in codes
+        and "conclusion_codes" not in errors
+        and any(_dr_abnormal(diabetic, eye) for eye in ("od", "os"))
+    ):
+        errors.setdefault("conclusion_codes", []).append(
+            _(
+                "“No abnormality found” contradicts the diabetic retinopathy grade or macular "
+                "oedema recorded for an eye: correct one or the other."
+            )
+        )
     if is_amendment and not (fields.get("amendment_reason") or "").strip():
         errors.setdefault("amendment_reason", []).append(
             _("This screening already has a signed review: give the reason for the amendment.")
@@ -591,11 +609,53 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
         raise ValidationError(errors)
     return {
         **fields,
+        **diabetic,
         "conclusion_codes": codes,
         "conclusion_text": (fields.get("conclusion_text") or "").strip(),
         "recommendation_text": (fields.get("recommendation_text") or "").strip(),
         "amendment_reason": (fields.get("amendment_reason") or "").strip(),
     }
+
+
+DR_GRADE_ERRORS = {
+    "od": _lazy("Choose the right eye's (OD) ICDR grade: R0 to R4, or “ungradable”."),
+    "os": _lazy("Choose the left eye's (OS) ICDR grade: R0 to R4, or “ungradable”."),
+}
+DME_ERRORS = {
+    "od": _lazy("Say whether the right eye (OD) has macular oedema: yes, no, or leave it empty."),
+    "os": _lazy("Say whether the left eye (OS) has macular oedema: yes, no, or leave it empty."),
+}
+
+
+def _clean_diabetic_eyes(fields: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Per eye: the ICDR grade as a DrGrade value (``2``, ``"2"``, ``"R2"`` or ``"ungradable"``;
+    None or empty: not graded, stored empty) and macular oedema as True / False / None."""
+    cleaned: dict[str, Any] = {}
+    for eye in ("od", "os"):
+        name = f"dr_grade_{eye}"
+        grade = fields.get(name)
+        if isinstance(grade, bool):
+            grade = "invalid"
+        elif isinstance(grade, int):
+            grade = str(grade)
+        elif isinstance(grade, str):
+            grade = grade.strip().lower().removeprefix("r") if grade.strip() else None
+        if grade is not None and grade not in DrGrade.values:
+            errors.setdefault(name, []).append(str(DR_GRADE_ERRORS[eye]))
+            grade = None
+        cleaned[name] = grade or ""
+        name = f"dme_{eye}"
+        dme = fields.get(name)
+        if dme is not None and not isinstance(dme, bool):
+            errors.setdefault(name, []).append(str(DME_ERRORS[eye]))
+            dme = None
+        cleaned[name] = dme
+    return cleaned
+
+
+def _dr_abnormal(diabetic: dict[str, Any], eye: str) -> bool:
+    grade = diabetic.get(f"dr_grade_{eye}")
+    return bool(diabetic.get(f"dme_{eye}")) or grade not in ("", "0", DrGrade.UNGRADABLE)
 
 
 def review_clean(*, record: ScreeningRecord, fields: dict[str, Any]) -> dict[str, Any]:
@@ -674,6 +734,10 @@ def review_save_draft(
     recommendation_text: str = "",
     follow_up_months: int | None = None,
     follow_up_date: dt.date | None = None,
+    dr_grade_od: str | int | None = "",
+    dr_grade_os: str | int | None = "",
+    dme_od: bool | None = None,
+    dme_os: bool | None = None,
     amendment_reason: str = "",
     revision: int | None | Unseen = ANY_REVISION,
 ) -> DoctorReview:
@@ -692,6 +756,10 @@ def review_save_draft(
         "recommendation_text": recommendation_text,
         "follow_up_months": follow_up_months,
         "follow_up_date": follow_up_date,
+        "dr_grade_od": dr_grade_od,
+        "dr_grade_os": dr_grade_os,
+        "dme_od": dme_od,
+        "dme_os": dme_os,
         "amendment_reason": amendment_reason,
     }
     with transaction.atomic():
@@ -728,7 +796,9 @@ def _write_draft(
             supersedes=latest,
             **cleaned,
         )
-        changes = {name: [None, value] for name, value in cleaned.items() if value}
+        changes = {
+            name: [None, value] for name, value in cleaned.items() if value not in (None, "", [])
+        }
         action = AuditEvent.Action.CREATE
     audit_log(
         actor=doctor,

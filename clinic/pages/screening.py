@@ -22,15 +22,17 @@ from ai_engine.selectors import (
     analysis_decision,
     analysis_findings,
     record_ai_state,
+    record_diabetic_eyes,
     record_eye_photos,
     record_latest_analyses,
 )
 from clinic.conflicts import StaleVersion
+from clinic.diabetic import compare_eyes
 from clinic.roles import user_may
 from clinic.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.selectors import report_list
-from screening.forms import ReviewForm
+from screening.forms import ReviewForm, dme_choice
 from screening.models import DoctorReview, Eye, FundusImage, RecordStatus, ScreeningRecord
 from screening.services import review_save_and_sign, review_save_draft
 
@@ -86,6 +88,10 @@ def _review_initial(review: DoctorReview | None, latest: DoctorReview | None) ->
         "recommendation_text": review.recommendation_text,
         "follow_up_months": review.follow_up_months,
         "follow_up_date": review.follow_up_date,
+        "dr_grade_od": review.dr_grade_od,
+        "dr_grade_os": review.dr_grade_os,
+        "dme_od": dme_choice(review.dme_od),
+        "dme_os": dme_choice(review.dme_os),
     }
 
 
@@ -155,6 +161,11 @@ def _detail_context(
         "has_images": bool(images),
         "ai_state": record_ai_state(record=record, analyses=analyses),
         "reviews": reviews,
+        # The review area compares the latest review's per-eye DR grade and DME with the AI's.
+        "dr_review": reviews[0] if reviews else None,
+        "dr_comparison": compare_eyes(
+            record_diabetic_eyes(record=record, analyses=analyses), reviews[0] if reviews else None
+        ),
         "draft": draft,
         "signed": signed,
         "is_amendment": is_amendment,
