@@ -256,10 +256,14 @@ def eye_diabetic(
     eye: str, results: Sequence[tuple[Mapping[str, Any], Mapping[str, float], dict[str, Any]]]
 ) -> EyeDiabetic:
     """One eye's (card, probabilities by code, {model_name, model_version, demonstration})
-    per model → the eye's DR and DME assessment (the first DR and the first DME model)."""
+    per model → the eye's DR and DME assessment (the first DR and the first DME model).
+
+    A model that stored no probability for the photo (a monochrome photo: colour models do
+    not read it) gives nothing, never grade 0."""
     dr = dme = None
     for card, probabilities, meta in results:
-        if dr is None and is_dr_card(card):
+        codes = [label.get("code") for label in card.get("labels", [])]
+        if dr is None and is_dr_card(card) and all(code in probabilities for code in codes):
             dr = dr_assessment(card, probabilities, **meta)
         elif dme is None and is_dme_card(card) and DME_CODE in probabilities:
             dme = dme_assessment(card, probabilities[DME_CODE], **meta)

@@ -105,3 +105,9 @@ def test_the_card_evidence_travels_with_the_assessment() -> None:
     eye = eye_diabetic("OD", [(card, grades(0.9, 0.1, 0.0, 0.0, 0.0), META)])
     assert eye.dr.evidence("zh-hans") == "中文证据" and eye.dr.evidence("en") == "one line"
     assert eye.to_dict("en")["dr"]["evidence"] == "one line"
+
+
+def test_a_photo_the_dr_model_did_not_read_gets_no_grade() -> None:
+    # a monochrome photo: the analysis is done, but colour models stored no findings
+    eye = eye_diabetic("OD", [(dr_card(0.3), {}, META), (DME_CARD, {}, META)])
+    assert not eye.assessed and eye.dr is None and not eye.referable
