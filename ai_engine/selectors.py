@@ -283,20 +283,22 @@ def record_diabetic_eyes(
     (``record_eye_photos``), from its finished analyses; models that did not read the photo
     (ungradable, failed, still running) give nothing."""
     eyes = record_eye_photos(record=record, analyses=analyses)
-    out: dict[str, EyeDiabetic] = {}
-    for eye, photos in eyes.items():
-        results = [
-            (
-                analysis.package.card,
-                {row.label_code: row.probability for row in analysis.findings.all()},
-                {
-                    "model_name": analysis.model_name,
-                    "model_version": analysis.model_version,
-                    "demonstration": analysis.demonstration,
-                },
-            )
-            for analysis in photos.analyses
-            if analysis.status == AnalysisStatus.DONE
-        ]
-        out[eye] = eye_diabetic(eye, results)
-    return out
+    return {eye: analyses_diabetic(eye, photos.analyses) for eye, photos in eyes.items()}
+
+
+def analyses_diabetic(eye: str, analyses: list[Analysis]) -> EyeDiabetic:
+    """One photo's finished analyses → the eye's DR grade and macular oedema."""
+    results = [
+        (
+            analysis.package.card or {},
+            {row.label_code: row.probability for row in analysis.findings.all()},
+            {
+                "model_name": analysis.model_name,
+                "model_version": analysis.model_version,
+                "demonstration": analysis.demonstration,
+            },
+        )
+        for analysis in analyses
+        if analysis.status == AnalysisStatus.DONE
+    ]
+    return eye_diabetic(eye, results)

@@ -70,15 +70,28 @@ def _p(value: float) -> str:
 def dr_rule_text(dr: DrAssessment) -> str:
     """The decision rule the DR model actually used for "referable", with its numbers, e.g.
     "可转诊：P(≥R2)=0.41 ≥ 阈值 0.30（模型卡的筛查工作点，灵敏度优先）"."""
+    return dr_rule_words(
+        grade=dr.grade,
+        referable_from=dr.referable_from,
+        p_referable=dr.p_referable,
+        threshold=dr.referable_threshold,
+        referable=dr.referable,
+    )
+
+
+def dr_rule_words(
+    *, grade: int, referable_from: int, p_referable: float, threshold: float | None, referable: bool
+) -> str:
+    """:func:`dr_rule_text` from stored values (a report's facts)."""
     values = {
-        "from": dr.referable_from,
-        "grade": dr.grade,
-        "p": _p(dr.p_referable),
-        "t": "" if dr.referable_threshold is None else _p(dr.referable_threshold),
+        "from": referable_from,
+        "grade": grade,
+        "p": _p(p_referable),
+        "t": "" if threshold is None else _p(threshold),
     }
-    if dr.referable_threshold is None:
+    if threshold is None:
         return gettext_now("By the most probable grade: referable from R%(from)s") % values
-    if dr.p_referable >= dr.referable_threshold:
+    if p_referable >= threshold:
         return (
             gettext_now(
                 "Referable: P(≥R%(from)s)=%(p)s ≥ threshold %(t)s (the model card's screening "
@@ -86,7 +99,7 @@ def dr_rule_text(dr: DrAssessment) -> str:
             )
             % values
         )
-    if dr.referable:  # a vision-threatening grade under a high operating point
+    if referable:  # a vision-threatening grade under a high operating point
         return (
             gettext_now("Referable: the most probable grade R%(grade)s threatens vision") % values
         )
