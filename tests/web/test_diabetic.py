@@ -95,6 +95,8 @@ def test_the_screening_page_in_chinese(client, doctor, technician, record, photo
     assert "轻度非增殖期糖尿病视网膜病变 (R1)" in text
     assert "可转诊：P(≥R2)=0.35 ≥ 阈值 0.30（模型卡的筛查工作点，灵敏度优先）" in text
     assert "糖尿病黄斑水肿 是" in text
+    assert "P(可转诊, ≥R2) 0.90 — 需转诊" in text
+    assert "威胁视力 是：重度非增殖期或更重，或黄斑水肿" in text
     assert "演示模型：在 600 只留出眼上可转诊 DR 的 AUC 0.91" in text
     assert (
         "OD: 威胁视力的糖尿病视网膜病变：重度非增殖期糖尿病视网膜病变 (R3)（p=0.55），紧急转诊"
