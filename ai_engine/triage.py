@@ -114,7 +114,21 @@ def _diabetic_reasons(result: TriageResult, eye: str, diabetic: EyeDiabetic | No
     if diabetic is None or not diabetic.assessed:
         return False
     dr, dme = diabetic.dr, diabetic.dme
-    if dme is not None and dme.positive:
+    if dr is not None:
+        params = {
+            "grade": dr.grade,
+            "probability": round(dr.grade_probability, 2),
+            "p_referable": round(dr.p_referable, 2),
+            "referable_from": dr.referable_from,
+        }
+        if dr.severe:
+            result.add(TriageLevel.URGENT, "dr_vision_threatening", eye, **params)
+        elif dr.referable:
+            result.add(TriageLevel.HIGH, "dr_referable", eye, **params)
+        elif dr.grade > 0:
+            result.add(TriageLevel.ROUTINE, "dr_grade", eye, **params)
+    oedema = dme is not None and dme.positive
+    if oedema:
         result.add(
             TriageLevel.URGENT,
             "dme",
@@ -122,21 +136,7 @@ def _diabetic_reasons(result: TriageResult, eye: str, diabetic: EyeDiabetic | No
             probability=round(dme.probability, 2),
             threshold=round(dme.threshold, 2),
         )
-    if dr is None:
-        return bool(dme and dme.positive)
-    params = {
-        "grade": dr.grade,
-        "probability": round(dr.grade_probability, 2),
-        "p_referable": round(dr.p_referable, 2),
-        "referable_from": dr.referable_from,
-    }
-    if dr.severe:
-        result.add(TriageLevel.URGENT, "dr_vision_threatening", eye, **params)
-    elif dr.referable:
-        result.add(TriageLevel.HIGH, "dr_referable", eye, **params)
-    elif dr.grade > 0:
-        result.add(TriageLevel.ROUTINE, "dr_grade", eye, **params)
-    return dr.grade > 0 or dr.referable or bool(dme and dme.positive)
+    return oedema or (dr is not None and (dr.grade > 0 or dr.referable))
 
 
 def triage_reason_text(reason: dict[str, Any]) -> str:

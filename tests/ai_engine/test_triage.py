@@ -151,3 +151,10 @@ def test_macular_oedema_is_urgent_and_no_dr_is_nothing():
 def test_an_ungradable_photo_gets_no_dr_grade_in_its_triage():
     result = compute([EyeFindings("OD", False, diabetic=diabetic("OD", (0.0, 0.0, 0.1, 0.8, 0.1)))])
     assert [r["code"] for r in result.reasons] == ["ungradable"]
+
+
+def test_an_eyes_grade_comes_before_its_oedema_the_worklist_shows_the_first_reasons():
+    result = compute(
+        [EyeFindings("OD", True, diabetic=diabetic("OD", (0.05, 0.05, 0.2, 0.55, 0.15), dme=0.62))]
+    )
+    assert [r["code"] for r in result.reasons] == ["dr_vision_threatening", "dme"]
