@@ -188,3 +188,19 @@ def test_the_worklist_puts_vision_threatening_then_referable_dr_first(
         "OD: 需转诊的糖尿病视网膜病变：中度非增殖期糖尿病视网膜病变 (R2)，P(≥R2)=0.7，数周内转诊"
         in text
     )
+
+
+def test_the_dr_model_card_names_its_operating_point(client, technician):
+    from tests.ai_results import dr_package
+
+    package = dr_package()
+    client.force_login(technician)
+    client.cookies["django_language"] = "en"
+    text = _text(client.get(reverse("ai_engine:model-card", args=[package.pk])))
+    assert (
+        "Screening operating point: referable when P(≥R2) ≥ 0.30 (chosen on validation, "
+        "sensitivity first); vision-threatening from R3 or with macular oedema." in text
+    )
+    client.cookies["django_language"] = "zh-hans"
+    text = _text(client.get(reverse("ai_engine:model-card", args=[package.pk])))
+    assert "筛查工作点：P(≥R2) ≥ 0.30 时需转诊（在验证集上选定，灵敏度优先）" in text
