@@ -276,6 +276,14 @@ AI_RESULT_EXAMPLE = {
             "findings": [
                 {"code": "D", "probability": 0.83, "positive": True, "model": "odir-demo"}
             ],
+            "dr_grade": 2,
+            "dr_grade_text": "中度非增殖期糖尿病视网膜病变 (R2)",
+            "dr_grade_probability": 0.52,
+            "dr_decision": "referable_threshold",
+            "p_referable": 0.71,
+            "dme": False,
+            "p_dme": 0.12,
+            "vision_threatening": False,
         }
     },
     "combined": {
@@ -292,6 +300,7 @@ AI_RESULT_EXAMPLE = {
         "findings": [],
         "ungradable_eyes": [],
         "review_eyes": [],
+        "vision_threatening": False,
     },
     "pending": False,
 }

@@ -203,7 +203,8 @@ def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[s
     """
     per_image: dict[int, ImageAnalysis] = {}
     pending = False
-    for eye_photos in record_eye_photos(record=record).values():
+    analyses = record_latest_analyses(record=record)
+    for eye_photos in record_eye_photos(record=record, analyses=analyses).values():
         for analysis in eye_photos.analyses:
             if analysis.status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING):
                 pending = True
@@ -237,7 +238,42 @@ def record_ai_result(*, record: ScreeningRecord, language: str = "zh") -> dict[s
             )
     combined = combine_eye_results(list(per_image.values()), language)
     combined["pending"] = pending
+    diabetic = record_diabetic_eyes(record=record, analyses=analyses)
+    for eye, summary in combined["eyes"].items():
+        _add_diabetic_fields(summary, diabetic.get(eye), language)
+    eyes = [summary for summary in combined["eyes"].values()]
+    combined["combined"]["referable"] = any(summary["referable"] for summary in eyes)
+    combined["combined"]["vision_threatening"] = any(
+        summary.get("vision_threatening") for summary in eyes
+    )
     return combined
+
+
+def _add_diabetic_fields(
+    summary: dict[str, Any], diabetic: EyeDiabetic | None, language: str
+) -> None:
+    """The eye's DR grade and macular oedema as the mini-program reads them; ``referable`` is
+    the DR / DME decision by the card's rule or another model's referable finding, so the two
+    never disagree."""
+    dr = diabetic.dr if diabetic is not None else None
+    dme = diabetic.dme if diabetic is not None else None
+    diabetic_models = {a.model_name for a in (dr, dme) if a is not None}
+    other_referable = any(
+        f.get("referable") and f.get("positive") and not f.get("normal")
+        for f in summary.get("findings", [])
+        if f.get("model") not in diabetic_models
+    )
+    summary.update(
+        dr_grade=dr.grade if dr else None,
+        dr_grade_text=dr.words(language) if dr else None,
+        dr_grade_probability=round(dr.grade_probability, 4) if dr else None,
+        dr_decision=dr.decision if dr else None,
+        p_referable=round(dr.p_referable, 4) if dr else None,
+        referable=other_referable or bool(diabetic and diabetic.referable),
+        dme=dme.positive if dme else None,
+        p_dme=round(dme.probability, 4) if dme else None,
+        vision_threatening=bool(diabetic and diabetic.vision_threatening),
+    )
 
 
 def record_diabetic_eyes(
@@ -247,20 +283,22 @@ def record_diabetic_eyes(
     (``record_eye_photos``), from its finished analyses; models that did not read the photo
     (ungradable, failed, still running) give nothing."""
     eyes = record_eye_photos(record=record, analyses=analyses)
-    out: dict[str, EyeDiabetic] = {}
-    for eye, photos in eyes.items():
-        results = [
-            (
-                analysis.package.card,
-                {row.label_code: row.probability for row in analysis.findings.all()},
-                {
-                    "model_name": analysis.model_name,
-                    "model_version": analysis.model_version,
-                    "demonstration": analysis.demonstration,
-                },
-            )
-            for analysis in photos.analyses
-            if analysis.status == AnalysisStatus.DONE
-        ]
-        out[eye] = eye_diabetic(eye, results)
-    return out
+    return {eye: analyses_diabetic(eye, photos.analyses) for eye, photos in eyes.items()}
+
+
+def analyses_diabetic(eye: str, analyses: list[Analysis]) -> EyeDiabetic:
+    """One photo's finished analyses → the eye's DR grade and macular oedema."""
+    results = [
+        (
+            analysis.package.card or {},
+            {row.label_code: row.probability for row in analysis.findings.all()},
+            {
+                "model_name": analysis.model_name,
+                "model_version": analysis.model_version,
+                "demonstration": analysis.demonstration,
+            },
+        )
+        for analysis in analyses
+        if analysis.status == AnalysisStatus.DONE
+    ]
+    return eye_diabetic(eye, results)

@@ -180,7 +180,9 @@ class EyeSummarySerializer(serializers.Serializer):
     confidence = serializers.FloatField(allow_null=True)
     abnormal_areas = serializers.ListField(child=serializers.CharField())
     abnormal_codes = serializers.ListField(child=serializers.CharField(), required=False)
-    referable = serializers.BooleanField()
+    referable = serializers.BooleanField(
+        help_text="Refer: a referable finding, referable DR at the DR model's rule, or oedema."
+    )
     photos = serializers.IntegerField()
     gradable = serializers.BooleanField()
     review_required = serializers.BooleanField(
@@ -190,6 +192,37 @@ class EyeSummarySerializer(serializers.Serializer):
     models = ModelRefSerializer(many=True)
     demonstration = serializers.BooleanField()
     findings = serializers.ListField(child=serializers.DictField())
+    # The DR grade and macular oedema (ai_engine.inference.diabetic), null where no DR / DME
+    # model read the eye's photo (none installed, ungradable or monochrome photo).
+    dr_grade = serializers.IntegerField(
+        allow_null=True, required=False, help_text="ICDR grade 0-4: the most probable grade."
+    )
+    dr_grade_text = serializers.CharField(
+        allow_null=True,
+        required=False,
+        help_text='The grade in words, e.g. "中度非增殖期糖尿病视网膜病变 (R2)".',
+    )
+    dr_grade_probability = serializers.FloatField(allow_null=True, required=False)
+    dr_decision = serializers.ChoiceField(
+        choices=["referable_threshold", "grade"],
+        allow_null=True,
+        required=False,
+        help_text="How `referable` was decided: P(grade ≥ 2) against the model card's screening "
+        "threshold, or the most probable grade (the card names no threshold).",
+    )
+    p_referable = serializers.FloatField(
+        allow_null=True, required=False, help_text="P(grade ≥ 2) from the DR model."
+    )
+    dme = serializers.BooleanField(
+        allow_null=True,
+        required=False,
+        help_text="Diabetic macular oedema, by the card's threshold.",
+    )
+    p_dme = serializers.FloatField(allow_null=True, required=False)
+    vision_threatening = serializers.BooleanField(
+        required=False,
+        help_text="Most probable DR grade ≥ 3 (severe NPDR or proliferative) or macular oedema.",
+    )
 
 
 class CombinedSummarySerializer(EyeSummarySerializer):

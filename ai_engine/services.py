@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ai_engine.inference.diabetic import is_dme_card, is_dr_card
 from ai_engine.models import (
     TERMINAL_STATUSES,
     Analysis,
@@ -25,7 +26,12 @@ from ai_engine.models import (
     ModelPackage,
     RecordTriage,
 )
-from ai_engine.selectors import analysis_findings, record_eye_photos
+from ai_engine.selectors import (
+    analysis_findings,
+    record_diabetic_eyes,
+    record_eye_photos,
+    record_latest_analyses,
+)
 from ai_engine.triage import EyeFindings, triage_compute
 from clinic.audit import audit_log
 from clinic.models import AuditEvent
@@ -316,12 +322,17 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
     """The record's triage from each eye's photo (``record_eye_photos``): a retaken photo no
     longer counts once its eye has a gradable one, and each reason is given once."""
     eyes: list[EyeFindings] = []
-    for eye, photos in record_eye_photos(record=record).items():
+    analyses = record_latest_analyses(record=record)
+    diabetic = record_diabetic_eyes(record=record, analyses=analyses)
+    for eye, photos in record_eye_photos(record=record, analyses=analyses).items():
         finished = [a for a in photos.analyses if a.is_terminal]
         if not finished:
             continue
         positive: dict[str, dict[str, Any]] = {}
         for analysis in finished:
+            card = analysis.package.card or {}
+            if is_dr_card(card) or is_dme_card(card):
+                continue  # read through the eye's diabetic assessment, by the card's rule
             for finding in analysis_findings(analysis):
                 if finding.positive and finding.code not in positive:
                     positive[finding.code] = {
@@ -340,6 +351,7 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
                 monochrome=bool(photos.gradable)
                 and any("monochrome" in (a.quality_reasons or []) for a in finished),
                 positive=list(positive.values()),
+                diabetic=diabetic.get(eye),
             )
         )
     result = triage_compute(

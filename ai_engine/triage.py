@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from ai_engine.inference.diabetic import EyeDiabetic, dr_grade_words
 from ai_engine.inference.results import is_normal_label
 from ai_engine.models import TRIAGE_PRIORITY, TriageLevel
 
@@ -20,7 +21,6 @@ IOP_HIGH = Decimal("21")
 IOP_VERY_HIGH = Decimal("30")
 LOW_VISION = Decimal("0.3")
 GLAUCOMA_CODES = {"G", "glaucoma", "glaucoma_suspect"}
-SIGHT_THREATENING_DR_CODES = {"4", "3", "grade3", "grade4", "dr_severe", "dr_proliferative", "pdr"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,10 @@ class EyeFindings:
     monochrome: bool = False  # gradable with limits: no colour model read it
     positive: list[dict[str, Any]] = field(
         default_factory=list
-    )  # {code, label_zh, label_en, probability, referable, normal}
+    )  # {code, label_zh, label_en, probability, referable, normal}; not the DR / DME models'
+    # The DR grade and macular oedema (ai_engine.inference.diabetic): their models' findings
+    # are read from here only, with the card's decision rule.
+    diabetic: EyeDiabetic | None = None
 
 
 @dataclass
@@ -76,6 +79,7 @@ def triage_compute(
         abnormal = [
             f for f in eye_findings.positive if not f.get("normal", is_normal_label(f["code"]))
         ]
+        diabetic_abnormal = _diabetic_reasons(result, eye, eye_findings.diabetic)
         for finding in abnormal:
             params = {
                 "label_zh": finding["label_zh"],
@@ -86,14 +90,12 @@ def triage_compute(
                 result.add(
                     TriageLevel.URGENT, "glaucoma_with_high_iop", eye, iop=str(eye_iop), **params
                 )
-            elif finding["code"] in SIGHT_THREATENING_DR_CODES:
-                result.add(TriageLevel.URGENT, "sight_threatening", eye, **params)
             elif finding.get("referable"):
                 result.add(TriageLevel.HIGH, "referable_finding", eye, **params)
             else:
                 result.add(TriageLevel.ROUTINE, "finding", eye, **params)
         eye_va = va.get(eye)
-        if eye_va is not None and eye_va < LOW_VISION and not abnormal:
+        if eye_va is not None and eye_va < LOW_VISION and not abnormal and not diabetic_abnormal:
             result.add(TriageLevel.HIGH, "low_vision_normal_photo", eye, va=str(eye_va))
     for eye, value in sorted(iop.items()):
         if value is None:
@@ -105,6 +107,38 @@ def triage_compute(
     return result
 
 
+def _diabetic_reasons(result: TriageResult, eye: str, diabetic: EyeDiabetic | None) -> bool:
+    """Add the eye's DR / DME reasons: vision-threatening (argmax grade >= the card's
+    ``vision_threatening_from``, or macular oedema) is urgent, referable DR is a referral within
+    weeks, a milder grade is routine. Whether anything abnormal was found."""
+    if diabetic is None or not diabetic.assessed:
+        return False
+    dr, dme = diabetic.dr, diabetic.dme
+    if dr is not None:
+        params = {
+            "grade": dr.grade,
+            "probability": round(dr.grade_probability, 2),
+            "p_referable": round(dr.p_referable, 2),
+            "referable_from": dr.referable_from,
+        }
+        if dr.severe:
+            result.add(TriageLevel.URGENT, "dr_vision_threatening", eye, **params)
+        elif dr.referable:
+            result.add(TriageLevel.HIGH, "dr_referable", eye, **params)
+        elif dr.grade > 0:
+            result.add(TriageLevel.ROUTINE, "dr_grade", eye, **params)
+    oedema = dme is not None and dme.positive
+    if oedema:
+        result.add(
+            TriageLevel.URGENT,
+            "dme",
+            eye,
+            probability=round(dme.probability, 2),
+            threshold=round(dme.threshold, 2),
+        )
+    return oedema or (dr is not None and (dr.grade > 0 or dr.referable))
+
+
 def triage_reason_text(reason: dict[str, Any]) -> str:
     """One reason in the active language, e.g. "OD: glaucoma suspicion (p=0.81) with IOP 24 mmHg"."""
     params = dict(reason.get("params", {}))
@@ -114,6 +148,8 @@ def triage_reason_text(reason: dict[str, Any]) -> str:
             if (get_language() or "zh-hans").startswith("zh")
             else params["label_en"]
         )
+    if "grade" in params:
+        params["grade_text"] = dr_grade_words(int(params["grade"]), get_language() or "zh-hans")
     templates = {
         "analysis_failed": _("AI analysis failed: review the photo yourself"),
         "ungradable": _("photo not gradable: retake"),
@@ -122,6 +158,16 @@ def triage_reason_text(reason: dict[str, Any]) -> str:
         ),
         "glaucoma_with_high_iop": _("%(label)s (p=%(probability)s) with IOP %(iop)s mmHg"),
         "sight_threatening": _("possible sight-threatening %(label)s (p=%(probability)s)"),
+        "dr_vision_threatening": _(
+            "vision-threatening diabetic retinopathy: %(grade_text)s (p=%(probability)s), "
+            "urgent referral"
+        ),
+        "dr_referable": _(
+            "referable diabetic retinopathy: %(grade_text)s, "
+            "P(≥R%(referable_from)s)=%(p_referable)s, referral within weeks"
+        ),
+        "dr_grade": _("diabetic retinopathy: %(grade_text)s (p=%(probability)s)"),
+        "dme": _("diabetic macular oedema (p=%(probability)s ≥ %(threshold)s), urgent referral"),
         "referable_finding": _("referable finding: %(label)s (p=%(probability)s)"),
         "finding": _("finding: %(label)s (p=%(probability)s)"),
         "low_vision_normal_photo": _("low vision (%(va)s) with a normal-looking photo"),

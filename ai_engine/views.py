@@ -11,6 +11,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from ai_engine.inference.diabetic import is_dr_card
 from ai_engine.inference.results import DECISION_ARGMAX, decision_rule
 from ai_engine.models import Analysis, Finding, ModelPackage
 from ai_engine.selectors import record_ai_state, record_latest_analyses
@@ -84,12 +85,41 @@ def model_card(request: HttpRequest, package_id: int) -> HttpResponse:
             "card": card,
             "labels": card.get("labels") or [],
             "argmax": decision_rule(package.task) == DECISION_ARGMAX,
+            "dr_operating_point": _dr_operating_point(card),
             "intended_use": package.intended_use_in(get_language() or "zh-hans"),
             "evidence": package.evidence_in(get_language() or "zh-hans"),
             "scalar_metrics": scalar_metrics,
             "per_label": per_label,
             "other_metrics": other_metrics,
         },
+    )
+
+
+def _dr_operating_point(card: dict) -> str:
+    """A DR grading card's rule for "referable" and "vision-threatening", in words."""
+    grading = card.get("dr_grading") if is_dr_card(card) else None
+    if not grading:
+        return ""
+    values = {
+        "from": grading.get("referable_from", 2),
+        "severe": grading.get("vision_threatening_from", 3),
+        "t": grading.get("referable_threshold"),
+    }
+    if values["t"] is None:
+        return (
+            _(
+                "Referable when the most probable grade is R%(from)s or worse; vision-threatening "
+                "from R%(severe)s or with macular oedema."
+            )
+            % values
+        )
+    values["t"] = f"{float(values['t']):.2f}"
+    return (
+        _(
+            "Screening operating point: referable when P(≥R%(from)s) ≥ %(t)s (chosen on validation, "
+            "sensitivity first); vision-threatening from R%(severe)s or with macular oedema."
+        )
+        % values
     )
 
 

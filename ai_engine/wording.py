@@ -1,8 +1,18 @@
-"""The engine's stored codes (quality reasons, heatmap zones, stages) in the reader's language."""
+"""The engine's stored codes (quality reasons, heatmap zones, stages) and the diabetic eye
+results in the reader's language."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils.translation import get_language
+from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
+
+from ai_engine.inference.diabetic import DrAssessment, EyeDiabetic
+
+# Always bilingual, whatever the page's or report's language (like the PDF's safety marks).
+RESEARCH_ONLY = "仅供研究——不可用于诊断 / research use — not for diagnosis"
 
 QUALITY_REASONS = {
     "no_fundus": _("No fundus visible in the photo"),
@@ -51,3 +61,100 @@ def area_text(code: str) -> str:
 
 def stage_text(code: str) -> str:
     return str(STAGES.get(code, code))
+
+
+def _p(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def dr_rule_text(dr: DrAssessment) -> str:
+    """The decision rule the DR model actually used for "referable", with its numbers, e.g.
+    "可转诊：P(≥R2)=0.41 ≥ 阈值 0.30（模型卡的筛查工作点，灵敏度优先）"."""
+    return dr_rule_words(
+        grade=dr.grade,
+        referable_from=dr.referable_from,
+        p_referable=dr.p_referable,
+        threshold=dr.referable_threshold,
+        referable=dr.referable,
+    )
+
+
+def dr_rule_words(
+    *, grade: int, referable_from: int, p_referable: float, threshold: float | None, referable: bool
+) -> str:
+    """:func:`dr_rule_text` from stored values (a report's facts)."""
+    values = {
+        "from": referable_from,
+        "grade": grade,
+        "p": _p(p_referable),
+        "t": "" if threshold is None else _p(threshold),
+    }
+    if threshold is None:
+        return gettext_now("By the most probable grade: referable from R%(from)s") % values
+    if p_referable >= threshold:
+        return (
+            gettext_now(
+                "Referable: P(≥R%(from)s)=%(p)s ≥ threshold %(t)s (the model card's screening "
+                "operating point, sensitivity first)"
+            )
+            % values
+        )
+    if referable:  # a vision-threatening grade under a high operating point
+        return (
+            gettext_now("Referable: the most probable grade R%(grade)s threatens vision") % values
+        )
+    return (
+        gettext_now(
+            "Not referable: P(≥R%(from)s)=%(p)s < threshold %(t)s (the model card's screening "
+            "operating point, sensitivity first)"
+        )
+        % values
+    )
+
+
+def diabetic_eye_view(eye: EyeDiabetic) -> dict[str, Any] | None:
+    """One eye's DR grade and macular oedema for a page or report, in the active language
+    (None when no DR or DME model read the eye's photo)."""
+    if not eye.assessed:
+        return None
+    language = get_language() or "zh-hans"
+    view: dict[str, Any] = {
+        "referable": eye.referable,
+        "vision_threatening": eye.vision_threatening,
+        "dr": None,
+        "dme": None,
+        "models": [],
+        "research_only": RESEARCH_ONLY,
+    }
+    for assessment in (eye.dr, eye.dme):
+        if assessment is not None:
+            view["models"].append(
+                {
+                    "name": assessment.model_name,
+                    "version": assessment.model_version,
+                    "demonstration": assessment.demonstration,
+                    "evidence": assessment.evidence(language),
+                }
+            )
+    view["demonstration"] = any(model["demonstration"] for model in view["models"])
+    if eye.dr is not None:
+        dr = eye.dr
+        view["dr"] = {
+            "grade": dr.grade,
+            "text": dr.words(language),
+            "other_text": dr.words("en" if language.startswith("zh") else "zh"),
+            "probability": _p(dr.grade_probability),
+            "p_referable": _p(dr.p_referable),
+            "referable_from": dr.referable_from,
+            "referable": dr.referable,
+            "severe": dr.severe,
+            "rule": dr_rule_text(dr),
+        }
+    if eye.dme is not None:
+        view["dme"] = {
+            "positive": eye.dme.positive,
+            "text": eye.dme.words(language),
+            "probability": _p(eye.dme.probability),
+            "threshold": _p(eye.dme.threshold),
+        }
+    return view

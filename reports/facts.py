@@ -14,10 +14,10 @@ from typing import Any
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from ai_engine.inference.diabetic import DME_NAMES, NO_DME_NAMES, dr_grade_words
+from ai_engine.inference.diabetic import DME_NAMES, NO_DME_NAMES, EyeDiabetic, dr_grade_words
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, RecordTriage
-from ai_engine.selectors import analysis_findings, record_eye_photos
+from ai_engine.selectors import analyses_diabetic, analysis_findings, record_eye_photos
 from screening.models import (
     ConclusionCode,
     DoctorReview,
@@ -46,6 +46,11 @@ AI_LABEL_CONCLUSIONS: dict[str, set[str]] = {
     "2": {"dr_moderate"},
     "3": {"dr_severe"},
     "4": {"dr_proliferative"},
+    # ICDR grade labels of a dr_grading package (ophai-dr); R0 is its normal label
+    "dr1": {"dr_mild"},
+    "dr2": {"dr_moderate"},
+    "dr3": {"dr_severe"},
+    "dr4": {"dr_proliferative"},
     "a": {"amd"},
     "amd": {"amd"},
     "h": {"hypertensive"},
@@ -103,6 +108,7 @@ def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
             "other_photos": len(photos.history),
             "quality": _quality(analyses),
             "ai_findings": [_finding_fact(a, f, confirmed) for a, f in findings],
+            "diabetic": _diabetic_fact(analyses_diabetic(eye, analyses)),
         }
         media[eye] = _eye_media(photos.chosen, findings)
     screened_on = timezone.localtime(record.screened_at).date()
@@ -190,6 +196,53 @@ def _finding_fact(
         "evidence": analysis.package.evidence,
         "evidence_zh": analysis.package.evidence_in("zh-hans"),
         "evidence_en": analysis.package.evidence_in("en"),
+    }
+
+
+def _diabetic_fact(eye: EyeDiabetic) -> dict[str, Any] | None:
+    """The eye's DR grade and macular oedema (``ai_engine.inference.diabetic``), both languages'
+    words; None when no DR / DME model read the photo."""
+    if not eye.assessed:
+        return None
+    dr, dme = eye.dr, eye.dme
+    return {
+        "dr": None
+        if dr is None
+        else {
+            "grade": dr.grade,
+            "grade_text_zh": dr.words("zh"),
+            "grade_text_en": dr.words("en"),
+            "grade_probability": round(dr.grade_probability, 3),
+            "p_referable": round(dr.p_referable, 3),
+            "referable_from": dr.referable_from,
+            "referable_threshold": dr.referable_threshold,
+            "decision": dr.decision,
+            "referable": dr.referable,
+            "vision_threatening": dr.severe,
+            **_model_fact(dr),
+        },
+        "dme": None
+        if dme is None
+        else {
+            "positive": dme.positive,
+            "text_zh": dme.words("zh"),
+            "text_en": dme.words("en"),
+            "probability": round(dme.probability, 3),
+            "threshold": dme.threshold,
+            **_model_fact(dme),
+        },
+        "referable": eye.referable,
+        "vision_threatening": eye.vision_threatening,
+    }
+
+
+def _model_fact(assessment) -> dict[str, Any]:
+    return {
+        "model_name": assessment.model_name,
+        "model_version": assessment.model_version,
+        "demonstration": assessment.demonstration,
+        "evidence_zh": assessment.evidence("zh"),
+        "evidence_en": assessment.evidence("en"),
     }
 
 

@@ -40,6 +40,10 @@ without naming an eye the doctor did not name. Findings whose "outcome" is not "
 not findings.
 - When "doctor_review" is null, say clearly that a doctor has not reviewed the results yet and \
 that the AI findings are suggestions, not a diagnosis.
+- An eye's "diabetic" block is the AI's diabetic retinopathy grade (give it in the words of \
+"grade_text_zh" or "grade_text_en", e.g. "中度非增殖期糖尿病视网膜病变 (R2)"), whether the eye \
+is "referable" or "vision_threatening", and macular oedema ("dme"). Before a doctor's review, \
+state them as AI suggestions; once reviewed, only as the doctor's conclusion allows.
 - Mention flagged measurements (eye pressure outside 10-21 mmHg, low vision) and photos that \
 could not be assessed. Explain medical terms simply. Keep it under 250 words (or 400 Chinese \
 characters), no headings, no lists, no markdown.

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageFile, ImageOps
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from ai_engine.wording import area_text, quality_reason_text
+from ai_engine.wording import RESEARCH_ONLY, area_text, dr_rule_words, quality_reason_text
 from clinic.branding import clinic_name
 from reports.facts import ReportInputs
 from reports.models import Report
@@ -122,6 +122,7 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
                 "photo": embedded.get(media.photo, ""),
                 "heatmap": embedded.get(media.heatmap, ""),
                 "models": _models(values["ai_findings"], zh=zh),
+                "diabetic": _diabetic(values.get("diabetic"), zh=zh),
                 "quality_reasons": [
                     quality_reason_text(code)
                     for code in (values.get("quality") or {}).get("reasons", [])
@@ -129,6 +130,14 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
             }
         )
     demonstration = any(m["demonstration"] for eye in eyes for m in eye["models"])
+    diabetic_models = list(
+        {
+            (m["name"], m["version"]): m
+            for eye in eyes
+            if eye["diabetic"]
+            for m in eye["diabetic"]["models"]
+        }.values()
+    )
     # Each model's evidence once, though it read both eyes.
     models = list({(m["name"], m["version"]): m for eye in eyes for m in eye["models"]}.values())
     verify_url = verification_url(report)
@@ -152,6 +161,10 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
         "operator": _person(record.operator),
         "eyes": eyes,
         "models": models,
+        "diabetic": any(eye["diabetic"] for eye in eyes),
+        "diabetic_models": diabetic_models,
+        "diabetic_demonstration": any(m["demonstration"] for m in diabetic_models),
+        "research_only": RESEARCH_ONLY,
         "triage": _triage(facts.get("triage")),
         "review": review,
         "review_facts": facts.get("doctor_review"),
@@ -255,6 +268,56 @@ def _models(findings: list[dict[str, Any]], *, zh: bool) -> list[dict[str, Any]]
             }
         )
     return list(models.values())
+
+
+def _diabetic(fact: dict[str, Any] | None, *, zh: bool) -> dict[str, Any] | None:
+    """One eye's DR grade and macular oedema (``reports.facts._diabetic_fact``) in the report's
+    language, with the rule the DR model used and the models that produced them."""
+    if not fact:
+        return None
+    lang = "zh" if zh else "en"
+    other = "en" if zh else "zh"
+    dr, dme = fact.get("dr"), fact.get("dme")
+    models = [
+        {
+            "name": part["model_name"],
+            "version": part["model_version"],
+            "demonstration": part["demonstration"],
+            "evidence": part.get(f"evidence_{lang}", ""),
+        }
+        for part in (dr, dme)
+        if part
+    ]
+    return {
+        "referable": fact["referable"],
+        "vision_threatening": fact["vision_threatening"],
+        "models": models,
+        "dr": None
+        if dr is None
+        else {
+            "grade": dr["grade"],
+            "text": dr[f"grade_text_{lang}"],
+            "other_text": dr[f"grade_text_{other}"],
+            "probability_pct": f"{dr['grade_probability'] * 100:.1f}%",
+            "p_referable": f"{dr['p_referable']:.2f}",
+            "referable_from": dr["referable_from"],
+            "rule": dr_rule_words(
+                grade=dr["grade"],
+                referable_from=dr["referable_from"],
+                p_referable=dr["p_referable"],
+                threshold=dr["referable_threshold"],
+                referable=dr["referable"],
+            ),
+        },
+        "dme": None
+        if dme is None
+        else {
+            "positive": dme["positive"],
+            "text": dme[f"text_{lang}"],
+            "probability_pct": f"{dme['probability'] * 100:.1f}%",
+            "threshold_pct": f"{dme['threshold'] * 100:.1f}%",
+        },
+    }
 
 
 def _triage(triage: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -32,6 +32,12 @@ SENTENCES = {
         "ai_confirmed": "医生确认了 AI 辅助分析的提示：{labels}。",
         "ungradable_reviewed": "{eye}照片质量不足以进行 AI 判读。",
         "ai_none": "AI 辅助分析未发现明显异常。",
+        "ai_dr": "AI 辅助分析的糖尿病视网膜病变分级：{grades}。",
+        "ai_dr_grade": "{eye} {grade}",
+        "ai_dr_sep": "；",
+        "ai_dme": "AI 辅助分析提示{eye}可能存在糖尿病黄斑水肿。",
+        "ai_vision_threatening": "AI 提示{eye}的改变可能威胁视力，请尽快由眼科医生检查。",
+        "ai_referable": "AI 提示{eye}宜转诊眼科进一步检查。",
         "draft": "本报告尚未经医生审核，AI 结果仅为提示，不能作为诊断。",
         "conclusion": "医生结论：{labels}。",
         "conclusion_text": "医生说明：{text}",
@@ -53,6 +59,12 @@ SENTENCES = {
         "ai_confirmed": "The doctor confirmed what the AI-assisted analysis suggested: {labels}.",
         "ungradable_reviewed": "The photo of your {eye} was not clear enough for the AI to assess.",
         "ai_none": "The AI-assisted analysis found no clear abnormality.",
+        "ai_dr": "The AI-assisted diabetic retinopathy grade: {grades}.",
+        "ai_dr_grade": "{eye}: {grade}",
+        "ai_dr_sep": "; ",
+        "ai_dme": "The AI-assisted analysis suggests possible diabetic macular oedema in your {eye}.",
+        "ai_vision_threatening": "The AI suggests the changes in your {eye} may threaten your sight; please have an eye doctor examine it soon.",
+        "ai_referable": "The AI suggests your {eye} should be referred to an eye doctor for further examination.",
         "draft": "A doctor has not reviewed this report yet; the AI results are suggestions only and are not a diagnosis.",
         "conclusion": "The doctor's conclusion: {labels}.",
         "conclusion_text": "The doctor notes: {text}",
@@ -102,12 +114,20 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
     if review is None:
         positive_any = False
         for eye, values in eyes.items():
-            labels = labels_of(f for f in values["ai_findings"] if _abnormal(f))
+            diabetic_models = _diabetic_models(values.get("diabetic"))
+            labels = labels_of(
+                f
+                for f in values["ai_findings"]
+                if _abnormal(f) and f.get("model_name") not in diabetic_models
+            )
             if labels:
                 positive_any = True
                 lines.append(
                     s["ai_positive"].format(eye=eye_names[eye], labels=s["list_sep"].join(labels))
                 )
+        grade_line, notes, diabetic_abnormal = _diabetic_sentences(eyes, s, eye_names, lang)
+        lines.extend([grade_line, *notes] if grade_line else notes)
+        positive_any = positive_any or diabetic_abnormal
         if not positive_any and any(values["ai_findings"] for values in eyes.values()):
             lines.append(s["ai_none"])
         lines.append(s["draft"])
@@ -136,6 +156,41 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
         lines.append(s["authority"])
     lines.append(s["closing"])
     return sep.join(lines)
+
+
+def _diabetic_models(diabetic: dict[str, Any] | None) -> set[str]:
+    if not diabetic:
+        return set()
+    return {part["model_name"] for part in (diabetic.get("dr"), diabetic.get("dme")) if part}
+
+
+def _diabetic_sentences(
+    eyes: dict[str, Any], s: dict[str, str], eye_names: dict[str, str], lang: str
+) -> tuple[str, list[str], bool]:
+    """Before sign-off: each eye's DR grade in words, then oedema, vision-threatening or
+    referable eyes (as ``reports.facts`` decided them with the card's rule), and whether any
+    eye has DR or oedema."""
+    key = "zh" if lang == "zh-hans" else "en"
+    grades, notes = [], []
+    abnormal = False
+    for eye, values in eyes.items():
+        diabetic = values.get("diabetic")
+        if not diabetic:
+            continue
+        dr, dme = diabetic.get("dr"), diabetic.get("dme")
+        abnormal = abnormal or bool(dr and dr["grade"] > 0) or bool(dme and dme["positive"])
+        if dr:
+            grades.append(
+                s["ai_dr_grade"].format(eye=eye_names[eye], grade=dr[f"grade_text_{key}"])
+            )
+        if dme and dme["positive"]:
+            notes.append(s["ai_dme"].format(eye=eye_names[eye]))
+        if diabetic["vision_threatening"]:
+            notes.append(s["ai_vision_threatening"].format(eye=eye_names[eye]))
+        elif diabetic["referable"]:
+            notes.append(s["ai_referable"].format(eye=eye_names[eye]))
+    grade_line = s["ai_dr"].format(grades=s["ai_dr_sep"].join(grades)) if grades else ""
+    return grade_line, notes, abnormal
 
 
 def _abnormal(finding: dict[str, Any]) -> bool:

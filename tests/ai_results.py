@@ -187,3 +187,125 @@ def make_retaken(record, technician, photo_file, package) -> ScreeningRecord:
     record.refresh_from_db()
     record.good_os, record.noise_os = good, noise
     return record
+
+
+# --- diabetic eye packages (ophai-dr: ICDR grade 0-4, ophai-dme: macular oedema) ------------
+DR_GRADES = [
+    ("dr0", "无明显糖尿病视网膜病变", "No apparent diabetic retinopathy", False, True),
+    (
+        "dr1",
+        "轻度非增殖期糖尿病视网膜病变",
+        "Mild non-proliferative diabetic retinopathy",
+        False,
+        False,
+    ),
+    (
+        "dr2",
+        "中度非增殖期糖尿病视网膜病变",
+        "Moderate non-proliferative diabetic retinopathy",
+        True,
+        False,
+    ),
+    (
+        "dr3",
+        "重度非增殖期糖尿病视网膜病变",
+        "Severe non-proliferative diabetic retinopathy",
+        True,
+        False,
+    ),
+    ("dr4", "增殖期糖尿病视网膜病变", "Proliferative diabetic retinopathy", True, False),
+]
+DR_CARD = {
+    "name": "ophai-dr",
+    "version": "0.3.0",
+    "task": "multiclass",
+    "labels": [
+        {"code": c, "zh": zh, "en": en, "threshold": 0.5, "referable": r, "normal": n}
+        for c, zh, en, r, n in DR_GRADES
+    ],
+    "dr_grading": {
+        "scheme": "icdr_0_4",
+        "referable_from": 2,
+        "vision_threatening_from": 3,
+        "referable_threshold": 0.3,
+    },
+    "demonstration": True,
+    "intended_use_zh": "仅供研究——不可用于诊断。",
+    "intended_use_en": "Research use — not for diagnosis.",
+    "evidence": "Demonstration model: referable-DR AUC 0.91 on 600 held-out eyes; not for diagnosis",
+    "evidence_zh": "演示模型：在 600 只留出眼上可转诊 DR 的 AUC 0.91；不可用于诊断",
+    "evidence_en": "Demonstration model: referable-DR AUC 0.91 on 600 held-out eyes; not for diagnosis",
+}
+DME_CARD = {
+    "name": "ophai-dme",
+    "version": "0.2.0",
+    "task": "binary",
+    "labels": [
+        {
+            "code": "DME",
+            "zh": "糖尿病黄斑水肿",
+            "en": "Diabetic macular oedema",
+            "threshold": 0.4,
+            "referable": True,
+            "normal": False,
+        }
+    ],
+    "demonstration": True,
+    "evidence": "Demonstration model: DME AUC 0.88; not for diagnosis",
+    "evidence_zh": "演示模型：DME 的 AUC 0.88；不可用于诊断",
+    "evidence_en": "Demonstration model: DME AUC 0.88; not for diagnosis",
+}
+
+
+def dr_findings(*probabilities: float) -> list[tuple]:
+    """Stored findings of the DR package for grade probabilities p0…p4 (macula for R>=1)."""
+    return [
+        (code, zh, en, p, 0.5, ["macula"] if grade else [])
+        for grade, ((code, zh, en, _r, _n), p) in enumerate(
+            zip(DR_GRADES, probabilities, strict=True)
+        )
+    ]
+
+
+def dme_findings(probability: float) -> list[tuple]:
+    return [("DME", "糖尿病黄斑水肿", "Diabetic macular oedema", probability, 0.4, ["macula"])]
+
+
+def dr_package(card: dict | None = None):
+    from tests.factories import ModelPackageFactory
+
+    card = card or DR_CARD
+    return ModelPackageFactory(
+        name=card["name"], version=card["version"], task="multiclass", card=card
+    )
+
+
+def dme_package():
+    from tests.factories import ModelPackageFactory
+
+    return ModelPackageFactory(
+        name=DME_CARD["name"], version=DME_CARD["version"], task="binary", card=DME_CARD
+    )
+
+
+def make_diabetic(record, technician, photo_file, *, od: dict, os_: dict) -> ScreeningRecord:
+    """A photo per eye read by the DR and DME packages, e.g. ``od={"dr": (p0…p4), "dme": 0.2}``;
+    status analysed, triage computed by the engine (``triage_update``)."""
+    from ai_engine.services import triage_update
+
+    dr, dme = dr_package(), dme_package()
+    for offset, (eye, results) in enumerate((("OD", od), ("OS", os_))):
+        image = image_upload(
+            actor=technician,
+            record=record,
+            eye=eye,
+            uploaded_file=photo_file(seed=record.pk * 2 + offset),
+        )
+        if "dr" in results:
+            add_analysis(image, dr, findings=dr_findings(*results["dr"]))
+        if "dme" in results:
+            add_analysis(image, dme, findings=dme_findings(results["dme"]))
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    triage_update(record=record)
+    record.refresh_from_db()
+    return record

@@ -9,6 +9,7 @@ Plain Python (no torch): web processes rebuild these from stored findings. Every
 - referable is P(grade >= ``referable_from``) against the card's ``referable_threshold`` (its
   screening operating point, chosen on validation, sensitivity first); a card without one
   lets the argmax grade decide;
+- a vision-threatening grade is referable whatever the operating point says;
 - vision-threatening is an argmax grade >= ``vision_threatening_from`` (severe NPDR or worse)
   or macular oedema; P(vision-threatening) = 1 - (1 - P(grade >= 3)) (1 - P(DME)).
 """
@@ -62,6 +63,8 @@ class DrAssessment:
     referable_from: int = 2
     vision_threatening_from: int = 3
     referable_threshold: float | None = None
+    evidence_zh: str = ""  # the card's evidence line, per report language
+    evidence_en: str = ""
 
     @property
     def grade(self) -> int:
@@ -86,6 +89,10 @@ class DrAssessment:
 
     @property
     def referable(self) -> bool:
+        """By the card's rule; a vision-threatening grade is referable whatever the rule says
+        (a high operating point could otherwise leave an argmax R3 "not referable")."""
+        if self.severe:
+            return True
         if self.referable_threshold is None:
             return self.grade >= self.referable_from
         return self.p_referable >= self.referable_threshold
@@ -97,10 +104,14 @@ class DrAssessment:
     def words(self, language: str = "zh") -> str:
         return dr_grade_words(self.grade, language)
 
+    def evidence(self, language: str = "zh") -> str:
+        return self.evidence_zh if language.startswith("zh") else self.evidence_en
+
     def to_dict(self, language: str = "zh") -> dict[str, Any]:
         return {
             "model": {"name": self.model_name, "version": self.model_version},
             "demonstration": self.demonstration,
+            "evidence": self.evidence(language),
             "grade": self.grade,
             "grade_text": self.words(language),
             "grade_probability": round(self.grade_probability, 4),
@@ -124,6 +135,8 @@ class DmeAssessment:
     demonstration: bool
     probability: float
     threshold: float
+    evidence_zh: str = ""
+    evidence_en: str = ""
 
     @property
     def positive(self) -> bool:
@@ -133,10 +146,14 @@ class DmeAssessment:
         zh, en = DME_NAMES if self.positive else NO_DME_NAMES
         return zh if language.startswith("zh") else en
 
+    def evidence(self, language: str = "zh") -> str:
+        return self.evidence_zh if language.startswith("zh") else self.evidence_en
+
     def to_dict(self, language: str = "zh") -> dict[str, Any]:
         return {
             "model": {"name": self.model_name, "version": self.model_version},
             "demonstration": self.demonstration,
+            "evidence": self.evidence(language),
             "positive": self.positive,
             "text": self.words(language),
             "probability": round(self.probability, 4),
@@ -183,6 +200,15 @@ class EyeDiabetic:
         }
 
 
+def _evidence(card: Mapping[str, Any]) -> dict[str, str]:
+    """The card's evidence line in both languages (an old card's single line for both)."""
+    single = str(card.get("evidence") or "")
+    return {
+        "evidence_zh": str(card.get("evidence_zh") or single),
+        "evidence_en": str(card.get("evidence_en") or single),
+    }
+
+
 def dr_assessment(
     card: Mapping[str, Any],
     probabilities: Mapping[str, float],
@@ -203,6 +229,7 @@ def dr_assessment(
         referable_from=int(grading.get("referable_from", 2)),
         vision_threatening_from=int(grading.get("vision_threatening_from", 3)),
         referable_threshold=None if threshold is None else float(threshold),
+        **_evidence(card),
     )
 
 
@@ -221,6 +248,7 @@ def dme_assessment(
         demonstration=demonstration,
         probability=float(probability),
         threshold=float(label.get("threshold", 0.5)),
+        **_evidence(card),
     )
 
 
@@ -228,10 +256,14 @@ def eye_diabetic(
     eye: str, results: Sequence[tuple[Mapping[str, Any], Mapping[str, float], dict[str, Any]]]
 ) -> EyeDiabetic:
     """One eye's (card, probabilities by code, {model_name, model_version, demonstration})
-    per model → the eye's DR and DME assessment (the first DR and the first DME model)."""
+    per model → the eye's DR and DME assessment (the first DR and the first DME model).
+
+    A model that stored no probability for the photo (a monochrome photo: colour models do
+    not read it) gives nothing, never grade 0."""
     dr = dme = None
     for card, probabilities, meta in results:
-        if dr is None and is_dr_card(card):
+        codes = [label.get("code") for label in card.get("labels", [])]
+        if dr is None and is_dr_card(card) and all(code in probabilities for code in codes):
             dr = dr_assessment(card, probabilities, **meta)
         elif dme is None and is_dme_card(card) and DME_CODE in probabilities:
             dme = dme_assessment(card, probabilities[DME_CODE], **meta)

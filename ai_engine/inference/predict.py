@@ -20,6 +20,7 @@ from PIL import Image
 from .areas import LANDMARK_SIZE, extract_areas, locate_landmarks
 from .cam import compute_cams, overlay_base, render_overlay
 from .decode import ImageDecodeError, load_working_copy
+from .diabetic import DrAssessment, dr_assessment
 from .package import ModelPackage, resolve_device
 from .preprocess import (
     CropBox,
@@ -51,6 +52,18 @@ class Predictor:
         if self.device != package.device:
             self.model.to(self.device)
             package.device = self.device
+        # The card as the diabetic module reads it (DR cards only; built once, not per photo).
+        self._dr_card = (
+            {
+                "labels": [{"code": label.code} for label in self.card.labels],
+                "task": "multiclass",
+                "dr_grading": self.card.dr_grading,
+                "name": self.card.name,
+                "version": self.card.version,
+            }
+            if self.card.dr_grading and self.card.task == "multiclass"
+            else None
+        )
 
     def prepare(
         self, image: Image.Image | np.ndarray, geometry: FundusGeometry | None = None
@@ -111,9 +124,9 @@ class Predictor:
             referable_probability = float(sum(referable_p))
         else:
             referable_probability = max(referable_p, default=0.0)
-        operating_point = (card.dr_grading or {}).get("referable_threshold")
-        if operating_point is not None:  # the card's screening operating point, not the argmax
-            referable = referable_probability >= operating_point
+        dr = self.dr_assessment(probs)
+        if dr is not None:  # a DR grade: referable by the card's operating point
+            referable, referable_probability = dr.referable, dr.p_referable
         return Prediction(
             model_name=card.name,
             model_version=card.version,
@@ -156,8 +169,22 @@ class Predictor:
             prediction.timings["crop"] = spent
         return predictions
 
+    def dr_assessment(self, probs: np.ndarray) -> DrAssessment | None:
+        """The ICDR grade of a ``dr_grading`` card (``ai_engine.inference.diabetic``)."""
+        if self._dr_card is None:
+            return None
+        return dr_assessment(
+            self._dr_card,
+            {label.code: float(probs[i]) for i, label in enumerate(self.card.labels)},
+            demonstration=self.card.demonstration,
+        )
+
     def cam_targets(self, prediction: Prediction) -> list[int]:
-        """Output indices to explain: each positive non-normal finding, else the top one."""
+        """Output indices to explain: each positive non-normal finding, else the top one.
+
+        A DR grade explains its argmax grade; an eye referable at the card's operating point
+        whose most probable grade is below ``referable_from`` also explains its most probable
+        referable grade (what the referral rests on)."""
         findings = prediction.findings
         chosen = [i for i, f in enumerate(findings) if f.positive and not f.normal]
         if not chosen:
@@ -165,6 +192,11 @@ class Predictor:
                 range(len(findings))
             )
             chosen = [max(candidates, key=lambda i: findings[i].probability)]
+        dr = self.dr_assessment(np.array([f.probability for f in findings]))
+        if dr is not None and dr.referable and dr.grade < dr.referable_from:
+            referable = range(dr.referable_from, len(findings))
+            extra = max(referable, key=lambda i: findings[i].probability)
+            chosen = sorted({*chosen, extra})
         return chosen
 
     def explain(self, tensor: torch.Tensor, prediction: Prediction) -> None:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from ai_engine.inference.diabetic import is_dr_card
 from ai_engine.models import Analysis
 from ai_engine.selectors import (
     analysis_decision,
@@ -26,6 +27,7 @@ from ai_engine.selectors import (
     record_eye_photos,
     record_latest_analyses,
 )
+from ai_engine.wording import diabetic_eye_view
 from clinic.conflicts import StaleVersion
 from clinic.diabetic import compare_eyes
 from clinic.roles import user_may
@@ -108,19 +110,23 @@ def _review_state(
 
 def _eyes_for_page(record: ScreeningRecord, analyses: list[Analysis]) -> list[tuple]:
     """Per eye: (code, label, photos with the one the report uses first, whether the doctor
-    chose it). Each analysis carries its findings as the model's decision rule reads them."""
+    chose it). Each analysis carries its findings as the model's decision rule reads them; the
+    photo that speaks for the eye carries its DR grade and macular oedema (``diabetic``)."""
     by_image: dict[int, list[Analysis]] = defaultdict(list)
     for analysis in analyses:
         analysis.decision = analysis_decision(analysis)
         analysis.decided_findings = analysis_findings(analysis)
+        analysis.is_dr = is_dr_card(analysis.package.card or {})
         by_image[analysis.image_id].append(analysis)
     eyes = []
     selection = record_eye_photos(record=record, analyses=analyses)
+    diabetic = record_diabetic_eyes(record=record, analyses=analyses)
     for eye, label in Eye.choices:
         photos = selection[eye]
         ordered = ([photos.chosen] if photos.chosen else []) + photos.history
         for image in ordered:
             image.is_chosen = image == photos.chosen
+            image.diabetic = diabetic_eye_view(diabetic[eye]) if image.is_chosen else None
             image.latest_analyses = by_image[image.pk]
             image.heatmap_findings = [
                 finding

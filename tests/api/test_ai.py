@@ -197,3 +197,68 @@ def test_analyses_show_a_multiclass_result_by_its_rule(as_doctor, record, techni
         ("G", None, "argmax", False, "negative"),
         ("C", None, "argmax", False, "negative"),
     ]
+
+
+def test_the_ai_result_carries_each_eyes_dr_grade_referable_and_oedema(
+    as_doctor, record, technician, photo_file
+):
+    from tests.ai_results import make_diabetic
+
+    # OD: argmax R3 with oedema; OS: argmax R1 but P(>=R2) 0.35 reaches the card's 0.30
+    make_diabetic(
+        record,
+        technician,
+        photo_file,
+        od={"dr": (0.05, 0.05, 0.2, 0.55, 0.15), "dme": 0.62},
+        os_={"dr": (0.2, 0.45, 0.25, 0.07, 0.03), "dme": 0.1},
+    )
+    url = reverse("api-v1:record-ai-result", args=[record.pk])
+    english = as_doctor.get(url).json()
+    od, os_ = english["eyes"]["OD"], english["eyes"]["OS"]
+    assert {
+        k: od[k] for k in ("dr_grade", "dr_grade_text", "referable", "dme", "vision_threatening")
+    } == {
+        "dr_grade": 3,
+        "dr_grade_text": "Severe non-proliferative diabetic retinopathy (R3)",
+        "referable": True,
+        "dme": True,
+        "vision_threatening": True,
+    }
+    assert (od["p_referable"], od["p_dme"], od["dr_decision"]) == (0.9, 0.62, "referable_threshold")
+    assert (od["conclusion"], od["confidence"]) == (
+        "Diabetic macular oedema, Severe non-proliferative diabetic retinopathy",
+        0.62,
+    )
+    assert od["abnormal_areas"] == ["macula"]
+    assert (os_["dr_grade"], os_["referable"], os_["dme"], os_["vision_threatening"]) == (
+        1,
+        True,
+        False,
+        False,
+    )
+    assert os_["p_referable"] == 0.35 and os_["p_dme"] == 0.1
+    assert english["combined"]["vision_threatening"] is True
+    chinese = as_doctor.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    assert chinese["eyes"]["OS"]["dr_grade_text"] == "轻度非增殖期糖尿病视网膜病变 (R1)"
+
+
+def test_an_eye_without_a_dr_reading_has_null_dr_fields(as_doctor, analysed_record):
+    od = as_doctor.get(reverse("api-v1:record-ai-result", args=[analysed_record.pk])).json()[
+        "eyes"
+    ]["OD"]
+    assert (od["dr_grade"], od["dr_grade_text"], od["p_referable"], od["dme"], od["p_dme"]) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    assert od["vision_threatening"] is False
+
+
+def test_the_schema_documents_the_dr_fields_of_the_ai_result(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    eye = schema["components"]["schemas"]["EyeSummary"]["properties"]
+    for field in ("dr_grade", "dr_grade_text", "p_referable", "dme", "p_dme", "vision_threatening"):
+        assert field in eye, field
+    assert "中度非增殖期糖尿病视网膜病变 (R2)" in eye["dr_grade_text"]["description"]

@@ -90,3 +90,24 @@ def test_an_eye_without_diabetic_models_is_not_assessed() -> None:
         "vision_threatening": False,
         "p_vision_threatening": None,
     }
+
+
+def test_a_vision_threatening_grade_is_always_referable_even_under_a_high_operating_point() -> None:
+    # argmax R3 with P(>=R2) = 0.40 under a 0.5 operating point: severe NPDR is never "not
+    # referable" (the page, triage and API would otherwise contradict each other).
+    eye = eye_diabetic("OD", [(dr_card(0.5), grades(0.3, 0.3, 0.0, 0.4, 0.0), META)])
+    assert eye.dr.grade == 3 and eye.dr.p_referable == pytest.approx(0.4)
+    assert eye.dr.severe and eye.dr.referable and eye.referable
+
+
+def test_the_card_evidence_travels_with_the_assessment() -> None:
+    card = {**dr_card(0.3), "evidence": "one line", "evidence_zh": "中文证据"}
+    eye = eye_diabetic("OD", [(card, grades(0.9, 0.1, 0.0, 0.0, 0.0), META)])
+    assert eye.dr.evidence("zh-hans") == "中文证据" and eye.dr.evidence("en") == "one line"
+    assert eye.to_dict("en")["dr"]["evidence"] == "one line"
+
+
+def test_a_photo_the_dr_model_did_not_read_gets_no_grade() -> None:
+    # a monochrome photo: the analysis is done, but colour models stored no findings
+    eye = eye_diabetic("OD", [(dr_card(0.3), {}, META), (DME_CARD, {}, META)])
+    assert not eye.assessed and eye.dr is None and not eye.referable

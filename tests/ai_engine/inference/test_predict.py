@@ -191,3 +191,43 @@ def test_test_time_flip_averages_the_photo_and_its_mirror(make_package) -> None:
     assert Predictor(plain).probabilities(batch)[0] == pytest.approx(
         direct[0].double().numpy(), abs=1e-6
     )
+
+
+def _dr_predictor(make_package, threshold: float | None = 0.3) -> Predictor:
+    grading = {"scheme": "icdr_0_4", "referable_from": 2, "vision_threatening_from": 3}
+    if threshold is not None:
+        grading["referable_threshold"] = threshold
+    folder = make_package(task="multiclass", labels=icdr_labels(5), dr_grading=grading)
+    return Predictor(ModelPackage.load(folder, "cpu"))
+
+
+def test_a_dr_models_heatmap_is_its_argmax_grade(make_package) -> None:
+    predictor = _dr_predictor(make_package)
+    prediction = predictor.findings_from(np.array([0.05, 0.05, 0.2, 0.55, 0.15]))
+    assert predictor.cam_targets(prediction) == [3]  # R3, the grade every surface shows
+
+
+def test_a_dr_eye_referable_at_the_operating_point_also_explains_its_referable_grade(
+    make_package,
+) -> None:
+    # argmax R1, P(>=R2) = 0.35 >= 0.30: referable, so the heatmap of the most probable
+    # referable grade (R2) is drawn too, not only R1's
+    predictor = _dr_predictor(make_package)
+    prediction = predictor.findings_from(np.array([0.2, 0.45, 0.25, 0.07, 0.03]))
+    assert predictor.cam_targets(prediction) == [1, 2]
+    assert prediction.referable is True
+    assert prediction.referable_probability == pytest.approx(0.35)
+    # the same photo under a card without an operating point: R1 decides, not referable
+    plain = _dr_predictor(make_package, threshold=None)
+    prediction = plain.findings_from(np.array([0.2, 0.45, 0.25, 0.07, 0.03]))
+    assert plain.cam_targets(prediction) == [1] and prediction.referable is False
+
+
+def test_the_dme_heatmap_is_the_dme_label(make_package) -> None:
+    folder = make_package(
+        task="binary",
+        labels=[{"code": "DME", "zh": "糖尿病黄斑水肿", "en": "DME", "threshold": 0.4}],
+    )
+    predictor = Predictor(ModelPackage.load(folder, "cpu"))
+    for p in (0.7, 0.1):  # positive, or not: the one label is what the heatmap explains
+        assert predictor.cam_targets(predictor.findings_from(np.array([p]))) == [0]
