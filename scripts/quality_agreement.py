@@ -133,6 +133,41 @@ def table(result: dict[str, Any], split: str) -> str:
     return "\n".join(lines)
 
 
+EYEQ_LINE = (
+    "Quality labels: EyeQ (HzFu/EyeQ@48daee6836b4391b6274cc7c350a92c553800a02, "
+    "Label_EyeQ_train/test.csv), licence CC BY-NC-SA 4.0 (non-commercial, share-alike; "
+    "attribution: Fu H. et al., Evaluation of Retinal Image Quality Assessment Networks in "
+    "Different Color-spaces, MICCAI 2019), joined with fundus/labels.csv by "
+    "scripts/eyeq_quality_labels.py into var/quality/eyeq_labels.csv (not committed)."
+)
+
+
+def evidence(figures: dict[str, Any], language: str) -> str:
+    """One line of the test figures (both sources pooled) for the card."""
+    model, heuristic = figures["model"], figures["heuristic"]
+
+    def cell(f: dict[str, Any], key: str) -> str:
+        low, high = f["ci95"][key]
+        return f"{f[key]:.2f} ({low:.2f}–{high:.2f})"
+
+    n = model["n_images"]
+    if language == "zh":
+        return (
+            f"图像质量模型（非诊断用）：在 {n} 张留出 EyePACS 照片上（EyeQ 分级），"
+            f"不可判读照片检出率 {cell(model, 'reject_recall')}，"
+            f"良好照片误拒率 {cell(model, 'false_reject_good')}，"
+            f"三分类准确率 {cell(model, 'accuracy')}；"
+            f"同一照片上启发式质量门检出率 {cell(heuristic, 'reject_recall')}（95% 置信区间）"
+        )
+    return (
+        f"Image-quality model (not for diagnosis): on {n} held-out EyePACS photos graded by EyeQ, "
+        f"reject recall {cell(model, 'reject_recall')}, good photos refused "
+        f"{cell(model, 'false_reject_good')}, 3-class accuracy {cell(model, 'accuracy')}; the "
+        f"heuristic gate's reject recall on the same photos {cell(heuristic, 'reject_recall')} "
+        "(95% CIs)"
+    )
+
+
 def write_card(folder: Path, threshold: float, chosen_on: dict, test: dict, min_recall: float):
     path = folder / "model.json"
     card = json.loads(path.read_text(encoding="utf-8"))
@@ -151,6 +186,10 @@ def write_card(folder: Path, threshold: float, chosen_on: dict, test: dict, min_
         },
     }
     card.setdefault("validation", {})["eyeq_agreement_test"] = test
+    if EYEQ_LINE not in card.get("training_data", ""):
+        card["training_data"] = f"{card.get('training_data', '')} {EYEQ_LINE}".strip()
+    card["evidence"] = card["evidence_en"] = evidence(test["all"], "en")
+    card["evidence_zh"] = evidence(test["all"], "zh")
     try:
         parse_card(card)
     except CardError as exc:
