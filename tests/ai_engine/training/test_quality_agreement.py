@@ -56,3 +56,40 @@ def test_the_threshold_is_the_highest_that_keeps_the_reject_recall() -> None:
     assert choose_reject_threshold(truth, p_reject, 1.0) == 0.2
     with pytest.raises(ValueError, match="no reference-'reject' photo"):
         choose_reject_threshold(["good"], [0.3], 0.85)
+
+
+def _join_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "eyeq_quality_labels.py"
+    spec = importlib.util.spec_from_file_location("eyeq_quality_labels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eyeq_grades_join_the_fundus_table_and_bad_rows_are_named(tmp_path) -> None:
+    script = _join_script()
+    fundus = [
+        {"file": "images/a.jpeg", "dataset": "eyepacs", "patient": "eyepacs-1", "eye": "left"},
+        {"file": "images/b.jpeg", "dataset": "eyepacs256", "patient": "eyepacs-2", "eye": "right"},
+        {"file": "images/c.jpeg", "dataset": "odir", "patient": "odir-3", "eye": "left"},
+    ]
+    joined = script.join_quality_labels(
+        fundus,
+        [
+            {"file": "images/b.jpeg", "quality": "reject"},
+            {"file": "images/a.jpeg", "quality": "good"},
+        ],
+    )
+    assert [(r["file"], r["patient"], r["quality"]) for r in joined] == [
+        ("images/a.jpeg", "eyepacs-1", "good"),
+        ("images/b.jpeg", "eyepacs-2", "reject"),
+    ]
+    with pytest.raises(script.LabelJoinError, match="line 2: needs a file and a quality"):
+        script.join_quality_labels(fundus, [{"file": "images/a.jpeg", "quality": "bad"}])
+    with pytest.raises(script.LabelJoinError, match="1 EyeQ files are not in fundus/labels.csv"):
+        script.join_quality_labels(fundus, [{"file": "images/z.jpeg", "quality": "good"}])
+    assert script.main(["--data", str(tmp_path), "--out", str(tmp_path / "out.csv")]) == 2
+    assert not (tmp_path / "out.csv").exists()
