@@ -121,3 +121,24 @@ def test_bundled_registration_activates_only_the_default_package(db, tmp_path, s
         "ophai-screening": False,
         "ophai-demo-screening": True,
     }
+
+
+def test_an_active_quality_model_does_not_stop_the_default_package_from_being_activated(
+    db, tmp_path, settings
+):
+    from ai_engine.inference.package import write_package
+    from ai_engine.services import package_register
+    from tests.ai_engine.inference.conftest import card_dict, quality_card_dict, tiny_model
+
+    gate = quality_card_dict()
+    write_package(tmp_path / "gate" / "tiny-quality", tiny_model(gate), gate)
+    package_register(path=tmp_path / "gate" / "tiny-quality", activate=True)
+    card = card_dict(name="ophai-screening", version="1.0")
+    write_package(tmp_path / "bundled" / "ophai-screening", tiny_model(card), card)
+    settings.AI_MODEL_DIRS = [str(tmp_path / "bundled")]
+    settings.AI_DEFAULT_PACKAGES = ["ophai-screening"]
+    call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
+    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+        "ophai-screening": True,
+        "tiny-quality": True,
+    }
