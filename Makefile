@@ -74,6 +74,25 @@ screening-model: python
 		--intended-use "Research use — not for diagnosis. Demonstration model that sorts a fundus photo into normal / cataract / glaucoma for research on screening workflows; every result needs an ophthalmologist's review." \
 		--threads 1 --out ai_engine/packages/ophai-screening
 
+# Retrain the quality model into ai_engine/packages/ophai-quality: EyeQ grades joined with
+# fundus/labels.csv (into var/, never committed), MobileNetV2 at 224 px without photometric
+# jitter, 11 epochs (what the 20-minute budget fitted on the busy CPU), then the reject threshold
+# chosen on validation, the EyeQ test agreement and the refusals on unlabelled sources written
+# into the card (ai_engine/inference/QUALITY_CALIBRATION.md).
+.PHONY: quality-model
+quality-model: python
+	$(PY) scripts/eyeq_quality_labels.py --out var/quality/eyeq_labels.csv
+	$(PY) manage.py train_model --data var/quality/eyeq_labels.csv --images ../shared/data/fundus \
+		--label-column quality --labels good,usable,reject --val-fraction 0.2 --test-fraction 0.25 \
+		--arch mobilenetv2_100 --init ../shared/data/pretrained/mobilenetv2_100_imagenet.safetensors \
+		--input-size 224 --phase1-epochs 0 --lr2 0.001 --epochs 11 --patience 30 --loss ce \
+		--label-smoothing 0.1 --photometric 0 --ema 0.99 --name ophai-quality --model-version 1.0.0 \
+		--intended-use "Research use — not for diagnosis. Image-quality model (good / usable / reject) that refuses photos too poor to grade before any diagnosis model reads them; a refused photo is retaken or read by an ophthalmologist." \
+		--threads 1 --out ai_engine/packages/ophai-quality
+	$(PY) scripts/quality_agreement.py ai_engine/packages/ophai-quality --choose --min-recall 0.85 \
+		--write-card --out var/quality/agreement.json
+	$(PY) scripts/quality_refusals.py ai_engine/packages/ophai-quality --write-card
+
 # Pretrained against random weights and 224 against 320 px, side by side at equal budgets.
 screening-compare: python
 	$(PY) bench/train_jobs.py bench/jobs/screening-cpu-compare.txt --out var/runs/compare --common \

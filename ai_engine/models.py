@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from ai_engine.inference.card import localised_text
+from ai_engine.inference.card import ROLE_DIAGNOSIS, ROLE_QUALITY, localised_text
 from screening.models import FundusImage, ScreeningRecord
 
 
@@ -53,6 +53,15 @@ class ModelPackage(models.Model):
 
     def intended_use_in(self, language: str) -> str:
         return localised_text(self.card or {}, "intended_use", language)
+
+    @property
+    def role(self) -> str:
+        """The card's role: "diagnosis" (older cards have none) or "quality"."""
+        return str((self.card or {}).get("role") or ROLE_DIAGNOSIS)
+
+    @property
+    def is_quality_model(self) -> bool:
+        return self.role == ROLE_QUALITY
 
 
 class AnalysisStatus(models.TextChoices):

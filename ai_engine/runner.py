@@ -20,6 +20,7 @@ from ai_engine.inference.package import PackageError, resolve_device
 from ai_engine.inference.predict import ImageAnalysis, analyse_images
 from ai_engine.inference.summary import combine_eye_results
 from ai_engine.models import Analysis, ModelPackage
+from ai_engine.selectors import active_quality_packages
 from ai_engine.services import AnalysisOutcome, FindingOutcome
 
 logger = logging.getLogger(__name__)
@@ -53,10 +54,19 @@ def run_analyses(
     """Run each claimed analysis; yields (analysis, outcome, None) or (analysis, None, error).
 
     Photos of the same package are analysed in one batch (both eyes of a record together).
+    Every active quality model (card role "quality") reads each photo after the heuristic gate;
+    when one cannot be loaded the analyses fail rather than diagnose ungated photos.
     """
     by_package: dict[int, list[Analysis]] = {}
     for analysis in claimed:
         by_package.setdefault(analysis.package_id, []).append(analysis)
+    gates: list[LoadedPackage] = []
+    gate_error = None
+    for gate in active_quality_packages():
+        try:
+            gates.append(loaded_package(gate))
+        except (CardError, PackageError, OSError) as exc:
+            gate_error = f"{gate} (quality model): {exc}"
     for analyses in by_package.values():
         package = analyses[0].package
         try:
@@ -65,13 +75,17 @@ def run_analyses(
             for analysis in analyses:
                 yield analysis, None, f"{package}: {exc}"
             continue
+        if gate_error is not None:
+            for analysis in analyses:
+                yield analysis, None, gate_error
+            continue
         sources = []
         for analysis in analyses:
             with default_storage.open(analysis.image.file.name, "rb") as handle:
                 sources.append(handle.read())
         results = analyse_images(
             sources,
-            [loaded],
+            [loaded, *gates],
             device=loaded.device,
             cam=True,
             eyes=[analysis.image.eye for analysis in analyses],

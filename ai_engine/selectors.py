@@ -23,8 +23,19 @@ from ai_engine.inference.results import (
 )
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.inference.summary import combine_eye_results
-from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding
+from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding, ModelPackage
 from screening.models import Eye, FundusImage, RecordStatus, ScreeningRecord
+
+
+def active_diagnosis_packages() -> list[ModelPackage]:
+    """Active packages whose findings are shown: one analysis per photo each."""
+    return [p for p in ModelPackage.objects.filter(is_active=True) if not p.is_quality_model]
+
+
+def active_quality_packages() -> list[ModelPackage]:
+    """Active quality models (card role "quality"): run inside every analysis, after the
+    heuristic gate; they get no analysis rows of their own."""
+    return [p for p in ModelPackage.objects.filter(is_active=True) if p.is_quality_model]
 
 
 def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:

@@ -27,6 +27,7 @@ from ai_engine.models import (
     RecordTriage,
 )
 from ai_engine.selectors import (
+    active_diagnosis_packages,
     analysis_findings,
     record_diabetic_eyes,
     record_eye_photos,
@@ -136,13 +137,14 @@ def _snapshot(package: ModelPackage) -> dict[str, Any]:
 
 
 def analyses_ensure(*, image: FundusImage) -> list[Analysis]:
-    """The analyses `image` needs: one per active package, created queued where none exists yet.
+    """The analyses `image` needs: one per active diagnosis package, created queued where none
+    exists yet (an active quality model runs inside each of them and has no row of its own).
 
     Safe to call from several workers at once: the unique (image, package, run) constraint
     decides, and a loser reads the winner's row.
     """
     analyses = []
-    for package in ModelPackage.objects.filter(is_active=True):
+    for package in active_diagnosis_packages():
         latest = Analysis.objects.filter(image=image, package=package).order_by("-run").first()
         if latest is None:
             try:
@@ -413,7 +415,7 @@ def analyses_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
                 image_ids.add(analysis.image_id)
                 counts["requeued_waiting"] += 1
         recent = now - dt.timedelta(days=settings.AI_RECONCILE_LOOKBACK_DAYS)
-        for package in ModelPackage.objects.filter(is_active=True):
+        for package in active_diagnosis_packages():
             missing = (
                 FundusImage.objects.filter(uploaded_at__gte=recent)
                 .exclude(record__status__in=("reviewed", "reported"))

@@ -23,6 +23,7 @@ QUALITY_REASONS = {
     "out_of_focus": _("Out of focus (blurred)"),
     "too_small": _("Image resolution too small"),
     "partial_field": _("Part of the field hidden or missing (obstruction)"),
+    "quality_model": _("The image-quality model judges the photo ungradable"),
     "monochrome": _(
         "Monochrome fundus photo (greyscale or red-free): colour AI models not applicable — "
         "review the photo yourself"

@@ -1,12 +1,14 @@
 """Time the inference pipeline per stage on a 400 px photo and a camera-resolution photo.
 
     .venv/bin/python bench/ai_pipeline.py [PACKAGE_DIR] [--device auto|cpu|cuda] [--batch 8]
-        [--repeat 3] [--throughput 1,32]
+        [--repeat 3] [--throughput 1,32] [--quality ai_engine/packages/ophai-quality]
 
 Without a package it times the bundled ``ai_engine/packages/ophai-screening`` (else a temporary
 UNTRAINED resnet18 at 224 px: its findings are meaningless, its timings are not). The last
 lines give photos/s of the whole pipeline (decode → crop → quality → the package → CAMs →
 overlay PNG) at each ``--throughput`` batch size, with and without CAMs, and the device's name.
+With ``--quality`` the per-photo table is timed again with that quality model after the
+heuristic gate (its forward pass is part of the ``quality`` stage), as the worker runs it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def main() -> int:
         default="1,32",
         help="batch sizes for the photos/s lines (comma-separated; empty: skip)",
     )
+    parser.add_argument(
+        "--quality", type=Path, default=None, help="a quality package (card role quality)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,16 +112,28 @@ def main() -> int:
         if missing:
             print(f"photos missing: {missing}")
             return 1
-        analyse_images([next(iter(PHOTOS.values()))], [package], cam=True)  # warm-up
-        print(f"\nper photo, median of {args.repeat} runs, seconds; cam and png cover every CAM")
-        header = "".join(f"{s:>9s}" for s in (*STAGES, "total"))
-        print(f"{'photo':22s}{header}  CAMs")
-        for name, photo in PHOTOS.items():
-            results = [analyse_images([photo], [package], cam=True)[0] for _ in range(args.repeat)]
-            runs = [r.timings for r in results]
-            cams = sum(f.heatmap is not None for p in results[0].predictions for f in p.findings)
-            cells = "".join(f"{np.median([r[s] for r in runs]):9.3f}" for s in (*STAGES, "total"))
-            print(f"{name:22s}{cells}  {cams}")
+        gate = None if args.quality is None else ModelPackage.load(args.quality, args.device)
+        for packages in ([package], [package, gate]) if gate else ([package],):
+            analyse_images([next(iter(PHOTOS.values()))], packages, cam=True)  # warm-up
+            with_gate = f", with {gate.card.name} {gate.card.version}" if len(packages) > 1 else ""
+            print(
+                f"\nper photo{with_gate}, median of {args.repeat} runs, seconds; cam and png cover "
+                "every CAM"
+            )
+            header = "".join(f"{s:>9s}" for s in (*STAGES, "total"))
+            print(f"{'photo':22s}{header}  CAMs")
+            for name, photo in PHOTOS.items():
+                results = [
+                    analyse_images([photo], packages, cam=True)[0] for _ in range(args.repeat)
+                ]
+                runs = [r.timings for r in results]
+                cams = sum(
+                    f.heatmap is not None for p in results[0].predictions for f in p.findings
+                )
+                cells = "".join(
+                    f"{np.median([r[s] for r in runs]):9.3f}" for s in (*STAGES, "total")
+                )
+                print(f"{name:22s}{cells}  {cams}")
 
         predictor = Predictor(package)
         photo = np.asarray(load_fundus_image(PHOTOS["400 px (ODIR)"]))

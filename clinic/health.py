@@ -90,9 +90,12 @@ def check_models() -> dict[str, Any]:
     waiting = Analysis.objects.filter(
         status__in=(AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
     ).count()
+    # A quality model alone diagnoses nothing: some active package must be a diagnosis model.
     return {
-        "ok": bool(active) and not missing,
-        "active": [f"{p.name} {p.version}" for p in active],
+        "ok": any(not p.is_quality_model for p in active) and not missing,
+        "active": [
+            f"{p.name} {p.version}" + (" (quality)" if p.is_quality_model else "") for p in active
+        ],
         "missing_weights": missing,
         "analyses_waiting": waiting,
     }

@@ -15,6 +15,12 @@ without them (older packages) prints its single ``intended_use``/``evidence`` in
 
 A label may set ``"normal": true`` (e.g. ODIR ``N``, ICDR grade 0) so that summaries know
 that this finding means "no disease"; it defaults to false.
+
+``role`` says what the package is for: ``diagnosis`` (the default; its findings are shown) or
+``quality`` (an image-quality model that the pipeline runs after the heuristic gate; it is never
+shown as a finding). A quality card names its gate in ``quality_gate``: the label that means
+"ungradable" (``reject_label``) and the probability at which a photo is refused
+(``reject_threshold``, chosen on validation).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ WEIGHT_FORMATS = ("safetensors", "pth")
 WEIGHT_DTYPES = ("float32", "float16")
 DR_SCHEMES = ("icdr_0_4", "icdr_0_3")
 TTA_STEPS = ("hflip",)
+ROLE_DIAGNOSIS = "diagnosis"
+ROLE_QUALITY = "quality"
+ROLES = (ROLE_DIAGNOSIS, ROLE_QUALITY)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9_.+-]{1,40}$")
 _LAYER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.(-?\d+|[A-Za-z_][A-Za-z0-9_]*))*$")
@@ -98,6 +107,12 @@ class ModelCard:
     # Test-time augmentation: "hflip" averages the probabilities of the photo and its mirror
     # image (a left eye mirrored looks like a right eye); chosen on validation, like any recipe.
     tta: tuple[str, ...] = ()
+    role: str = ROLE_DIAGNOSIS
+    quality_gate: dict[str, Any] | None = None
+
+    @property
+    def is_quality_model(self) -> bool:
+        return self.role == ROLE_QUALITY
 
     def evidence_text(self, language: str) -> str:
         """The evidence line in `language` ("zh…" or other), else the card's single one."""
@@ -178,6 +193,12 @@ def parse_card(raw: Any) -> ModelCard:
     dr_grading = raw.get("dr_grading")
     if dr_grading is not None:
         dr_grading = _dr_grading(dr_grading, task, len(labels))
+    role = _choice(raw, "role", ROLES) if "role" in raw else ROLE_DIAGNOSIS
+    quality_gate = raw.get("quality_gate")
+    if role == ROLE_QUALITY:
+        quality_gate = _quality_gate(quality_gate, task, labels)
+    elif quality_gate is not None:
+        raise CardError('model.json: quality_gate belongs to a card with "role": "quality"')
     return ModelCard(
         name=name,
         version=version,
@@ -202,6 +223,8 @@ def parse_card(raw: Any) -> ModelCard:
         evidence_zh=_optional_text(raw, "evidence_zh"),
         evidence_en=_optional_text(raw, "evidence_en"),
         tta=_tta(raw.get("tta", [])),
+        role=role,
+        quality_gate=quality_gate,
     )
 
 
@@ -394,3 +417,31 @@ def _dr_grading(value: Any, task: str, n_labels: int) -> dict[str, Any]:
         "vision_threatening_from": threatening_from,
         "referable_threshold": None if threshold is None else float(threshold),
     }
+
+
+def _quality_gate(value: Any, task: str, labels: tuple[LabelSpec, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CardError(
+            'model.json: a card with "role": "quality" needs a quality_gate object '
+            "(reject_label, reject_threshold)"
+        )
+    if task not in ("multiclass", "binary"):
+        raise CardError("model.json: a quality model is multiclass or binary (one reject output)")
+    codes = [label.code for label in labels]
+    reject_label = value.get("reject_label")
+    if reject_label not in codes:
+        raise CardError(
+            f"model.json: quality_gate.reject_label must be one of the labels {codes} "
+            f"(got {reject_label!r})"
+        )
+    threshold = value.get("reject_threshold")
+    if not _is_number(threshold) or not 0.0 < threshold < 1.0:
+        raise CardError("model.json: quality_gate.reject_threshold must be a number in (0, 1)")
+    gate = {"reject_label": reject_label, "reject_threshold": float(threshold)}
+    # Figures the threshold was chosen with (validation), kept for the record.
+    chosen_on = value.get("chosen_on")
+    if chosen_on is not None:
+        if not isinstance(chosen_on, dict):
+            raise CardError("model.json: quality_gate.chosen_on must be an object")
+        gate["chosen_on"] = chosen_on
+    return gate

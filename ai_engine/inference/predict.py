@@ -211,6 +211,41 @@ class Predictor:
             finding.cam_method = by_output[output].method
 
 
+class QualityModel:
+    """A package with role ``quality``: refuses a photo when P(reject) reaches the card's
+    ``quality_gate.reject_threshold``. It runs after the heuristic gate, on the photos that gate
+    let through, and is never shown as a finding."""
+
+    def __init__(self, package: ModelPackage) -> None:
+        card = package.card
+        if not card.is_quality_model or card.quality_gate is None:
+            raise ValueError(f"{card.name} {card.version} is not a quality model (card role)")
+        self.predictor = Predictor(package)
+        self.card = card
+        codes = [label.code for label in card.labels]
+        self.reject_index = (
+            0 if card.task == "binary" else codes.index(card.quality_gate["reject_label"])
+        )
+        self.threshold = float(card.quality_gate["reject_threshold"])
+
+    def verdict(self, photo: np.ndarray, geometry: FundusGeometry) -> dict[str, object]:
+        tensor, _ = self.predictor.prepare(photo, geometry)
+        probs = self.predictor.probabilities(tensor.unsqueeze(0))[0]
+        p_reject = float(probs[self.reject_index])
+        return {
+            "name": self.card.name,
+            "version": self.card.version,
+            "probabilities": {
+                label.code: round(float(p), 6)
+                for label, p in zip(self.card.labels, probs, strict=True)
+            },
+            "reject_label": self.card.quality_gate["reject_label"],
+            "p_reject": round(p_reject, 6),
+            "threshold": self.threshold,
+            "rejected": p_reject >= self.threshold,
+        }
+
+
 def _source_name(source: str | Path | bytes | Image.Image, index: int) -> str:
     if isinstance(source, str | Path):
         return str(source)
@@ -230,11 +265,15 @@ def analyse_images(
 ) -> list[ImageAnalysis]:
     """The whole pipeline for a batch of photos; ungradable and monochrome photos get no findings.
 
-    ``packages`` may be loaded packages or package folders (loaded here on ``device``).
+    ``packages`` may be loaded packages or package folders (loaded here on ``device``). Those
+    whose card has role ``quality`` are quality models: after the heuristic gate each one reads
+    the photos it let through, and a photo whose P(reject) reaches the card's threshold is
+    ungradable (reason ``quality_model``) and gets no diagnosis; they give no findings.
     Per-photo failures (unreadable files) are reported in ``ImageAnalysis.error``.
     """
     loaded = [p if isinstance(p, ModelPackage) else ModelPackage.load(p, device) for p in packages]
-    predictors = [Predictor(p) for p in loaded]
+    quality_models = [QualityModel(p) for p in loaded if p.card.is_quality_model]
+    predictors = [Predictor(p) for p in loaded if not p.card.is_quality_model]
     eye_list = list(eyes) if eyes is not None else [None] * len(sources)
     if len(eye_list) != len(sources):
         raise ValueError("eyes must have one entry per image")
@@ -265,6 +304,10 @@ def analyse_images(
             analysis.quality.metrics["diameter_px"] = round(
                 analysis.quality.metrics["diameter_px"] * scale, 1
             )
+        for quality_model in quality_models:
+            if not analysis.quality.colour_models_apply:
+                break  # refused already (or monochrome: the colour quality model does not apply)
+            analysis.quality.refuse_by_model(quality_model.verdict(array, analysis.geometry))
         if analysis.quality.colour_models_apply and cam and predictors:
             box = analysis.geometry.box
             square = render_box(array, box, LANDMARK_SIZE)

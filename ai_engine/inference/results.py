@@ -34,6 +34,7 @@ REASONS = (
     "low_contrast",
     "out_of_focus",
     "too_small",
+    "quality_model",  # the learned quality model (a package with role "quality") refused it
     "monochrome",
 )
 # How a model's probabilities become results (``decision_rule``): the most probable label of a
@@ -115,6 +116,17 @@ class QualityResult:
     gradable: bool
     reasons: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The learned quality model's verdict (name, version, probabilities, p_reject, threshold,
+    # rejected), when a quality package ran; None when none is active or the heuristic refused.
+    model: dict[str, Any] | None = None
+
+    def refuse_by_model(self, verdict: dict[str, Any]) -> None:
+        """Record the quality model's verdict; a rejection makes the photo ungradable."""
+        self.model = verdict
+        if verdict["rejected"]:
+            self.gradable = False
+            self.reasons = [r for r in REASONS if r in {*self.reasons, "quality_model"}]
+            self.score = min(self.score, 0.4999)
 
     @property
     def colour_models_apply(self) -> bool:

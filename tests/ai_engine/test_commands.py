@@ -22,6 +22,24 @@ def test_validate_model_runs_a_real_photo_and_reports(package_folder, shared_dat
     assert "tiny-odir 0.1 is valid." in out
 
 
+def test_validate_model_reports_a_quality_models_verdict(tmp_path, shared_data, capsys):
+    from ai_engine.inference.package import write_package
+    from tests.ai_engine.inference.conftest import quality_card_dict, tiny_model
+
+    card = quality_card_dict(reject_threshold=1e-6)
+    write_package(tmp_path / "tiny-quality", tiny_model(card), card)
+    call_command(
+        "validate_model",
+        str(tmp_path / "tiny-quality"),
+        "--image",
+        str(shared_data / "reference" / "retina_cc0.jpg"),
+    )
+    out = capsys.readouterr().out
+    assert "Quality model P(reject)=" in out and "t=0.000: REJECTED" in out
+    assert "'quality_model'" in out
+    assert "tiny-quality 0.1 is valid." in out
+
+
 def test_validate_model_explains_a_broken_card(package_folder, tmp_path, shared_data):
     broken = tmp_path / "broken"
     shutil.copytree(package_folder, broken)
@@ -102,4 +120,25 @@ def test_bundled_registration_activates_only_the_default_package(db, tmp_path, s
     assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
         "ophai-screening": False,
         "ophai-demo-screening": True,
+    }
+
+
+def test_an_active_quality_model_does_not_stop_the_default_package_from_being_activated(
+    db, tmp_path, settings
+):
+    from ai_engine.inference.package import write_package
+    from ai_engine.services import package_register
+    from tests.ai_engine.inference.conftest import card_dict, quality_card_dict, tiny_model
+
+    gate = quality_card_dict()
+    write_package(tmp_path / "gate" / "tiny-quality", tiny_model(gate), gate)
+    package_register(path=tmp_path / "gate" / "tiny-quality", activate=True)
+    card = card_dict(name="ophai-screening", version="1.0")
+    write_package(tmp_path / "bundled" / "ophai-screening", tiny_model(card), card)
+    settings.AI_MODEL_DIRS = [str(tmp_path / "bundled")]
+    settings.AI_DEFAULT_PACKAGES = ["ophai-screening"]
+    call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
+    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+        "ophai-screening": True,
+        "tiny-quality": True,
     }

@@ -55,6 +55,22 @@ def test_healthz_is_ok_with_fresh_heartbeats_and_an_active_model(client, active_
     assert body["status"] == "ok"
 
 
+def test_healthz_is_degraded_when_only_a_quality_model_is_active(client, db, tmp_path):
+    from ai_engine.inference.package import write_package
+    from ai_engine.services import package_register
+    from tests.ai_engine.inference.conftest import quality_card_dict, tiny_model
+
+    card = quality_card_dict()
+    write_package(tmp_path / "quality", tiny_model(card), card)
+    package_register(path=tmp_path / "quality", activate=True)
+    heartbeat("default")
+    heartbeat("ai")
+    body = client.get("/healthz").json()
+    models = body["checks"]["models"]
+    assert (models["ok"], models["active"]) == (False, ["tiny-quality 0.1 (quality)"])
+    assert body["status"] == "degraded"
+
+
 def test_a_stale_heartbeat_is_reported(client, db):
     WorkerHeartbeat.objects.create(
         cluster="ai", seen_at=timezone.now() - dt.timedelta(minutes=10), host="gpu1"

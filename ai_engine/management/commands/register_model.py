@@ -29,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--activate-if-none",
             action="store_true",
-            help="activate them only when no package is active yet (what `make run` does)",
+            help="activate them only when no diagnosis package is active yet (what `make run` does)",
         )
 
     def handle(
@@ -54,8 +54,10 @@ class Command(BaseCommand):
                 + (" (AI_MODEL_DIRS holds none.)" if bundled else "")
             )
             return
+        # "none" means no diagnosis package: an active quality model alone diagnoses nothing.
         should_activate = activate or (
-            activate_if_none and not ModelPackage.objects.filter(is_active=True).exists()
+            activate_if_none
+            and not any(not p.is_quality_model for p in ModelPackage.objects.filter(is_active=True))
         )
         # On a fresh machine only the default bundled packages start active (when one is there).
         defaults = set(settings.AI_DEFAULT_PACKAGES)

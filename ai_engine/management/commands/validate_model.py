@@ -54,7 +54,7 @@ class Command(BaseCommand):
         result = analyse_images([photo], [package], device=package.device, eyes=[eye])[0]
         if result.error:
             raise CommandError(f"{photo}: {result.error}")
-        problems = self._problems(result)
+        problems = self._problems(result, quality_model=card.is_quality_model)
         out = self.stdout
         out.write(
             f"Package     {card.name} {card.version} ({card.task}, {card.architecture}, input {card.input_size}px)"
@@ -74,6 +74,12 @@ class Command(BaseCommand):
         out.write(
             f"Quality     score {quality.score:.2f}, {'gradable' if quality.gradable else 'UNGRADABLE'} {quality.reasons or ''}"
         )
+        if quality.model is not None:
+            verdict = quality.model
+            out.write(
+                f"Quality model P({verdict['reject_label']})={verdict['p_reject']:.3f} "
+                f"t={verdict['threshold']:.3f}: {'REJECTED' if verdict['rejected'] else 'accepted'}"
+            )
         for prediction in result.predictions:
             for finding in prediction.findings:
                 mark = "+" if finding.positive else " "
@@ -91,8 +97,13 @@ class Command(BaseCommand):
         out.write(self.style.SUCCESS(f"{card.name} {card.version} is valid."))
 
     @staticmethod
-    def _problems(result) -> list[str]:
+    def _problems(result, *, quality_model: bool = False) -> list[str]:
         problems = []
+        if quality_model:  # a quality model gives a verdict, never findings
+            heuristic_passed = result.quality and (result.quality.gradable or result.quality.model)
+            if heuristic_passed and result.quality.model is None:
+                problems.append("the quality model gave no verdict on a photo the heuristic passed")
+            return problems
         for prediction in result.predictions:
             for finding in prediction.findings:
                 if not (0.0 <= finding.probability <= 1.0) or math.isnan(finding.probability):

@@ -52,6 +52,22 @@ def icdr_labels(levels: int = 5) -> list[dict[str, Any]]:
     ]
 
 
+def quality_card_dict(reject_threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
+    """A quality model's card: good / usable / reject, refusing at P(reject) >= threshold."""
+    labels = [
+        {"code": code, "zh": zh, "en": code}
+        for code, zh in (("good", "良好"), ("usable", "可用"), ("reject", "不可用"))
+    ]
+    fields: dict[str, Any] = {
+        "name": "tiny-quality",
+        "task": "multiclass",
+        "labels": labels,
+        "role": "quality",
+        "quality_gate": {"reject_label": "reject", "reject_threshold": reject_threshold},
+    }
+    return card_dict(**(fields | overrides))
+
+
 def card_dict(**overrides: Any) -> dict[str, Any]:
     card = {
         "name": "tiny",

@@ -6,7 +6,7 @@ import pytest
 
 from ai_engine.inference.card import CardError, load_card, parse_card
 
-from .conftest import card_dict, icdr_labels
+from .conftest import card_dict, icdr_labels, quality_card_dict
 
 
 def test_valid_card_parses_with_defaults() -> None:
@@ -246,3 +246,37 @@ def test_test_time_augmentation_is_checked() -> None:
     for bad in (["rotate"], "hflip", [1]):
         with pytest.raises(CardError, match="tta must be a list of hflip"):
             parse_card(card_dict(tta=bad))
+
+
+def test_a_card_is_a_diagnosis_model_unless_it_says_quality() -> None:
+    diagnosis = parse_card(card_dict())
+    assert (diagnosis.role, diagnosis.is_quality_model, diagnosis.quality_gate) == (
+        "diagnosis",
+        False,
+        None,
+    )
+    quality = parse_card(quality_card_dict(reject_threshold=0.3))
+    assert quality.role == "quality" and quality.is_quality_model
+    assert quality.quality_gate == {"reject_label": "reject", "reject_threshold": 0.3}
+    assert parse_card(json.loads(quality.to_json())) == quality
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"role": "screening"}, "role must be one of diagnosis, quality"),
+        ({"quality_gate": None}, "needs a quality_gate object"),
+        ({"quality_gate": {"reject_label": "bad", "reject_threshold": 0.5}}, "reject_label must"),
+        ({"quality_gate": {"reject_label": "reject", "reject_threshold": 1.0}}, "in \\(0, 1\\)"),
+        ({"quality_gate": {"reject_label": "reject"}}, "reject_threshold must be a number"),
+        ({"task": "multilabel"}, "a quality model is multiclass or binary"),
+    ],
+)
+def test_an_invalid_quality_card_is_named(overrides: dict, message: str) -> None:
+    with pytest.raises(CardError, match=message):
+        parse_card(quality_card_dict(**overrides))
+
+
+def test_a_diagnosis_card_with_a_quality_gate_is_refused() -> None:
+    with pytest.raises(CardError, match='quality_gate belongs to a card with "role": "quality"'):
+        parse_card(card_dict(quality_gate={"reject_label": "N", "reject_threshold": 0.5}))

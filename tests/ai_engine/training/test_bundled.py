@@ -97,3 +97,31 @@ def test_bundled_screening_heatmaps_stay_inside_the_fundus(shared_data: Path) ->
         shares.append(round(float(heat[outside].sum() / heat.sum()), 3))
     assert len(shares) == 4
     assert max(shares) < 0.1, shares
+
+
+QUALITY = PACKAGES / "ophai-quality"
+
+
+def test_bundled_quality_package_is_a_quality_model_with_its_eyeq_figures() -> None:
+    if not (QUALITY / "model.json").is_file():
+        pytest.skip("no bundled quality package")
+    package = ModelPackage.load(QUALITY, "cpu")
+    card = package.card
+    assert (card.role, card.task, card.architecture) == ("quality", "multiclass", "mobilenetv2_100")
+    assert [label.code for label in card.labels] == ["good", "usable", "reject"]
+    gate = card.quality_gate
+    assert gate["reject_label"] == "reject" and 0.0 < gate["reject_threshold"] < 1.0
+    chosen = gate["chosen_on"]
+    assert chosen["split"] == "validation"
+    assert chosen["figures"]["model"]["reject_recall"] >= 0.85
+    test = card.validation["eyeq_agreement_test"]
+    assert set(test) == {"eyepacs", "eyepacs256", "all"}
+    for source in test.values():
+        for gate_name in ("heuristic", "model", "pipeline"):
+            figures = source[gate_name]
+            low, high = figures["ci95"]["reject_recall"]
+            assert low <= figures["reject_recall"] <= high
+    assert "CC BY-NC-SA 4.0" in card.training_data
+    assert "Reproduce with: python manage.py train_model" in card.training_data
+    assert (QUALITY / "model.safetensors").stat().st_size < 25 * 1024 * 1024
+    assert not (QUALITY / "checkpoint.pt").exists()
