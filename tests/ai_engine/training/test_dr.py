@@ -287,3 +287,40 @@ def test_evaluate_model_takes_one_label_column_per_dataset(
             "--label-column", "dme,maculopathy,x", "--out", str(tmp_path / "r2"),
             log=tmp_path / "log.txt",
         )  # fmt: skip
+
+
+def load_train_jobs():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "bench" / "train_jobs.py"
+    spec = importlib.util.spec_from_file_location("train_jobs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("jobs", ["dr-gpu.txt", "dme-gpu.txt"])
+def test_the_gpu_job_files_parse_as_train_model_options(jobs: str) -> None:
+    import argparse
+
+    from ai_engine.training.cli import add_train_arguments
+
+    root = Path(__file__).resolve().parents[3]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_train_arguments(parser, "var/cache")
+    read = load_train_jobs().read_jobs(root / "bench" / "jobs" / jobs)
+    sizes = set()
+    for _name, args in read:
+        options = parser.parse_args(["--data", "x.csv", "--out", "y", *args])
+        sizes.add(options.input_size)
+    assert sizes >= ({256, 384, 512} if jobs.startswith("dr") else {384, 512})
+    assert "--sensitivity-target 0.9" in (root / "scripts" / "gpu_recipe_dr.sh").read_text()
+
+
+def test_the_jobs_table_shows_the_dr_screening_figures(dr_package: Path) -> None:
+    cells = load_train_jobs().row(dr_package.name, dr_package.parent, 0, 1.0)
+    card = json.loads((dr_package / "model.json").read_text())
+    assert cells["threshold"] == str(card["dr_grading"]["referable_threshold"])
+    assert cells["QWK"].startswith(f"{card['validation']['dr_grading']['qwk']:.3f} [")
+    assert {"referable AUC", "sens", "spec", "VT AUC"} <= set(cells)
+    assert "dr0 F1" not in cells
