@@ -31,6 +31,7 @@ from .metrics import (
     evaluate_predictions,
     probability_from,
     referable_decisions,
+    roc_auc,
     roc_curve,
 )
 from .plots import confusion_png, roc_png
@@ -263,6 +264,16 @@ def evaluate_package(
                 rounds=rounds,
             ),
         }
+        # Does a label's probability tell one value from the others among images of the same
+        # truth? AUC ≈ 0.5 means the model does not recognise that subset (e.g. dr=unknown).
+        for value, entry in per_value["groups"].items():
+            member = np.array([v == value for v in values])
+            for k, code in enumerate(codes):
+                truth = targets[:, k] > 0.5
+                entry["per_label"][code]["subset_auc"] = {
+                    side: roc_auc(member[mask], probs[mask, k])
+                    for side, mask in (("positives", truth), ("negatives", ~truth))
+                }
     report = {
         "package": {
             "name": card.name,

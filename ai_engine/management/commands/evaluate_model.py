@@ -220,6 +220,10 @@ class Command(BaseCommand):
                         + ("—" if e["mean_p_positive"] is None else f"{e['mean_p_positive']:.3f}")
                         + ", negatives "
                         + ("—" if e["mean_p_negative"] is None else f"{e['mean_p_negative']:.3f}")
+                        + "), AUC of this value against the others (positives "
+                        + self._auc(e["subset_auc"]["positives"])
+                        + ", negatives "
+                        + self._auc(e["subset_auc"]["negatives"])
                         + ")"
                         for code, e in g["per_label"].items()
                     )
@@ -261,3 +265,7 @@ class Command(BaseCommand):
             f"{indent}grades (rows true, columns argmax): "
             + " | ".join(" ".join(f"{n:>4}" for n in row) for row in matrix)
         )
+
+    @staticmethod
+    def _auc(value) -> str:
+        return "—" if value is None else f"{value:.3f}"

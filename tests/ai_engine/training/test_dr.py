@@ -324,3 +324,30 @@ def test_the_jobs_table_shows_the_dr_screening_figures(dr_package: Path) -> None
     assert cells["QWK"].startswith(f"{card['validation']['dr_grading']['qwk']:.3f} [")
     assert {"referable AUC", "sens", "spec", "VT AUC"} <= set(cells)
     assert "dr0 F1" not in cells
+
+
+def test_per_value_figures_say_whether_the_model_tells_a_subset_apart(
+    dme_package: Path, dr_dataset: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    from ai_engine.training.metrics import roc_auc
+
+    printed = run_command(
+        "evaluate_model", str(dme_package), str(dr_dataset), "--label-column", "dme",
+        "--positive", "1", "--group-by", "dr", "--split", "test", "--bootstrap", "20",
+        "--out", str(tmp_path / "report"), "--device", "cpu",
+        "--predictions", str(tmp_path / "p.csv"),
+        log=tmp_path / "log.txt",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "report" / "evaluation.json").read_text())["packages"][0]
+    dr_of = {str(dr_dataset.parent / r["file"]): r["dr"] for r in csv.DictReader(dr_dataset.open())}
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    positives = [r for r in rows if r["true_label"] == "DME"]
+    member = np.array([dr_of[r["file"]] == "unknown" for r in positives])
+    p = np.array([float(r["p_DME"]) for r in positives])
+    unknown = report["per_value"]["groups"]["unknown"]["per_label"]["DME"]
+    assert unknown["subset_auc"]["positives"] == pytest.approx(roc_auc(member, p), abs=1e-5)
+    # No negative has dr=unknown here: nothing to compare among negatives.
+    assert unknown["subset_auc"]["negatives"] is None
+    assert "AUC of this value against the others (positives " in printed
