@@ -173,6 +173,17 @@ def group_figures(
     return out
 
 
+def dataset_names(datas: Sequence[str]) -> dict[str, str]:
+    """Each dataset's name in the per-source groups: its file name, or ``folder/file`` when two
+    different datasets share a file name (``fundus/labels.csv``, ``dr_camera/labels.csv``)."""
+    paths = {data: Path(data) for data in datas}
+    names = [path.name for path in {p.resolve() for p in paths.values()}]
+    return {
+        data: f"{path.parent.name}/{path.name}" if names.count(path.name) > 1 else path.name
+        for data, path in paths.items()
+    }
+
+
 @dataclass
 class Scored:
     """One package on the chosen photos: the report and what it was computed from."""
@@ -204,6 +215,7 @@ def evaluate_package(
     parts: list[LabelledSet] = []
     groups: list[str] = []
     by_value: list[str] = []
+    short_names = dataset_names([spec.data for spec in specs])
     for spec in specs:
         labelled = load_dataset(
             spec.data,
@@ -215,7 +227,7 @@ def evaluate_package(
             where=spec.where,
         )
         labelled = held_out(labelled, split_from or package, spec.split)
-        prefix = f"{Path(spec.data).name}: " if len(specs) > 1 else ""
+        prefix = f"{short_names[spec.data]}: " if len(specs) > 1 else ""
         parts.append(labelled)
         groups.extend(source_groups(spec, labelled, prefix))
         if group_by:

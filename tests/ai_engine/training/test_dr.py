@@ -279,7 +279,7 @@ def test_evaluate_model_takes_one_label_column_per_dataset(
     )  # fmt: skip
     report = json.loads((tmp_path / "report" / "evaluation.json").read_text())["packages"][0]
     assert report["metrics"]["n_images"] == len(rows) + 10
-    camera_group = report["per_source"]["labels.csv: camera"]
+    camera_group = report["per_source"]["camera/labels.csv: camera"]
     assert camera_group["n_per_label"]["DME"] == sum(r["dme"] == "1" for r in rows[:10])
     with pytest.raises(CommandError, match="3 label columns for 2 datasets"):
         run_command(
