@@ -17,7 +17,7 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 PACKAGE=${1:?usage: scripts/dme_subset_check.sh PACKAGE}
 OUT=${OUT:-var/runs/$(basename "$PACKAGE")-subset}
-COMMON=(--positive 1,yes --split test --bootstrap "${ROUNDS:-1000}")
+COMMON=(--positive 1,yes --split test --bootstrap "${ROUNDS:-1000}" --threads "${THREADS:-1}")
 
 echo "== 1. dme/ test rows per DR value"
 $PY manage.py evaluate_model "$PACKAGE" "$DATA/dme/labels.csv" --label-column dme "${COMMON[@]}" \

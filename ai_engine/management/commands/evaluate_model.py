@@ -67,6 +67,7 @@ class Command(BaseCommand):
             help="only the patients of this split in the (first) package's split.json",
         )
         parser.add_argument("--device", default="auto")
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         parser.add_argument(
             "--predictions",
             type=Path,
@@ -91,6 +92,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        if options["threads"]:
+            import torch
+
+            torch.set_num_threads(options["threads"])
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
         from ai_engine.training.camsheet import cam_sheet

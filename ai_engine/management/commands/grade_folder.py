@@ -24,8 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("folder", type=Path)
         parser.add_argument("--csv", type=Path, default=None, help="write one row per photo")
         parser.add_argument("--device", default="auto")
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     def handle(self, *args, **options) -> None:
+        if options["threads"]:
+            import torch
+
+            torch.set_num_threads(options["threads"])
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
         from ai_engine.training.data import DatasetError

@@ -48,11 +48,16 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="print the new operating point, write nothing"
         )
         parser.add_argument("--device", default="auto")
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         parser.add_argument(
             "--cache-dir", default=str(settings.BASE_DIR / "var" / "cache" / "training")
         )
 
     def handle(self, *args, **options) -> None:
+        if options["threads"]:
+            import torch
+
+            torch.set_num_threads(options["threads"])
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
         from ai_engine.training.data import DatasetError
