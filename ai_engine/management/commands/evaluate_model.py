@@ -202,6 +202,12 @@ class Command(BaseCommand):
                 + "; ".join(
                     f"{code} F1 {v['f1'][0]:.3f}–{v['f1'][1]:.3f}"
                     + (f", AUC {v['auc'][0]:.3f}–{v['auc'][1]:.3f}" if "auc" in v else "")
+                    + (
+                        f", sensitivity {v['sensitivity'][0]:.3f}–{v['sensitivity'][1]:.3f}, "
+                        f"specificity {v['specificity'][0]:.3f}–{v['specificity'][1]:.3f}"
+                        if len(ci["per_label"]) == 1
+                        else ""
+                    )
                     for code, v in ci["per_label"].items()
                 )
             )

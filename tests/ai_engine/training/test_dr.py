@@ -246,6 +246,11 @@ def test_dme_within_known_dr_rows_and_per_dr_value(
     assert groups["none"]["per_label"]["DME"]["mean_p_positive"] is None
     assert "dr=pdr:" in printed and "mean p (positives" in printed
     assert "(dr!=unknown)" in report["dataset"]["description"]
+    ci = report["metrics"]["ci95"]["per_label"]["DME"]
+    assert (
+        f"sensitivity {ci['sensitivity'][0]:.3f}–{ci['sensitivity'][1]:.3f}, specificity "
+        f"{ci['specificity'][0]:.3f}–{ci['specificity'][1]:.3f}" in printed
+    )
 
 
 def test_evaluate_model_takes_one_label_column_per_dataset(
