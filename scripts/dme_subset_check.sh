@@ -28,3 +28,5 @@ $PY manage.py evaluate_model "$PACKAGE" "$DATA/dme/labels.csv" --label-column dm
 echo "== 3. dr_camera/ test rows (maculopathy)"
 $PY manage.py evaluate_model "$PACKAGE" "$DATA/dr_camera/labels.csv" --label-column maculopathy \
     "${COMMON[@]}" --out "$OUT/dr-camera"
+echo "== for the card's evidence lines"
+$PY scripts/dme_subset_summary.py "$OUT"

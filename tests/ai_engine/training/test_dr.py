@@ -356,3 +356,39 @@ def test_per_value_figures_say_whether_the_model_tells_a_subset_apart(
     # No negative has dr=unknown here: nothing to compare among negatives.
     assert unknown["subset_auc"]["negatives"] is None
     assert "AUC of this value against the others (positives " in printed
+
+
+def test_dme_subset_summary_prints_the_cards_sentences(
+    dme_package: Path, dr_dataset: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    common = ["--label-column", "dme", "--positive", "1", "--split", "test", "--bootstrap", "20"]
+    common += ["--device", "cpu"]
+    for name, extra in (
+        ("by-dr", ["--group-by", "dr"]),
+        ("known-dr", ["--where", "dr!=unknown"]),
+        ("dr-camera", []),
+    ):
+        run_command(
+            "evaluate_model", str(dme_package), str(dr_dataset), *common, *extra,
+            "--out", str(tmp_path / name), log=tmp_path / "log.txt",
+        )  # fmt: skip
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "dme_subset_summary.py"), str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    known = json.loads((tmp_path / "known-dr" / "evaluation.json").read_text())["packages"][0]
+    n = known["metrics"]["n_images"]
+    english, chinese = done.stdout.strip().splitlines()
+    assert english.startswith("DME AUC within dme/ test rows whose DR grade is known ")
+    assert f"DME of {n} eyes" in english and "(0.5 = the subset is not recognised)" in english
+    assert chinese.startswith("dme/ 测试集中 DR 分级已知的眼上 DME AUC ")
+    missing = subprocess.run(
+        [sys.executable, str(root / "scripts" / "dme_subset_summary.py"), str(tmp_path / "none")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "cannot read the reports" in missing.stderr
