@@ -24,7 +24,7 @@ def auc_text(report: dict) -> tuple[str, int, int]:
     entry = metrics["per_label"]["DME"]
     ci = metrics["ci95"]["per_label"]["DME"].get("auc")
     auc = "—" if entry["auc"] is None else f"{entry['auc']:.2f}"
-    span = f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else ""
+    span = f", 95% CI {ci[0]:.2f}–{ci[1]:.2f}" if ci else ""
     return auc + span, metrics["n_images"], entry["n_positive"]
 
 
@@ -44,14 +44,19 @@ def main() -> int:
     subset = (unknown.get("per_label", {}).get("DME", {}).get("subset_auc") or {}).get("positives")
     subset_text = "—" if subset is None else f"{subset:.2f}"
     print(
-        f"DME AUC within dme/ test rows whose DR grade is known {known_auc} ({known_pos} DME of "
-        f"{known_n} eyes) and on dr_camera/ test photos {camera_auc} ({camera_pos} of {camera_n}); "
+        f"DME AUC within dme/ test rows whose DR grade is known {known_auc.split(',')[0]} "
+        f"({known_auc.partition(', ')[2] or 'no CI'}; {known_pos} DME of {known_n} eyes) and on "
+        f"dr_camera/ test photos {camera_auc.split(',')[0]} "
+        f"({camera_auc.partition(', ')[2] or 'no CI'}; {camera_pos} DME of {camera_n} eyes); "
         f"among DME-positive dme/ test photos P(DME) separates DR 'unknown' from known DR with "
         f"AUC {subset_text} (0.5 = the subset is not recognised)"
     )
     print(
-        f"dme/ 测试集中 DR 分级已知的眼上 DME AUC {known_auc}（{known_n} 只眼中 {known_pos} 只 DME），"
-        f"dr_camera/ 测试照片上 {camera_auc}（{camera_n} 只中 {camera_pos} 只）；在 dme/ 测试集 DME "
+        f"dme/ 测试集中 DR 分级已知的眼上 DME AUC {known_auc.split(',')[0]}"
+        f"（{known_auc.partition(', ')[2] or 'no CI'}；{known_n} 只眼中 {known_pos} 只 DME），"
+        f"dr_camera/ 测试照片上 {camera_auc.split(',')[0]}"
+        f"（{camera_auc.partition(', ')[2] or 'no CI'}；{camera_n} 只眼中 {camera_pos} 只 DME）；"
+        f"在 dme/ 测试集 DME "
         f"阳性照片中，P(DME) 区分 DR“未知”与已知分级的 AUC 为 {subset_text}（0.5 表示模型未识别该子集）"
     )
     return 0
