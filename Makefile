@@ -63,7 +63,7 @@ demo-model: python
 # ImageNet MobileNetV2 (../shared/data/pretrained) fine-tuned at 224 px with BatchNorm
 # recalibration, augmentation as torch ops, EMA, and a wall-clock budget of 85 minutes (the
 # schedule is fitted to it, so the epoch count depends on how busy the CPU is).
-.PHONY: screening-model screening-compare gpu-recipe
+.PHONY: screening-model screening-compare gpu-recipe gpu-recipe-dr
 screening-model: python
 	$(PY) manage.py train_model --data ../shared/data/fundus/labels.csv --where dataset=odir \
 		--task multiclass --labels normal,cataract,glaucoma --arch mobilenetv2_100 \
@@ -104,3 +104,7 @@ screening-compare: python
 # On a machine with a GPU: the candidates side by side on the GPU, one table, GPU pipeline figures.
 gpu-recipe: python
 	scripts/gpu_recipe.sh
+
+# On a machine with a GPU: ophai-dr (256/384/512 px, pretrained or random init) and ophai-dme.
+gpu-recipe-dr: python
+	scripts/gpu_recipe_dr.sh

@@ -65,10 +65,24 @@ def row(name: str, out: Path, code: int | None, minutes: float) -> dict[str, str
         "val F1": f"{best_val:.3f}",
         f"{v['split']} macro-F1": with_ci(v["macro_f1"], ci.get("macro_f1")),
     }
-    for code, entry in v["per_label"].items():
-        label_ci = ci.get("per_label", {}).get(code, {})
-        cells[f"{code} F1"] = with_ci(entry["f1"], None)
-        cells[f"{code} AUC"] = with_ci(entry["auc"], label_ci.get("auc"))
+    grading = v.get("dr_grading")
+    if grading:  # DR: the screening figures instead of five per-grade columns
+        ref, ref_ci = grading["referable"], grading["ci95"].get("referable", {})
+        cells["referable AUC"] = with_ci(ref["auc"], ref_ci.get("auc"))
+        cells["threshold"] = str(ref["threshold"])
+        cells["sens"] = with_ci(ref["sensitivity"], ref_ci.get("sensitivity"))
+        cells["spec"] = with_ci(ref["specificity"], ref_ci.get("specificity"))
+        cells["QWK"] = with_ci(grading["qwk"], grading["ci95"].get("qwk"))
+        vt_ci = grading["ci95"].get("vision_threatening", {})
+        cells["VT AUC"] = with_ci(grading["vision_threatening"]["auc"], vt_ci.get("auc"))
+    else:
+        for code, entry in v["per_label"].items():
+            label_ci = ci.get("per_label", {}).get(code, {})
+            cells[f"{code} F1"] = with_ci(entry["f1"], None)
+            cells[f"{code} AUC"] = with_ci(entry["auc"], label_ci.get("auc"))
+            if len(v["per_label"]) == 1:  # binary: the figures at its threshold
+                cells["sens"] = with_ci(entry["sensitivity"], label_ci.get("sensitivity"))
+                cells["spec"] = with_ci(entry["specificity"], label_ci.get("specificity"))
     cells["n"] = str(v["n_images"])
     cells["min"] = f"{minutes:.1f}"
     return cells

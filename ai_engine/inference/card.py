@@ -411,12 +411,49 @@ def _dr_grading(value: Any, task: str, n_labels: int) -> dict[str, Any]:
         or not 0.0 < threshold < 1.0
     ):
         raise CardError("model.json: dr_grading.referable_threshold must be a number in (0, 1)")
-    return {
+    result: dict[str, Any] = {
         "scheme": scheme,
         "referable_from": referable_from,
         "vision_threatening_from": threatening_from,
         "referable_threshold": None if threshold is None else float(threshold),
     }
+    if value.get("operating_point") is not None:
+        if threshold is None:
+            raise CardError(
+                "model.json: dr_grading.operating_point needs a referable_threshold to describe"
+            )
+        result["operating_point"] = _operating_point(value["operating_point"])
+    return result
+
+
+OPERATING_POINT_SPLITS = ("validation",)
+
+
+def _operating_point(value: Any) -> dict[str, Any]:
+    """How ``referable_threshold`` was chosen: the sensitivity target, on which split (never the
+    test split), and optionally the counts and the sensitivity/specificity it gave there."""
+    where = "model.json: dr_grading.operating_point"
+    if not isinstance(value, dict):
+        raise CardError(f"{where} must be an object")
+    target = value.get("sensitivity_target")
+    if not _is_number(target) or not 0.0 < target <= 1.0:
+        raise CardError(f"{where}.sensitivity_target must be a number in (0, 1]")
+    chosen_on = _choice(value, "chosen_on", OPERATING_POINT_SPLITS, "dr_grading.operating_point.")
+    result: dict[str, Any] = {"sensitivity_target": float(target), "chosen_on": chosen_on}
+    for key in ("n_images", "n_positive", "n_negative"):
+        if key in value:
+            if not _is_int(value[key]) or value[key] < 0:
+                raise CardError(f"{where}.{key} must be a whole number ≥ 0")
+            result[key] = value[key]
+    for key in ("sensitivity", "specificity"):
+        if key in value:
+            if not _is_number(value[key]) or not 0.0 <= value[key] <= 1.0:
+                raise CardError(f"{where}.{key} must be a number between 0 and 1")
+            result[key] = float(value[key])
+    unknown = sorted(set(value) - set(result))
+    if unknown:
+        raise CardError(f"{where} has unknown fields {unknown}")
+    return result
 
 
 def _quality_gate(value: Any, task: str, labels: tuple[LabelSpec, ...]) -> dict[str, Any]:

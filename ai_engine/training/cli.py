@@ -135,7 +135,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         type=key_value,
         action="append",
         default=[],
-        help="keep CSV rows with COLUMN=VALUE (repeatable)",
+        help="keep CSV rows with COLUMN=VALUE, or COLUMN!=VALUE (repeatable)",
     )
     data.add_argument("--val-fraction", type=float, default=0.2)
     data.add_argument(
@@ -238,6 +238,13 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         help="multiclass: tune per-class logit offsets on validation for macro-F1 (folded into the bias)",
     )
     recipe.add_argument(
+        "--sensitivity-target",
+        type=float,
+        default=0.9,
+        help="DR grading: the referable threshold on P(grade >= referable_from) is the highest "
+        "whose validation sensitivity reaches this (default 0.9)",
+    )
+    recipe.add_argument(
         "--ema", type=float, default=0.0, help="EMA decay of the weights (e.g. 0.99); 0 = off"
     )
     recipe.add_argument(
@@ -315,6 +322,7 @@ def train_config(options: dict[str, Any], command: str):
         photometric=options["photometric"],
         ema=options["ema"],
         tune_offsets=options["tune_offsets"],
+        sensitivity_target=options["sensitivity_target"],
         val_fraction=options["val_fraction"],
         test_fraction=options["test_fraction"],
         patience=options["patience"],

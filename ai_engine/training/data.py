@@ -260,7 +260,8 @@ def _read_folder(folder: Path) -> tuple[list[_Row], str]:
 
 
 def read_csv_records(path: Path, where: dict[str, str]) -> tuple[list[str], list[dict[str, str]]]:
-    """A CSV's columns and its rows that match every ``--where COLUMN=VALUE``."""
+    """A CSV's columns and its rows that match every ``--where COLUMN=VALUE`` (or
+    ``COLUMN!=VALUE``, stored as the key ``COLUMN!``)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -270,10 +271,12 @@ def read_csv_records(path: Path, where: dict[str, str]) -> tuple[list[str], list
         raise DatasetError(f"{path}: cannot read the CSV ({exc})") from None
     if not columns:
         raise DatasetError(f"{path}: the CSV is empty (no header row)")
-    for column, value in where.items():
+    for key, value in where.items():
+        # ``--where dr!=unknown`` arrives as {"dr!": "unknown"}: keep rows whose value differs.
+        column, negated = (key[:-1], True) if key.endswith("!") else (key, False)
         if column not in columns:
             raise DatasetError(f"{path}: --where column {column!r} is not in {columns}")
-        records = [r for r in records if (r.get(column) or "").strip() == value]
+        records = [r for r in records if ((r.get(column) or "").strip() == value) != negated]
     return columns, records
 
 

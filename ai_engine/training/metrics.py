@@ -6,6 +6,7 @@ the argmax, multilabel and binary compare each probability with its label's thre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -301,5 +302,209 @@ def bootstrap_ci(
             metric: interval(draws[f"{code}.{metric}"])
             for metric in ("f1", "auc", "sensitivity", "specificity")
             if draws.get(f"{code}.{metric}")
+        }
+    return result
+
+
+# --- ICDR grading (cards with a ``dr_grading`` block) ------------------------------------------
+def quadratic_weighted_kappa(truth: np.ndarray, guess: np.ndarray, n_grades: int) -> float:
+    """Cohen's kappa with quadratic weights between two integer gradings 0…n_grades−1; 1.0 for
+    perfect agreement, 0 for chance. When every image has the same true and guessed grade the
+    expected disagreement is 0: agreement counts 1.0, anything else 0.0."""
+    truth = np.asarray(truth, dtype=int)
+    guess = np.asarray(guess, dtype=int)
+    observed = np.zeros((n_grades, n_grades), dtype=np.float64)
+    np.add.at(observed, (truth, guess), 1.0)
+    total = observed.sum()
+    if total == 0:
+        return 0.0
+    grades = np.arange(n_grades)
+    weights = (grades[:, None] - grades[None, :]) ** 2 / max(1, (n_grades - 1) ** 2)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / total
+    denominator = float((weights * expected).sum())
+    if denominator == 0.0:
+        return 1.0 if float((weights * observed).sum()) == 0.0 else 0.0
+    return float(1.0 - (weights * observed).sum() / denominator)
+
+
+def probability_from(probs: np.ndarray, grade: int) -> np.ndarray:
+    """P(grade ≥ ``grade``): the softmax mass of that grade and every higher one."""
+    return np.asarray(probs, dtype=np.float64)[:, grade:].sum(axis=1)
+
+
+def referable_decisions(
+    probs: np.ndarray, referable_from: int, threshold: float | None
+) -> np.ndarray:
+    """The card's referable rule: P(grade ≥ referable_from) ≥ threshold, or, without a
+    threshold, the argmax grade ≥ referable_from."""
+    if threshold is None:
+        return np.asarray(probs).argmax(axis=1) >= referable_from
+    return probability_from(probs, referable_from) >= threshold
+
+
+def sensitivity_first_threshold(
+    truth: np.ndarray, scores: np.ndarray, target: float = 0.9
+) -> dict[str, Any]:
+    """The operating point for screening: the HIGHEST threshold whose sensitivity on these
+    (validation) images is still ≥ ``target`` — as specific as the sensitivity target allows.
+    Thresholds are the images' own scores (a decision is ``score >= threshold``), rounded down to
+    4 decimals so the rounded value keeps every positive it counted; returns the threshold with
+    the sensitivity and specificity it gives and the counts it was chosen on."""
+    truth = np.asarray(truth).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"sensitivity target must be in (0, 1] (got {target})")
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if n_pos == 0:
+        raise ValueError("no positive image to choose a sensitivity-first threshold on")
+    positives = np.sort(scores[truth])[::-1]
+    # The k-th highest positive score keeps k positives; the fewest that reach the target.
+    needed = math.ceil(target * n_pos - 1e-9)
+    raw = positives[max(needed, 1) - 1]
+    threshold = math.floor(raw * 10_000) / 10_000
+    threshold = min(max(threshold, 0.0001), 0.9999)
+    decided = scores >= threshold
+    m = binary_metrics(truth, decided)
+    return {
+        "threshold": threshold,
+        "sensitivity_target": float(target),
+        "sensitivity": m["sensitivity"],
+        "specificity": m["specificity"],
+        "n_images": len(truth),
+        "n_positive": n_pos,
+        "n_negative": n_neg,
+    }
+
+
+def _grade_point(truth: np.ndarray, guess: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    m = binary_metrics(truth, guess)
+    return {
+        "n_positive": m["n_positive"],
+        "n_negative": m["n_negative"],
+        "auc": roc_auc(truth, scores),
+        "sensitivity": m["sensitivity"],
+        "specificity": m["specificity"],
+        **{key: m[key] for key in ("tp", "fp", "fn", "tn")},
+    }
+
+
+def dr_grading_metrics(targets: np.ndarray, probs: np.ndarray, grading: dict[str, Any]) -> dict:
+    """ICDR figures of a multiclass grading: quadratic weighted kappa of the argmax grade, the
+    grade confusion matrix, and for referable (P(grade ≥ referable_from) against the card's
+    ``referable_threshold``, else the argmax) and vision-threatening DR (P(grade ≥
+    vision_threatening_from); argmax, or the referable threshold's rule only when both start at
+    the same grade) the AUC, sensitivity and specificity."""
+    targets = np.asarray(targets, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n_grades = probs.shape[1]
+    truth = targets.argmax(axis=1)
+    guess = probs.argmax(axis=1)
+    referable_from = int(grading["referable_from"])
+    threatening_from = int(grading["vision_threatening_from"])
+    threshold = grading.get("referable_threshold")
+    matrix = np.zeros((n_grades, n_grades), dtype=int)
+    np.add.at(matrix, (truth, guess), 1)
+    referable = referable_decisions(probs, referable_from, threshold)
+    threatening = referable_decisions(
+        probs, threatening_from, threshold if threatening_from == referable_from else None
+    )
+    return {
+        "n_images": len(truth),
+        "qwk": quadratic_weighted_kappa(truth, guess, n_grades),
+        "grade_accuracy": float((truth == guess).mean()) if len(truth) else 0.0,
+        "referable": {
+            "from_grade": referable_from,
+            "decision": (
+                f"P(grade >= {referable_from}) >= {threshold}"
+                if threshold is not None
+                else f"argmax grade >= {referable_from}"
+            ),
+            "threshold": threshold,
+            **_grade_point(
+                truth >= referable_from, referable, probability_from(probs, referable_from)
+            ),
+        },
+        "vision_threatening": {
+            "from_grade": threatening_from,
+            "decision": f"argmax grade >= {threatening_from}",
+            **_grade_point(
+                truth >= threatening_from, threatening, probability_from(probs, threatening_from)
+            ),
+        },
+        "confusion_matrix": {
+            "rows": "true grade",
+            "columns": "argmax grade",
+            "grades": list(range(n_grades)),
+            "matrix": matrix.tolist(),
+        },
+    }
+
+
+def dr_grading_ci(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    grading: dict[str, Any],
+    *,
+    groups: Sequence[str] | None = None,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Percentile bootstrap intervals (whole patients resampled when ``groups`` is given) for
+    the QWK and the referable / vision-threatening AUC, sensitivity and specificity."""
+    targets = np.asarray(targets, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n_grades = probs.shape[1]
+    truth = targets.argmax(axis=1)
+    guess = probs.argmax(axis=1)
+    threshold = grading.get("referable_threshold")
+    points = {}
+    for name, start in (
+        ("referable", int(grading["referable_from"])),
+        ("vision_threatening", int(grading["vision_threatening_from"])),
+    ):
+        rule = threshold if (name == "referable" or start == grading["referable_from"]) else None
+        points[name] = (
+            truth >= start,
+            referable_decisions(probs, start, rule),
+            probability_from(probs, start),
+        )
+    keys = np.asarray(groups if groups is not None else np.arange(len(truth)))
+    units, inverse = np.unique(keys, return_inverse=True)
+    members = [np.flatnonzero(inverse == u) for u in range(len(units))]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        chosen = rng.integers(0, len(units), len(units))
+        index = np.concatenate([members[u] for u in chosen]) if len(units) else np.array([], int)
+        draws.setdefault("qwk", []).append(
+            quadratic_weighted_kappa(truth[index], guess[index], n_grades)
+        )
+        for name, (positive, decided, scores) in points.items():
+            m = binary_metrics(positive[index], decided[index])
+            if m["n_positive"]:
+                draws.setdefault(f"{name}.sensitivity", []).append(m["sensitivity"])
+            if m["n_negative"]:
+                draws.setdefault(f"{name}.specificity", []).append(m["specificity"])
+            auc = roc_auc(positive[index], scores[index])
+            if auc is not None:
+                draws.setdefault(f"{name}.auc", []).append(auc)
+    tail = (1.0 - level) / 2.0 * 100.0
+
+    def interval(values: list[float]) -> list[float]:
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        return [round(float(low), 4), round(float(high), 4)]
+
+    result: dict[str, Any] = {
+        "level": level,
+        "rounds": rounds,
+        "unit": "patient" if groups is not None else "image",
+        "qwk": interval(draws["qwk"]) if draws.get("qwk") else None,
+    }
+    for name in points:
+        result[name] = {
+            metric: interval(draws[f"{name}.{metric}"])
+            for metric in ("auc", "sensitivity", "specificity")
+            if draws.get(f"{name}.{metric}")
         }
     return result

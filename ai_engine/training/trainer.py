@@ -44,6 +44,12 @@ from .data import (
     normalise_batch,
     split_by_patient,
 )
+from .grading import (
+    DEFAULT_SENSITIVITY_TARGET,
+    choose_operating_point,
+    evidence_texts,
+    grading_figures,
+)
 from .labels import dr_grading_for, parse_labels
 from .losses import make_loss, sample_weights
 from .metrics import bootstrap_ci, evaluate_predictions, tune_class_offsets, tune_thresholds
@@ -57,6 +63,7 @@ DATA_NOTE = (
 # for what remains).
 RESUMABLE = {
     "resume",
+    "sensitivity_target",  # used after the last epoch only
     "budget_minutes",
     "device",
     "threads",
@@ -111,6 +118,7 @@ class TrainConfig:
     budget_minutes: float | None = None  # wall-clock budget: the schedule is fitted to it
     ema: float = 0.0  # EMA decay of the weights evaluated and saved; 0 = off
     tune_offsets: bool = True  # multiclass: per-class logit offsets tuned on validation
+    sensitivity_target: float = DEFAULT_SENSITIVITY_TARGET  # DR: referable operating point
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     patience: int = 8
@@ -233,6 +241,8 @@ class Trainer:
             raise TrainingError("--batch-size must be at least 2")
         if not 0 < c.val_fraction < 1 or not 0 <= c.test_fraction < 1:
             raise TrainingError("--val-fraction must be in (0, 1) and --test-fraction in [0, 1)")
+        if not 0 < c.sensitivity_target <= 1:
+            raise TrainingError("--sensitivity-target must be in (0, 1]")
         if c.init is None and c.lr2 < 1e-4:
             self.log(
                 f"note: training from scratch with --lr2 {c.lr2:g}; from-scratch runs usually "
@@ -577,17 +587,53 @@ class Trainer:
                 f"({state['epoch']} run); --epochs {state['planned_epochs']} without "
                 "--budget-minutes repeats that schedule on any machine."
             )
+        names = {label.code: label.zh for label in card.labels}
         draft["evidence"] = evidence_line(metrics, card_codes(card), c.demonstration)
         draft["evidence_en"] = draft["evidence"]
-        draft["evidence_zh"] = evidence_line_zh(
-            metrics, {label.code: label.zh for label in card.labels}, c.demonstration
-        )
+        draft["evidence_zh"] = evidence_line_zh(metrics, names, c.demonstration)
+        if card.dr_grading is not None:
+            grading = self._operating_point(dict(card.dr_grading), targets[val_idx], val_probs)
+            draft["dr_grading"] = grading
+            metrics["dr_grading"] = grading_figures(
+                targets[held_idx],
+                held_probs,
+                grading,
+                groups=[labelled.samples[i].patient for i in held_idx],
+                seed=c.seed,
+            )
+            draft.update(
+                evidence_texts(
+                    evidence_line(metrics, card_codes(card), False),
+                    evidence_line_zh(metrics, names, False),
+                    metrics["dr_grading"],
+                    grading,
+                    c.demonstration,
+                )
+            )
         written = write_package(self.out, final, draft, fp16=c.fp16)
         self._write_sidecars(c, labelled, patients, state, seconds, thresholds)
         if not c.keep_checkpoint:
             checkpoint_path.unlink(missing_ok=True)
         self.log(f"wrote {self.out} ({written.name} {written.version}): {written.evidence}")
         return TrainResult(self.out, written, metrics, state["history"], seconds)
+
+    def _operating_point(
+        self, grading: dict[str, Any], targets: np.ndarray, probs: np.ndarray
+    ) -> dict[str, Any]:
+        """The referable threshold chosen on validation, sensitivity first (never on test)."""
+        try:
+            threshold, point = choose_operating_point(
+                targets, probs, grading["referable_from"], self.config.sensitivity_target
+            )
+        except ValueError as exc:
+            self.log(f"note: no referable operating point ({exc}); the argmax grade decides")
+            return grading
+        self.log(
+            f"referable operating point P(grade >= {grading['referable_from']}) >= {threshold} "
+            f"(validation sensitivity {point['sensitivity']:.3f}, specificity "
+            f"{point['specificity']:.3f}, target {point['sensitivity_target']:.2f})"
+        )
+        return {**grading, "referable_threshold": threshold, "operating_point": point}
 
     def _fold_offsets(
         self, model: nn.Module, targets: np.ndarray, probs: np.ndarray
@@ -906,7 +952,35 @@ def evidence_line(metrics: dict[str, Any], codes: list[str], demonstration: bool
         f"{metrics['majority_baseline']['macro_f1']:.2f}), "
         f"AUC {aucs} on {metrics['n_images']} held-out eyes of {metrics.get('n_patients', '?')} patients"
     )
+    point = binary_point(metrics)
+    if point:
+        line += (
+            f"; at its threshold {point['threshold']:.2f}: AUC {point['auc']}{point['auc_ci']}, "
+            f"sensitivity {point['sensitivity']:.2f}{point['sensitivity_ci']}, specificity "
+            f"{point['specificity']:.2f}{point['specificity_ci']} (95% CIs by patient bootstrap)"
+        )
     return ("Demonstration model: " + line + "; not for diagnosis") if demonstration else line
+
+
+def binary_point(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """A one-label (binary) card's figures at its threshold, with their CIs as text."""
+    if len(metrics["per_label"]) != 1:
+        return None
+    code, entry = next(iter(metrics["per_label"].items()))
+    if entry.get("threshold") is None:
+        return None
+    ci = metrics.get("ci95", {}).get("per_label", {}).get(code, {})
+
+    def shown(key: str) -> str:
+        return f" ({ci[key][0]:.2f}–{ci[key][1]:.2f})" if ci.get(key) else ""
+
+    return {
+        "threshold": entry["threshold"],
+        "auc": "—" if entry["auc"] is None else f"{entry['auc']:.2f}",
+        "sensitivity": entry["sensitivity"],
+        "specificity": entry["specificity"],
+        **{f"{key}_ci": shown(key) for key in ("auc", "sensitivity", "specificity")},
+    }
 
 
 def evidence_line_zh(metrics: dict[str, Any], names: dict[str, str], demonstration: bool) -> str:
@@ -921,6 +995,13 @@ def evidence_line_zh(metrics: dict[str, Any], names: dict[str, str], demonstrati
         f"宏平均 F1 {metrics['macro_f1']:.2f}（多数类基线 "
         f"{metrics['majority_baseline']['macro_f1']:.2f}），AUC {aucs}"
     )
+    point = binary_point(metrics)
+    if point:
+        line += (
+            f"；阈值 {point['threshold']:.2f} 时 AUC {point['auc']}{point['auc_ci']}、灵敏度 "
+            f"{point['sensitivity']:.2f}{point['sensitivity_ci']}、特异度 "
+            f"{point['specificity']:.2f}{point['specificity_ci']}（95% 置信区间按患者自助法）"
+        )
     return f"演示模型：{line}；不可用于诊断" if demonstration else line
 
 

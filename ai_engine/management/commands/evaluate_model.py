@@ -17,8 +17,11 @@ class Command(BaseCommand):
     help = (
         "Evaluate a model package on a dataset (same formats as train_model) at the card's "
         "thresholds: per-label precision/recall/F1/AUC, sensitivity/specificity, macro-F1, "
-        "confusion matrices, calibration (ECE); writes evaluation.json, roc.png and "
-        "confusion-N.png to --out. --compare PACKAGE2 evaluates a second package on the same photos."
+        "confusion matrices, calibration (ECE); for a DR grading card also the quadratic "
+        "weighted kappa, referable and vision-threatening AUC and sensitivity/specificity at "
+        "the card's operating point (95% CIs), overall and per source; writes evaluation.json, "
+        "roc.png and confusion-N.png to --out. --compare PACKAGE2 evaluates a second package "
+        "on the same photos."
     )
 
     def add_arguments(self, parser) -> None:
@@ -35,9 +38,29 @@ class Command(BaseCommand):
         )
         parser.add_argument("--out", type=Path, required=True, help="folder for the report")
         parser.add_argument("--images", default=None)
-        parser.add_argument("--label-column", default="label")
+        parser.add_argument(
+            "--label-column",
+            type=comma_list,
+            default=["label"],
+            help="CSV column holding the label: one for all datasets or one per dataset, "
+            "comma-separated (e.g. dme,maculopathy)",
+        )
         parser.add_argument("--positive", type=comma_list, default=None)
-        parser.add_argument("--where", type=key_value, action="append", default=[])
+        parser.add_argument(
+            "--where",
+            type=key_value,
+            action="append",
+            default=[],
+            help="keep CSV rows with COLUMN=VALUE or COLUMN!=VALUE (repeatable; every dataset "
+            "must have the column), e.g. --where 'dr!=unknown'",
+        )
+        parser.add_argument(
+            "--group-by",
+            default=None,
+            metavar="COLUMN",
+            help="also give the figures per value of this CSV column (e.g. dr: none / npdr / "
+            "pdr / unknown), with each label's mean probability among positives and negatives",
+        )
         parser.add_argument(
             "--split",
             choices=["all", "validation", "test"],
@@ -45,6 +68,7 @@ class Command(BaseCommand):
             help="only the patients of this split in the (first) package's split.json",
         )
         parser.add_argument("--device", default="auto")
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         parser.add_argument(
             "--predictions",
             type=Path,
@@ -76,6 +100,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        if options["threads"]:
+            import torch
+
+            torch.set_num_threads(options["threads"])
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
         from ai_engine.training.camsheet import cam_sheet
@@ -87,16 +115,25 @@ class Command(BaseCommand):
             write_report,
         )
 
+        columns = options["label_column"]
+        columns = comma_list(columns) if isinstance(columns, str) else list(columns)
+        if len(columns) == 1:
+            columns = columns * len(options["datasets"])
+        if len(columns) != len(options["datasets"]):
+            raise CommandError(
+                f"{len(columns)} label columns for {len(options['datasets'])} datasets; "
+                "give one, or one per dataset"
+            )
         specs = [
             DatasetSpec(
                 data=data,
                 images=options["images"],
-                label_column=options["label_column"],
+                label_column=column,
                 positive=options["positive"],
                 where=dict(options["where"]),
                 split=options["split"],
             )
-            for data in options["datasets"]
+            for data, column in zip(options["datasets"], columns, strict=True)
         ]
         paths = [options["package"]] + ([options["compare"]] if options["compare"] else [])
         try:
@@ -111,6 +148,7 @@ class Command(BaseCommand):
                     cache_dir=options["cache_dir"],
                     split_from=packages[0],
                     rounds=options["bootstrap"],
+                    group_by=options["group_by"],
                 )
                 for package in packages
             ]
@@ -126,6 +164,7 @@ class Command(BaseCommand):
                 card.task,
                 [label.threshold for label in card.labels],
                 options["predictions"],
+                card.dr_grading,
             )
             self.stdout.write(f"Wrote {rows} predictions to {options['predictions']}.")
         if options["cam_sheet"]:
@@ -174,18 +213,81 @@ class Command(BaseCommand):
                 + "; ".join(
                     f"{code} F1 {v['f1'][0]:.3f}–{v['f1'][1]:.3f}"
                     + (f", AUC {v['auc'][0]:.3f}–{v['auc'][1]:.3f}" if "auc" in v else "")
+                    + (
+                        f", sensitivity {v['sensitivity'][0]:.3f}–{v['sensitivity'][1]:.3f}, "
+                        f"specificity {v['specificity'][0]:.3f}–{v['specificity'][1]:.3f}"
+                        if len(ci["per_label"]) == 1
+                        else ""
+                    )
                     for code, v in ci["per_label"].items()
                 )
             )
+            if "dr_grading" in m:
+                self._grading(m["dr_grading"], "  ")
             for group, g in report["per_source"].items():
                 g_auc = "—" if g["macro_auc"] is None else f"{g['macro_auc']:.3f}"
                 out.write(
                     f"  source {group}: {g['n_images']} images, macro-F1 {g['macro_f1']:.3f}, "
                     f"macro-AUC {g_auc}"
                 )
+                if "dr_grading" in g:
+                    self._grading(g["dr_grading"], "    ")
+            if "per_value" in report:
+                column = report["per_value"]["column"]
+                for value, g in report["per_value"]["groups"].items():
+                    labels = "; ".join(
+                        f"{code} n+ {g['n_per_label'][code]}, AUC "
+                        + ("—" if e["auc"] is None else f"{e['auc']:.3f}")
+                        + ", mean p (positives "
+                        + ("—" if e["mean_p_positive"] is None else f"{e['mean_p_positive']:.3f}")
+                        + ", negatives "
+                        + ("—" if e["mean_p_negative"] is None else f"{e['mean_p_negative']:.3f}")
+                        + "), AUC of this value against the others (positives "
+                        + self._auc(e["subset_auc"]["positives"])
+                        + ", negatives "
+                        + self._auc(e["subset_auc"]["negatives"])
+                        + ")"
+                        for code, e in g["per_label"].items()
+                    )
+                    out.write(f"  {column}={value}: {g['n_images']} images; {labels}")
+                    if "dr_grading" in g:
+                        self._grading(g["dr_grading"], "    ")
         if "comparison" in result:
             c = result["comparison"]
             out.write(
                 f"\nsecond − first: macro-F1 {c['macro_f1']:+.3f}"
                 + (f", macro-AUC {c['macro_auc']:+.3f}" if c["macro_auc"] is not None else "")
             )
+
+    def _grading(self, g, indent: str) -> None:
+        """The ICDR lines: QWK, referable and vision-threatening figures with CIs, grades."""
+        ci = g["ci95"]
+
+        def span(values) -> str:
+            return f" ({values[0]:.3f}–{values[1]:.3f})" if values else ""
+
+        def auc(value) -> str:
+            return "—" if value is None else f"{value:.3f}"
+
+        self.stdout.write(
+            f"{indent}DR: QWK {g['qwk']:.3f}{span(ci.get('qwk'))}, grade accuracy "
+            f"{g['grade_accuracy']:.3f}, {g['n_images']} images"
+        )
+        for name in ("referable", "vision_threatening"):
+            e, c = g[name], ci.get(name, {})
+            self.stdout.write(
+                f"{indent}{name.replace('_', '-')} (grade >= {e['from_grade']}, "
+                f"{e['n_positive']}+/{e['n_negative']}-): AUC {auc(e['auc'])}{span(c.get('auc'))}; "
+                f"at {e['decision']}: sensitivity {e['sensitivity']:.3f}"
+                f"{span(c.get('sensitivity'))}, specificity {e['specificity']:.3f}"
+                f"{span(c.get('specificity'))}"
+            )
+        matrix = g["confusion_matrix"]["matrix"]
+        self.stdout.write(
+            f"{indent}grades (rows true, columns argmax): "
+            + " | ".join(" ".join(f"{n:>4}" for n in row) for row in matrix)
+        )
+
+    @staticmethod
+    def _auc(value) -> str:
+        return "—" if value is None else f"{value:.3f}"

@@ -197,6 +197,83 @@ def test_dr_grading_operating_point_is_checked(grading, message) -> None:
     assert card.dr_grading["referable_threshold"] == 0.3
 
 
+def test_dr_grading_names_how_its_operating_point_was_chosen() -> None:
+    point = {
+        "sensitivity_target": 0.9,
+        "chosen_on": "validation",
+        "n_images": 120,
+        "n_positive": 40,
+        "sensitivity": 0.925,
+        "specificity": 0.8,
+    }
+    card = parse_card(
+        card_dict(
+            task="multiclass",
+            labels=icdr_labels(5),
+            dr_grading={
+                "scheme": "icdr_0_4",
+                "referable_threshold": 0.31,
+                "operating_point": point,
+            },
+        )
+    )
+    assert card.dr_grading["operating_point"] == point
+    assert json.loads(card.to_json())["dr_grading"]["operating_point"]["chosen_on"] == "validation"
+
+
+@pytest.mark.parametrize(
+    "grading, message",
+    [
+        (
+            {"operating_point": {"sensitivity_target": 0.9, "chosen_on": "validation"}},
+            "operating_point needs a referable_threshold",
+        ),
+        (
+            {
+                "referable_threshold": 0.3,
+                "operating_point": {"sensitivity_target": 0.9, "chosen_on": "test"},
+            },
+            "operating_point.chosen_on must be one of validation",
+        ),
+        (
+            {
+                "referable_threshold": 0.3,
+                "operating_point": {"sensitivity_target": 0, "chosen_on": "validation"},
+            },
+            "sensitivity_target must be a number in",
+        ),
+        (
+            {
+                "referable_threshold": 0.3,
+                "operating_point": {
+                    "sensitivity_target": 0.9,
+                    "chosen_on": "validation",
+                    "n_images": -1,
+                },
+            },
+            "n_images must be a whole number",
+        ),
+        (
+            {
+                "referable_threshold": 0.3,
+                "operating_point": {"sensitivity_target": 0.9, "chosen_on": "validation", "auc": 1},
+            },
+            "unknown fields",
+        ),
+        ({"referable_threshold": 0.3, "operating_point": "validation"}, "must be an object"),
+    ],
+)
+def test_dr_grading_operating_point_object_is_checked(grading, message) -> None:
+    with pytest.raises(CardError, match=message):
+        parse_card(
+            card_dict(
+                task="multiclass",
+                labels=icdr_labels(5),
+                dr_grading={"scheme": "icdr_0_4", **grading},
+            )
+        )
+
+
 def test_arbitrary_label_list() -> None:
     codes = ["AMD", "CSC", "DR", "RP", "RVO"]
     labels = [{"code": c, "zh": c, "en": c, "threshold": 0.3} for c in codes]

@@ -79,3 +79,39 @@ def fast_config(data: Path, out: Path, **overrides: Any):
     }
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+DR_COLOURS = [(170, 90, 40), (150, 100, 50), (120, 120, 110), (200, 60, 30), (90, 140, 160)]
+
+
+def write_dr_dataset(root: Path, patients: int = 40) -> Path:
+    """``root/labels.csv`` with ICDR grades dr_grade_0…4 (colour = grade), a ``dme`` 0/1 column
+    (grade ≥ 3) and a coarse ``dr`` column (none / npdr / pdr / unknown) as in ``dme/``."""
+    rows = []
+    for p in range(patients):
+        grade = p % 5
+        for eye in ("left", "right"):
+            file = f"images/{p}_{eye}.jpg"
+            (root / file).parent.mkdir(parents=True, exist_ok=True)
+            fundus_photo(DR_COLOURS[grade], seed=100 + p * 2 + (eye == "left")).save(root / file)
+            rows.append(
+                {
+                    "file": file,
+                    "dataset": "site-a" if (p // 5) % 2 else "site-b",
+                    "patient": f"dr-{p}",
+                    "eye": eye,
+                    "label": f"dr_grade_{grade}",
+                    "dme": "1" if grade >= 3 else "0",
+                    "dr": ["none", "npdr", "npdr", "unknown", "pdr"][grade],
+                }
+            )
+    with (root / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "labels.csv"
+
+
+@pytest.fixture(scope="session")
+def dr_dataset(tmp_path_factory) -> Path:
+    return write_dr_dataset(tmp_path_factory.mktemp("dr"))

@@ -66,6 +66,23 @@ def test_where_filter_and_multilabel(dataset: Path) -> None:
     assert labelled.targets().sum(axis=0).tolist() == [8.0, 8.0]
 
 
+def test_where_not_equal_keeps_the_other_rows(dataset: Path) -> None:
+    from ai_engine.training.cli import key_value
+
+    column, value = key_value("label!=glaucoma")
+    labelled = load_dataset(
+        dataset,
+        task="multiclass",
+        labels=parse_labels("normal,cataract"),
+        where={column: value},
+    )
+    assert labelled.counts() == {"N": 8, "C": 8} and not labelled.dropped
+    assert sorted({s.path.parent.name for s in labelled.samples}) == ["cataract", "normal"]
+    assert "(label!=glaucoma)" in labelled.description
+    with pytest.raises(DatasetError, match="--where column 'site'"):
+        load_dataset(dataset, task="multiclass", where={"site!": "x"})
+
+
 def test_split_keeps_both_eyes_of_a_patient_together(dataset: Path) -> None:
     labelled = load_dataset(
         dataset, task="multiclass", labels=parse_labels("normal,cataract,glaucoma")
