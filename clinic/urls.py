@@ -8,8 +8,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinic import health, views
-from clinic.api import CanReadApiDocs
-from clinic.branding import clinic_name
+from core.api import CanReadApiDocs
+from core.branding import clinic_name
 
 admin.site.site_header = _("OphAI Clinic administration")
 admin.site.site_title = _("OphAI Clinic")
@@ -55,6 +55,6 @@ urlpatterns = [
 ]
 
 # API paths that match no route still answer in the API's error shape.
-handler404 = "clinic.api.not_found"
+handler404 = "core.api.not_found"
 # Static, no database: a lost database anywhere in the request answers 503, anything else 500.
-handler500 = "clinic.errors.server_error"
+handler500 = "core.errors.server_error"

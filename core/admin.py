@@ -8,14 +8,14 @@ from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from clinic.models import AuditEvent, WebhookDelivery
-from clinic.roles import user_roles_check, user_set_roles
+from core.models import AuditEvent
+from core.roles import user_roles_check, user_set_roles
 
 User = get_user_model()
 
 
 class ClinicUserAdmin(UserAdmin):
-    """Users: an administrator manages accounts, but roles only within clinic.roles' rules (no
+    """Users: an administrator manages accounts, but roles only within core.roles' rules (no
     one changes their own; administrators grant only roles they hold; superuser status and
     superusers' accounts are the superusers'). Every role change goes through user_set_roles,
     which audits it."""
@@ -91,7 +91,7 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, ClinicUserAdmin)
 
-# Where an audit line came from (clinic.audit, clinic.context), named for the reader.
+# Where an audit line came from (core.audit, core.context), named for the reader.
 AUDIT_SOURCES = {
     "web": _("staff web pages"),
     "admin": _("administration"),
@@ -184,34 +184,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("source"), ordering="source")
     def source_name(self, event: AuditEvent) -> str:
         return str(AUDIT_SOURCES.get(event.source, event.source))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
-    """Outbound webhook attempts, read-only: what was sent, what came back, when it retries."""
-
-    list_display = (
-        "attempted_at",
-        "event",
-        "object_id",
-        "attempt",
-        "status_code",
-        "delivered",
-        "next_retry_at",
-    )
-    list_filter = ("event", "delivered", "attempted_at")
-    search_fields = ("=event_id", "=object_id")
-    date_hierarchy = "attempted_at"
-    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -50,6 +50,9 @@ class AuditEvent(models.Model):
         verbose_name_plural = _("audit log")
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
+        # The table kept its name when the model moved from clinic to core (clinic 0009): its
+        # rows and PostgreSQL's append-only trigger (clinic 0003) stay where they are.
+        db_table = "clinic_auditevent"
 
     def __str__(self) -> str:
         try:
@@ -60,56 +63,10 @@ class AuditEvent(models.Model):
         return f"{at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.get_action_display()} {kind} #{self.object_id}"
 
     def save(self, *args, **kwargs) -> None:
-        # Append-only: the database refuses it too (trigger on PostgreSQL, see migration 0003).
+        # Append-only: the database refuses it too (trigger on PostgreSQL, see clinic migration 0003).
         if not self._state.adding:
             raise PermissionError("Audit events are append-only and cannot be changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only and cannot be deleted.")
-
-
-class WebhookDelivery(models.Model):
-    """One attempt to deliver an outbound webhook event; attempts of one event share event_id."""
-
-    event_id = models.UUIDField(_("event ID"), db_index=True)
-    event = models.CharField(_("event"), max_length=50)
-    # The report's ID without a foreign key: clinic's tables must not depend on later apps.
-    object_id = models.CharField(_("object ID"), max_length=64)
-    url = models.URLField(_("URL"), max_length=500)
-    payload = models.JSONField(_("payload"), encoder=DjangoJSONEncoder)
-    attempt = models.PositiveSmallIntegerField(_("attempt"))
-    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
-    error = models.TextField(_("error"), blank=True)
-    delivered = models.BooleanField(_("delivered"), default=False)
-    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
-    next_retry_at = models.DateTimeField(_("next retry"), null=True, blank=True)
-    attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
-
-    class Meta:
-        verbose_name = _("webhook delivery")
-        verbose_name_plural = _("webhook deliveries")
-        ordering = ["-attempted_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["event_id", "attempt"], name="unique_webhook_attempt")
-        ]
-
-    def __str__(self) -> str:
-        return (
-            f"{self.event} {self.object_id} #{self.attempt} {self.status_code or self.error[:40]}"
-        )
-
-
-class WorkerHeartbeat(models.Model):
-    """When a task cluster last proved it is alive (a scheduled task on each cluster writes it)."""
-
-    cluster = models.CharField(_("cluster"), max_length=50, primary_key=True)
-    host = models.CharField(_("host"), max_length=200, blank=True)
-    seen_at = models.DateTimeField(_("last seen"))
-
-    class Meta:
-        verbose_name = _("worker heartbeat")
-        verbose_name_plural = _("worker heartbeats")
-
-    def __str__(self) -> str:
-        return f"{self.cluster} {self.seen_at:%Y-%m-%d %H:%M:%S}"

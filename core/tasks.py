@@ -28,17 +28,3 @@ def enqueue_on_commit(task_path: str, *args, cluster: str | None = None, **kwarg
             )
 
     transaction.on_commit(enqueue)
-
-
-def heartbeat(cluster: str) -> str:
-    """Scheduled on each cluster every minute; /healthz reads it."""
-    import socket
-
-    from django.utils import timezone
-
-    from clinic.models import WorkerHeartbeat
-
-    WorkerHeartbeat.objects.update_or_create(
-        cluster=cluster, defaults={"seen_at": timezone.now(), "host": socket.gethostname()}
-    )
-    return cluster

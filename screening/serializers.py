@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from clinic.api import ChoiceLabelField
+from core.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
 from screening.models import (
     DoctorReview,

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from clinic.models import WebhookDelivery
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Outbound webhook attempts, read-only: what was sent, what came back, when it retries."""
+
+    list_display = (
+        "attempted_at",
+        "event",
+        "object_id",
+        "attempt",
+        "status_code",
+        "delivered",
+        "next_retry_at",
+    )
+    list_filter = ("event", "delivered", "attempted_at")
+    search_fields = ("=event_id", "=object_id")
+    date_hierarchy = "attempted_at"
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
