@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
@@ -31,6 +31,13 @@ urlpatterns = [
         name="favicon",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The audit log moved from clinic to core (issue #16); bookmarks of its old addresses still work.
+    re_path(
+        r"^admin/clinic/auditevent/(?P<rest>.*)$",
+        RedirectView.as_view(
+            url="/admin/core/auditevent/%(rest)s", permanent=True, query_string=True
+        ),
+    ),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
     path("reports/", include("reports.urls")),

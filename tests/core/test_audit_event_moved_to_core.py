@@ -184,3 +184,16 @@ def test_postgresql_still_refuses_changes_to_moved_rows(before_split):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             change()
     assert AuditEvent.objects.get(pk=row[0]).action == "create"
+
+
+def test_the_audit_logs_old_admin_addresses_lead_to_the_new_ones(db, client, admin_user):
+    client.force_login(admin_user)
+    listing = client.get("/admin/clinic/auditevent/?action__exact=login", follow=True)
+    assert listing.redirect_chain == [("/admin/core/auditevent/?action__exact=login", 301)]
+    assert listing.status_code == 200
+    event = AuditEvent.objects.create(action="login", object_type="auth.user", object_id="1")
+    detail = client.get(f"/admin/clinic/auditevent/{event.pk}/change/")
+    assert (detail.status_code, detail["Location"]) == (
+        301,
+        f"/admin/core/auditevent/{event.pk}/change/",
+    )
