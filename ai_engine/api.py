@@ -29,7 +29,7 @@ from ai_engine.serializers import (
     WorklistItemSerializer,
 )
 from ai_engine.services import analysis_rerun
-from clinic.api import (
+from core.api import (
     AuditedListMixin,
     HasRequiredPermissions,
     ScopedThrottle,
@@ -38,7 +38,7 @@ from clinic.api import (
     service_errors,
     validation_error_from_django,
 )
-from clinic.media import private_file_response
+from core.media import private_file_response
 from screening.api import RECORD_READ, audit_read
 from screening.models import Eye, RecordStatus, ScreeningRecord
 from screening.selectors import record_list

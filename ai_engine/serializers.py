@@ -10,7 +10,7 @@ from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, Finding, RecordTriage, TriageLevel
 from ai_engine.selectors import analysis_findings
 from ai_engine.triage import triage_reason_text
-from clinic.api import ChoiceLabelField
+from core.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
 from screening.models import RecordStatus, ScreeningRecord
 

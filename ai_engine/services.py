@@ -34,10 +34,10 @@ from ai_engine.selectors import (
     record_latest_analyses,
 )
 from ai_engine.triage import EyeFindings, triage_compute
-from clinic.audit import audit_log
-from clinic.models import AuditEvent
-from clinic.roles import require_permission
-from clinic.tasks import enqueue_on_commit
+from core.audit import audit_log
+from core.models import AuditEvent
+from core.roles import require_permission
+from core.tasks import enqueue_on_commit
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import record_mark_analysed, record_mark_analysing
 

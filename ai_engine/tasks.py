@@ -14,7 +14,7 @@ from ai_engine.services import (
     record_finish_analysis,
     record_start_analysis,
 )
-from clinic.audit import audit_source
+from core.audit import audit_source
 from screening.models import FundusImage
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from ai_engine.inference.diabetic import is_dr_card
 from ai_engine.inference.results import DECISION_ARGMAX, decision_rule
 from ai_engine.models import Analysis, Finding, ModelPackage
 from ai_engine.selectors import record_ai_state, record_latest_analyses
-from clinic.media import private_file_response
-from clinic.web import staff_view
+from core.media import private_file_response
+from core.web import staff_view
 from screening.models import ScreeningRecord
 
 

@@ -217,7 +217,7 @@ def populate() -> dict:
     from django.utils import timezone
 
     from ai_engine.models import RecordTriage
-    from clinic.roles import Role
+    from core.roles import Role
     from patients.models import Patient, PatientAccount
     from reports.models import Report, ReportStatus
     from screening.models import DoctorReview, RecordStatus, ScreeningRecord

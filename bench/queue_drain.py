@@ -66,7 +66,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.files import File
 
-    from clinic.roles import role_assign
+    from core.roles import role_assign
     from patients.services import patient_create
     from screening.services import image_upload, record_create
 

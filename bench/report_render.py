@@ -53,7 +53,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
 
-    from clinic.roles import role_assign
+    from core.roles import role_assign
 
     users = get_user_model().objects
     tech = users.create_user("bench-tech", password=None)

@@ -65,7 +65,7 @@ def main() -> None:
     import openai
     from django.conf import settings
 
-    from clinic.storage import PrivateMediaStorage
+    from core.storage import PrivateMediaStorage
     from reports.llm import _ask_with_one_retry
     from tests.silent_server import silent_server
 

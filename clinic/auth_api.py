@@ -44,13 +44,13 @@ from rest_framework_simplejwt.views import (
     TokenRefreshView,
 )
 
-from clinic.api import ScopedThrottle, StrictCharField, StrictRegexField, error_responses
-from clinic.audit import audit_log
-from clinic.context import client_ip
 from clinic.lockout import lockout_response
-from clinic.models import AuditEvent
 from clinic.tokens import FamilyRefreshToken, FamilyTokenRefreshSerializer, tokens_for
 from clinic.wechat import code_to_session
+from core.api import ScopedThrottle, StrictCharField, StrictRegexField, error_responses
+from core.audit import audit_log
+from core.context import client_ip
+from core.models import AuditEvent
 from patients.models import Patient, PatientAccount
 from patients.services import patient_account_create
 from reports.models import Report

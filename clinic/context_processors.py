@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from clinic.branding import clinic_name
-from clinic.roles import user_role_labels
+from core.branding import clinic_name
+from core.roles import user_role_labels
 
 
 def clinic(request: HttpRequest) -> dict:

@@ -24,7 +24,7 @@ from django.views.decorators.cache import never_cache
 from clinic.models import WorkerHeartbeat
 
 if TYPE_CHECKING:
-    from clinic.storage import PrivateMediaStorage
+    from core.storage import PrivateMediaStorage
 
 HEARTBEAT_STALE = dt.timedelta(minutes=3)
 
@@ -124,7 +124,7 @@ def check_bucket(storage: PrivateMediaStorage) -> dict[str, Any]:
     """One HEAD request; an error names its class and S3 code only (no endpoint, no keys)."""
     from botocore.exceptions import ClientError  # boto3 loads only where media are on S3
 
-    from clinic.storage import STORAGE_ERRORS
+    from core.storage import STORAGE_ERRORS
 
     began = time.perf_counter()
     try:

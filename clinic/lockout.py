@@ -33,15 +33,15 @@ def lockout_response(
 
 
 def audit_sign_in(sender, request, user, **kwargs) -> None:
-    from clinic.audit import audit_log
-    from clinic.models import AuditEvent
+    from core.audit import audit_log
+    from core.models import AuditEvent
 
     audit_log(actor=user, action=AuditEvent.Action.LOGIN, obj=user)
 
 
 def audit_sign_in_failure(sender, credentials, request=None, **kwargs) -> None:
-    from clinic.audit import audit_log
-    from clinic.models import AuditEvent
+    from core.audit import audit_log
+    from core.models import AuditEvent
 
     username = str((credentials or {}).get("username", ""))[:150]
     audit_log(

@@ -24,10 +24,10 @@ from rest_framework.response import Response
 from ai_engine.api import request_language
 from ai_engine.selectors import record_ai_result
 from ai_engine.serializers import AiResultSerializer
-from clinic.api import ChoiceLabelField, IsPatientAccount, audit_list_read, error_responses
-from clinic.audit import audit_log
-from clinic.media import private_file_response
-from clinic.models import AuditEvent
+from core.api import ChoiceLabelField, IsPatientAccount, audit_list_read, error_responses
+from core.audit import audit_log
+from core.media import private_file_response
+from core.models import AuditEvent
 from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report, ReportStatus

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clinic.env import (
+from core.env import (
     env_bool,
     env_int,
     env_list,
@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "clinic",
     "patients",
     "screening",
@@ -84,7 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "clinic.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,12 +93,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "clinic.audit.AuditContextMiddleware",
+    "core.audit.AuditContextMiddleware",
     # A view that cannot reach the database or the media bucket answers 503 "please retry",
     # not 500. Errors of the middlewares (session, auth, axes) never reach another middleware:
-    # Django answers them where they are raised, through handler500 (clinic.errors.server_error),
+    # Django answers them where they are raised, through handler500 (core.errors.server_error),
     # which does the same.
-    "clinic.middleware.ServiceUnavailableMiddleware",
+    "core.middleware.ServiceUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into clinic.lockout's response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -206,7 +207,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "clinic.lockout.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "clinic.context.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.context.client_ip"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -229,7 +230,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/private-media/"
 MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX")
 # With MEDIA_S3_BUCKET set, media live in an S3-compatible bucket shared by every web and worker
-# host (clinic.storage); MEDIA_ROOT is then unused. Otherwise the local folder above.
+# host (core.storage); MEDIA_ROOT is then unused. Otherwise the local folder above.
 MEDIA_S3_STORAGE = env_s3_media_storage()
 if MEDIA_S3_STORAGE and MEDIA_X_ACCEL_PREFIX:
     raise ImproperlyConfigured(
@@ -248,7 +249,7 @@ FUNDUS_UPLOAD_MIN_SIDE = env_int("FUNDUS_UPLOAD_MIN_SIDE", 256)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- The clinic -----------------------------------------------------------------------------
-# Empty means the translated default name ("OphAI Eye Screening Clinic"), see clinic.branding.
+# Empty means the translated default name ("OphAI Eye Screening Clinic"), see core.branding.
 CLINIC_NAME = env_str("CLINIC_NAME")
 CLINIC_ADDRESS = env_str("CLINIC_ADDRESS")
 CLINIC_PHONE = env_str("CLINIC_PHONE")
@@ -259,7 +260,7 @@ PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
 # --- Security (production) ------------------------------------------------------------------
 # How many proxies in front of Django each add the address they saw to X-Forwarded-For (the
 # shipped nginx sets it to the client's address: 1). 0 ignores the header. One function,
-# clinic.context.client_ip, reads it for the audit log, the API throttles, django-axes and the
+# core.context.client_ip, reads it for the audit log, the API throttles, django-axes and the
 # WeChat binding limits; a client-written X-Forwarded-For never picks its own bucket.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if IS_PRODUCTION else 0)
 if TRUSTED_PROXY_COUNT < 0:
@@ -305,10 +306,10 @@ if IS_PRODUCTION:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "clinic.logs.RequestContextFilter"}},
+    "filters": {"request_context": {"()": "core.logs.RequestContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(message)s"},
-        "json": {"()": "clinic.logs.JsonFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {
@@ -362,14 +363,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": [
-        "clinic.api.BoundedJSONParser",
+        "core.api.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "clinic.api.CursorPage",
+    "DEFAULT_PAGINATION_CLASS": "core.api.CursorPage",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "clinic.api.exception_handler",
-    # Stock DRF throttles agree with clinic.context.client_ip (ours call it directly).
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # Stock DRF throttles agree with core.context.client_ip (ours call it directly).
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 # Requests per scope and client (user, or IP address when anonymous); read at request time.

@@ -19,8 +19,8 @@ from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from clinic.audit import audit_log
-from clinic.models import AuditEvent
+from core.audit import audit_log
+from core.models import AuditEvent
 
 FAMILY_CLAIM = "fam"
 

@@ -1,15 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinic import health, views
-from clinic.api import CanReadApiDocs
-from clinic.branding import clinic_name
+from core.api import CanReadApiDocs
+from core.branding import clinic_name
 
 admin.site.site_header = _("OphAI Clinic administration")
 admin.site.site_title = _("OphAI Clinic")
@@ -31,6 +31,13 @@ urlpatterns = [
         name="favicon",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The audit log moved from clinic to core (issue #16); bookmarks of its old addresses still work.
+    re_path(
+        r"^admin/clinic/auditevent/(?P<rest>.*)$",
+        RedirectView.as_view(
+            url="/admin/core/auditevent/%(rest)s", permanent=True, query_string=True
+        ),
+    ),
     path("admin/", admin.site.urls),
     path("screening/", include("screening.urls")),
     path("reports/", include("reports.urls")),
@@ -55,6 +62,6 @@ urlpatterns = [
 ]
 
 # API paths that match no route still answer in the API's error shape.
-handler404 = "clinic.api.not_found"
+handler404 = "core.api.not_found"
 # Static, no database: a lost database anywhere in the request answers 503, anything else 500.
-handler500 = "clinic.errors.server_error"
+handler500 = "core.errors.server_error"

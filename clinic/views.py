@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.charts import bar_chart
 from clinic.statistics import clinic_statistics
-from clinic.web import can_see_statistics, staff_view
+from core.web import can_see_statistics, staff_view
 from patients.forms import PatientSearchForm
 from reports.models import Report
 from screening.models import RecordStatus, ScreeningRecord

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_utils import AuditedViewMixin, add_service_errors
+from core.admin_utils import AuditedViewMixin, add_service_errors
 from patients.models import Patient
 from patients.services import (
     EDITABLE_FIELDS,

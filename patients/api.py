@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from clinic.api import (
+from core.api import (
     AuditedListMixin,
     HasRequiredPermissions,
     NameField,

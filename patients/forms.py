@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from clinic.text import normalize_name
+from core.text import normalize_name
 from patients.models import Sex
 
 

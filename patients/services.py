@@ -14,10 +14,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clinic.audit import audit_log, field_changes
-from clinic.models import AuditEvent
-from clinic.roles import Role, require_permission, role_assign
-from clinic.text import normalize_name
+from core.audit import audit_log, field_changes
+from core.models import AuditEvent
+from core.roles import Role, require_permission, role_assign
+from core.text import normalize_name
 from patients.identifiers import (
     mask_national_id,
     mask_phone,

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from clinic.web import add_service_errors, staff_view
+from core.web import add_service_errors, staff_view
 from patients.forms import PatientForm, PatientSearchForm
 from patients.models import Patient
 from patients.selectors import patient_search

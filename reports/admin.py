@@ -17,9 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_utils import AuditedViewMixin
-from clinic.roles import user_may
-from clinic.tasks import enqueue_on_commit
+from core.admin_utils import AuditedViewMixin
+from core.roles import user_may
+from core.tasks import enqueue_on_commit
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
 from reports.forms import SummaryForm

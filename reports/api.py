@@ -23,11 +23,11 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import ScopedThrottle, StrictCharField, error_responses, service_errors
-from clinic.branding import clinic_name
-from clinic.media import private_file_response
-from clinic.roles import user_may
-from clinic.tasks import enqueue_on_commit
+from core.api import ScopedThrottle, StrictCharField, error_responses, service_errors
+from core.branding import clinic_name
+from core.media import private_file_response
+from core.roles import user_may
+from core.tasks import enqueue_on_commit
 from reports.models import Report, ReportLanguage
 from reports.selectors import report_by_verification_code, report_list
 from reports.services import report_approve_summary, report_record_download

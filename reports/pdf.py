@@ -31,7 +31,7 @@ from PIL import Image, ImageFile, ImageOps
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from ai_engine.wording import RESEARCH_ONLY, area_text, dr_rule_words, quality_reason_text
-from clinic.branding import clinic_name
+from core.branding import clinic_name
 from reports.facts import ReportInputs
 from reports.models import Report
 from screening.thumbnails import to_display_rgb

@@ -15,11 +15,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from clinic.audit import audit_log
-from clinic.conflicts import StaleVersion
-from clinic.models import AuditEvent
-from clinic.roles import require_permission
-from clinic.tasks import enqueue_on_commit
+from core.audit import audit_log
+from core.conflicts import StaleVersion
+from core.models import AuditEvent
+from core.roles import require_permission
+from core.tasks import enqueue_on_commit
 from reports.facts import ReportInputs, report_inputs
 from reports.llm import SummaryResult, summary_for_facts
 from reports.models import Report, ReportLanguage, ReportStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from clinic.audit import audit_source
+from core.audit import audit_source
 from reports.models import Report, ReportLanguage
 from reports.services import report_generate
 from screening.models import ScreeningRecord

@@ -13,11 +13,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from clinic.conflicts import StaleVersion
-from clinic.media import private_file_response
-from clinic.roles import user_may
-from clinic.tasks import enqueue_on_commit
-from clinic.web import add_service_errors, staff_view
+from core.conflicts import StaleVersion
+from core.media import private_file_response
+from core.roles import user_may
+from core.tasks import enqueue_on_commit
+from core.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
 from reports.forms import SummaryForm

@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_utils import AuditedViewMixin, add_service_errors
-from clinic.conflicts import StaleVersion
-from clinic.roles import user_may
+from core.admin_utils import AuditedViewMixin, add_service_errors
+from core.conflicts import StaleVersion
+from core.roles import user_may
 from patients.services import patient_record_view
 from screening.media import may_open_originals
 from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord

@@ -19,7 +19,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from clinic.api import (
+from core.api import (
     AuditedListMixin,
     HasRequiredPermissions,
     StrictCharField,
@@ -28,8 +28,8 @@ from clinic.api import (
     seen_revision,
     service_errors,
 )
-from clinic.audit import audit_log
-from clinic.models import AuditEvent
+from core.audit import audit_log
+from core.models import AuditEvent
 from patients.models import Patient
 from screening.media import ImageSize, fundus_image_response
 from screening.models import (

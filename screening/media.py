@@ -2,7 +2,7 @@
 (administrators only) the original file as uploaded.
 
 The caller has already checked the permission to view photos; this checks the administrator
-role for originals, picks the file, streams it through clinic.media and writes the audit line.
+role for originals, picks the file, streams it through core.media and writes the audit line.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clinic.media import private_file_response
-from clinic.roles import Role, user_roles
+from core.media import private_file_response
+from core.roles import Role, user_roles
 from screening.models import FundusImage
 from screening.services import image_record_view, image_sanitize
 from screening.thumbnails import thumbnail_for

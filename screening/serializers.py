@@ -6,7 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clinic.api import ChoiceLabelField
+from core.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
 from screening.models import (
     DoctorReview,

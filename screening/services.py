@@ -17,11 +17,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from clinic.audit import audit_log, field_changes
-from clinic.conflicts import StaleVersion
-from clinic.models import AuditEvent
-from clinic.roles import require_permission
-from clinic.tasks import enqueue_on_commit
+from core.audit import audit_log, field_changes
+from core.conflicts import StaleVersion
+from core.models import AuditEvent
+from core.roles import require_permission
+from core.tasks import enqueue_on_commit
 from patients.models import Patient
 from screening.models import (
     VA_MAX,

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clinic.web import add_service_errors, staff_view
+from core.web import add_service_errors, staff_view
 from patients.models import Patient
 from screening.forms import RecordForm
 from screening.media import ImageSize, fundus_image_response

@@ -114,6 +114,6 @@ def transactional_roles(transactional_db):
     """
     from django.apps import apps
 
-    from clinic.roles import sync_role_groups
+    from core.roles import sync_role_groups
 
     sync_role_groups(apps)

@@ -7,48 +7,18 @@ diameters (DD ≈ 0.28 R) and the fovea lies about 2.5 DD temporal to the disc c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from .preprocess import CropBox, FundusGeometry, fov_mask
-from .results import ZONE_NAMES, AbnormalArea, normalise_eye
+from .results import DD_PER_RADIUS, ZONE_NAMES, AbnormalArea, Landmarks, normalise_eye
 
-DD_PER_RADIUS = 0.28
 DISC_TO_FOVEA_DD = 2.5
 DISC_ZONE_DD = 0.75
 MACULA_ZONE_DD = 1.5
 PERIPHERY_RADIUS = 0.7
 LANDMARK_SIZE = 256
 DISC_PROMINENCE = 2.5
-
-
-@dataclass(frozen=True)
-class Landmarks:
-    """Positions in box unit coordinates; ``disc`` is None when neither found nor implied."""
-
-    centre: tuple[float, float]
-    radius: float
-    disc: tuple[float, float] | None
-    disc_found: bool
-    macula: tuple[float, float]
-
-    @property
-    def dd(self) -> float:
-        return DD_PER_RADIUS * self.radius
-
-    def to_dict(self) -> dict[str, object]:
-        def r(p: tuple[float, float] | None) -> list[float] | None:
-            return None if p is None else [round(p[0], 4), round(p[1], 4)]
-
-        return {
-            "centre": r(self.centre),
-            "radius": round(self.radius, 4),
-            "disc": r(self.disc),
-            "disc_found": self.disc_found,
-            "macula": r(self.macula),
-        }
 
 
 def circle_in_box(geometry: FundusGeometry, box: CropBox) -> tuple[tuple[float, float], float]:

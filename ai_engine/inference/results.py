@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from .areas import Landmarks
     from .preprocess import FundusGeometry
 
+# The field radius R is about 3.5 disc diameters on a 45° photo (DD ≈ 0.28 R; see areas).
+DD_PER_RADIUS = 0.28
 # Anatomical zones of the fundus that heatmap regions are named by: code → (zh, en).
 ZONE_NAMES = {
     "optic_disc": ("视盘", "optic disc"),
@@ -221,6 +222,33 @@ class Prediction:
             "referable_probability": round(self.referable_probability, 6),
             "findings": [f.to_dict() for f in self.findings],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Positions in box unit coordinates; ``disc`` is None when neither found nor implied."""
+
+    centre: tuple[float, float]
+    radius: float
+    disc: tuple[float, float] | None
+    disc_found: bool
+    macula: tuple[float, float]
+
+    @property
+    def dd(self) -> float:
+        return DD_PER_RADIUS * self.radius
+
+    def to_dict(self) -> dict[str, object]:
+        def r(p: tuple[float, float] | None) -> list[float] | None:
+            return None if p is None else [round(p[0], 4), round(p[1], 4)]
+
+        return {
+            "centre": r(self.centre),
+            "radius": round(self.radius, 4),
+            "disc": r(self.disc),
+            "disc_found": self.disc_found,
+            "macula": r(self.macula),
         }
 
 

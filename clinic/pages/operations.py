@@ -20,7 +20,7 @@ from ai_engine.monitoring import (
     analysis_status_counts,
 )
 from clinic.health import check_models, check_workers
-from clinic.web import staff_view
+from core.web import staff_view
 
 logger = logging.getLogger(__name__)
 WINDOW = dt.timedelta(hours=24)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.charts import line_chart
-from clinic.web import staff_view
+from core.web import staff_view
 from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report

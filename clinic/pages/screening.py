@@ -28,10 +28,10 @@ from ai_engine.selectors import (
     record_latest_analyses,
 )
 from ai_engine.wording import diabetic_eye_view
-from clinic.conflicts import StaleVersion
 from clinic.diabetic import compare_eyes
-from clinic.roles import user_may
-from clinic.web import add_service_errors, staff_view
+from core.conflicts import StaleVersion
+from core.roles import user_may
+from core.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.selectors import report_list
 from screening.forms import ReviewForm, dme_choice

@@ -79,7 +79,7 @@ def is_scalar(value) -> bool:
 
 @register.filter(name="can_see_statistics")
 def can_see_statistics_filter(user) -> bool:
-    from clinic.web import can_see_statistics
+    from core.web import can_see_statistics
 
     return can_see_statistics(user)
 
@@ -88,6 +88,6 @@ def can_see_statistics_filter(user) -> bool:
 def may(user, permission: str) -> bool:
     """`{% if user|may:"screening.sign_doctorreview" %}`: a clinical act needs the doctor role,
     which `perms` (True for a superuser) does not check."""
-    from clinic.roles import user_may
+    from core.roles import user_may
 
     return user_may(user, permission)

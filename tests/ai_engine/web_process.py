@@ -1,9 +1,10 @@
 """A web process in miniature: which heavy inference libraries does serving pages load?
 
 Run by test_web_imports.py in a fresh interpreter (the test process has torch loaded by other
-tests). Imports clinic.urls and every app's web-side modules, then serves representative
-pages and API calls through django.test.Client against an in-memory SQLite database, and
-prints JSON: the libraries loaded and, for each, the import chain that first asked for it.
+tests). Imports clinic.urls and the web-side modules of core, clinic and every app, then serves
+representative pages and API calls through django.test.Client against an in-memory SQLite
+database, and prints JSON: the libraries loaded and, for each, the import chain that first
+asked for it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "timm", "pytorch_grad_cam")
-APPS = ("clinic", "patients", "screening", "ai_engine", "reports")
+APPS = ("core", "clinic", "patients", "screening", "ai_engine", "reports")
 WEB_MODULES = ("urls", "api_urls", "views", "api", "admin", "selectors", "services", "tasks")
 first_import: dict[str, list[str]] = {}
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from ai_engine.models import Analysis, Finding
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.models import Patient, PatientAccount
 from reports.models import Report
 from screening.models import DoctorReview, FundusImage, ScreeningRecord

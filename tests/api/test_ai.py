@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ai_engine.models import Analysis, AnalysisStatus
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import RecordStatus, ScreeningRecord
 from tests.api.conftest import analyse
 from tests.factories import PatientFactory, ScreeningRecordFactory

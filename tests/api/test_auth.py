@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from werkzeug import Response as WerkzeugResponse
 
 from clinic.auth_api import BIND_TOKEN_SALT
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.models import PatientAccount
 from tests.api.conftest import OWN_OPENID
 

@@ -11,7 +11,7 @@ import base64
 import pytest
 from django.urls import reverse
 
-from clinic.api import JSON_MAX_DEPTH
+from core.api import JSON_MAX_DEPTH
 from patients.models import Patient
 
 NESTED_1000 = b"[" * 1000 + b"]" * 1000

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from tests.factories import ScreeningRecordFactory
 
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from PIL import Image
 
 from ai_engine.models import Finding
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import FundusImage
 from tests.api.conftest import bearer
 from tests.factories import UserFactory

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.identifiers import mask_national_id, mask_phone, national_id_check_char
 from patients.models import Patient
 from tests.factories import PatientFactory

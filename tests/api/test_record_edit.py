@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import ScreeningRecord
 
 
@@ -154,7 +154,7 @@ def test_a_signed_screening_is_locked(as_tech, signed_record):
 
 
 def test_doctors_do_not_edit_measurements(as_doctor, record):
-    """Per clinic.roles the doctor role has no change_screeningrecord (as on the web form)."""
+    """Per core.roles the doctor role has no change_screeningrecord (as on the web form)."""
     before = measurements(record)
     response = patch(as_doctor, record, {"iop_od": "30"})
     assert response.status_code == 403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import DoctorReview
 
 REVIEW = {"conclusion_codes": ["dr_moderate"], "recommendation": "refer"}

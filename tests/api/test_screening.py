@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from ai_engine.models import Analysis
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import DoctorReview, FundusImage, RecordStatus, ScreeningRecord
 from screening.services import review_save_draft
 from screening.uploads import validate_fundus_upload

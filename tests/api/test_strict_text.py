@@ -7,7 +7,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
-from clinic.api import StrictCharField
+from core.api import StrictCharField
 
 
 def request_serializers(monkeypatch) -> dict[str, serializers.Serializer]:

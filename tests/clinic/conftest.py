@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
-from clinic.env import env_s3_media_storage
+from core.env import env_s3_media_storage
 from tests.conftest import REQUIRE_SERVICES
 
 REGION = "us-east-1"

@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.models import Patient
 from screening.models import DoctorReview, FundusImage, RecordStatus, ScreeningRecord
 from tests.conftest import fundus_like_jpeg
@@ -164,8 +164,8 @@ def test_search_by_phone_works_on_the_masked_list(client, technician, patient):
         ("technician", "/admin/screening/doctorreview/add/", 403),
         ("doctor", "/admin/patients/patient/add/", 403),
         ("doctor", "/admin/screening/screeningrecord/add/", 403),
-        ("technician", "/admin/clinic/auditevent/", 403),
-        ("administrator", "/admin/clinic/auditevent/", 200),
+        ("technician", "/admin/core/auditevent/", 403),
+        ("administrator", "/admin/core/auditevent/", 200),
         ("doctor", "/admin/patients/patient/", 200),
     ],
 )
@@ -184,15 +184,15 @@ def test_patients_cannot_enter_the_admin(client, patient_user):
 
 
 def test_the_audit_log_is_read_only_even_for_administrators(client, admin_user, patient, doctor):
-    from clinic.audit import audit_log
+    from core.audit import audit_log
 
     event = audit_log(actor=doctor, action="view", obj=patient)
     client.force_login(admin_user)
     assert (
-        client.post(f"/admin/clinic/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code
+        client.post(f"/admin/core/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code
         == 403
     )
-    page = client.get(f"/admin/clinic/auditevent/{event.pk}/change/").content.decode()
+    page = client.get(f"/admin/core/auditevent/{event.pk}/change/").content.decode()
     assert 'name="_save"' not in page
     assert AuditEvent.objects.filter(pk=event.pk).exists()
 

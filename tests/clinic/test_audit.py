@@ -1,8 +1,8 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from clinic.audit import audit_log, audit_source
-from clinic.models import AuditEvent
+from core.audit import audit_log, audit_source
+from core.models import AuditEvent
 from tests.conftest import REQUIRE_SERVICES
 
 

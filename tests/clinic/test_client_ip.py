@@ -1,4 +1,4 @@
-"""The client's address: one function (clinic.context.client_ip) driven by TRUSTED_PROXY_COUNT
+"""The client's address: one function (core.context.client_ip) driven by TRUSTED_PROXY_COUNT
 decides it for the audit log, django-axes, the API throttles and the WeChat binding limits.
 
 Behind the shipped nginx every request arrives from 127.0.0.1 and nginx *sets*
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from clinic.context import client_ip
-from clinic.models import AuditEvent
+from core.context import client_ip
+from core.models import AuditEvent
 from tests.clinic.test_settings_and_commands import PRODUCTION_ENV, manage
 
 PASSWORD = "correct horse battery staple"
@@ -117,9 +117,9 @@ PRINT_PROXY_SETTINGS = (
 @pytest.mark.parametrize(
     ("env", "printed"),
     [
-        ({}, "1 1 clinic.context.client_ip"),  # behind the shipped nginx
-        ({"TRUSTED_PROXY_COUNT": "2"}, "2 2 clinic.context.client_ip"),
-        ({"TRUSTED_PROXY_COUNT": "0"}, "0 0 clinic.context.client_ip"),
+        ({}, "1 1 core.context.client_ip"),  # behind the shipped nginx
+        ({"TRUSTED_PROXY_COUNT": "2"}, "2 2 core.context.client_ip"),
+        ({"TRUSTED_PROXY_COUNT": "0"}, "0 0 core.context.client_ip"),
     ],
 )
 def test_one_setting_drives_drf_and_axes(env, printed):

@@ -1,10 +1,10 @@
 """The one-way dependency rule of DESIGN §1, read from the source with `ast`.
 
-patients ← screening ← ai_engine ← reports: an app imports only itself, earlier apps and
-clinic's base modules — at module level or inside a function. clinic's base modules (and the
-clinic modules the apps import) import none of the four apps; the site shell (clinic/pages,
-clinic/urls.py, the API and admin wiring) may import them all. The inference core imports no
-Django and no app.
+core ← patients ← screening ← ai_engine ← reports ← clinic: a package imports only itself and the
+packages before it — at module level, inside a function or under TYPE_CHECKING. `core` (the
+foundation) imports none of ours; `clinic` (settings, urls and the site shell) may import them all
+and none imports it. The inference core imports no Django and nothing of ours outside itself. No
+module imports itself back through others (no import circle), inside a package or across them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("patients", "screening", "ai_engine", "reports")
-CLINIC_BASE = ("models", "audit", "roles", "env", "tasks", "media")
+# Bottom to top: each imports only itself and those before it.
+LAYERS = ("core", *APPS, "clinic")
+OURS = set(LAYERS)
 DYNAMIC_IMPORTS = {"import_module", "import_string", "__import__"}
 
 
@@ -84,59 +86,116 @@ def test_the_walker_sees_lazy_relative_and_dynamic_imports(tmp_path):
         (4, "reports.models.Report"),
         (5, "ai_engine.views"),
     ]
-    assert all(len(source_files(app)) > 5 for app in APPS)
+    assert all(len(source_files(package)) > 5 for package in LAYERS)
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_an_app_imports_no_later_app(app):
-    later = set(APPS[APPS.index(app) + 1 :])
+def module_graph() -> dict[str, set[str]]:
+    """Our modules (migrations aside) and the modules of ours each one imports."""
+    files = {module_name(path): path for package in LAYERS for path in source_files(package)}
+    return {
+        module: {name for _line, name in imported_modules(path) if name in files and name != module}
+        for module, path in files.items()
+    }
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(circles)
+
+
+def test_the_circle_finder_finds_direct_and_long_circles():
+    graph = {
+        "a.results": {"a.areas"},
+        "a.areas": {"a.results", "a.preprocess"},
+        "a.preprocess": set(),
+        "b.x": {"b.y"},
+        "b.y": {"b.z"},
+        "b.z": {"b.x", "a.preprocess"},
+    }
+    assert import_circles(graph) == [["a.areas", "a.results"], ["b.x", "b.y", "b.z"]]
+    assert import_circles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_a_package_imports_only_itself_and_the_packages_below(package):
+    above = set(LAYERS[LAYERS.index(package) + 1 :])
     found = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
-        for path in source_files(app)
+        for path in source_files(package)
         for line, module in imported_modules(path)
-        if top(module) in later
+        if top(module) in above
     ]
     assert found == []
 
 
-def clinic_base_modules() -> set[str]:
-    """The named base modules, the clinic modules the apps import, and what those import."""
-    wanted = {f"clinic.{name}" for name in CLINIC_BASE}
-    for app in APPS:
-        for path in source_files(app):
-            wanted |= {m for _line, m in imported_modules(path) if top(m) == "clinic"}
-    modules: set[str] = set()
-    while wanted:
-        name = wanted.pop()
-        path = ROOT / (name.replace(".", "/") + ".py")
-        if name in modules or not path.exists():  # `from clinic.x import func` names no file
-            continue
-        modules.add(name)
-        wanted |= {m for _line, m in imported_modules(path) if top(m) == "clinic"}
-    return modules
-
-
-def test_clinic_base_modules_import_none_of_the_apps():
-    modules = clinic_base_modules()
-    assert {f"clinic.{name}" for name in CLINIC_BASE} <= modules
-    assert "clinic.settings" not in modules
+def test_core_and_the_apps_leave_the_shell_alone():
+    """Spelled out for the reader: `clinic` is the top, nothing of ours but itself imports it."""
     found = [
-        f"{name}:{line} imports {module}"
-        for name in sorted(modules)
-        for line, module in imported_modules(ROOT / (name.replace(".", "/") + ".py"))
-        if top(module) in APPS
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for package in ("core", *APPS)
+        for path in source_files(package)
+        for line, module in imported_modules(path)
+        if top(module) == "clinic"
     ]
+    assert found == []
+    assert len(source_files("core")) > 10
+
+
+def test_core_migrations_depend_on_no_app_of_ours():
+    found = []
+    for path in sorted((ROOT / "core" / "migrations").glob("0*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) == 2
+                and all(isinstance(elt, ast.Constant) for elt in node.elts)
+                and node.elts[0].value in OURS - {"core"}
+            ):
+                found.append(f"{path.name} depends on {node.elts[0].value}.{node.elts[1].value}")
     assert found == []
 
 
-def test_the_inference_core_imports_no_django_and_no_app():
+def test_no_module_of_ours_imports_itself_back():
+    graph = module_graph()
+    assert "ai_engine.inference.areas" in graph["ai_engine.inference.predict"]
+    assert import_circles(graph) == []
+
+
+def test_the_inference_core_imports_no_django_and_nothing_of_ours():
     files = source_files("ai_engine/inference")
     assert len(files) > 3
+    django = {"django", "rest_framework", "django_q", "django_filters", "drf_spectacular"}
     found = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
         for path in files
         for line, module in imported_modules(path)
-        if top(module) in {"django", "rest_framework", "django_q", "clinic", *APPS}
-        and not module.startswith("ai_engine.inference")
+        if top(module) in django | OURS and not module.startswith("ai_engine.inference")
     ]
     assert found == []

@@ -12,8 +12,8 @@ from django.db import OperationalError
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.test import Client
 
-from clinic.errors import MESSAGES, SERVER_ERROR_MESSAGES, STORAGE_MESSAGES
-from clinic.media import MediaStorageUnavailable
+from core.errors import MESSAGES, SERVER_ERROR_MESSAGES, STORAGE_MESSAGES
+from core.media import MediaStorageUnavailable
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

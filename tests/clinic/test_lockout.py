@@ -1,6 +1,6 @@
 """Brute-force lockout (django-axes) on the web, admin and API sign-ins, audited."""
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 
 PASSWORD = "correct horse battery staple"
 

@@ -1,8 +1,8 @@
 import json
 import logging
 
-from clinic.audit import audit_source
-from clinic.logs import JsonFormatter, RequestContextFilter
+from core.audit import audit_source
+from core.logs import JsonFormatter, RequestContextFilter
 
 
 def test_log_records_carry_the_request_id_and_format_as_json():

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from clinic.roles import ROLE_PERMISSIONS, Role, user_role_labels, user_roles
+from core.roles import ROLE_PERMISSIONS, Role, user_role_labels, user_roles
 from tests.factories import UserFactory
 
 ACTIONS = {
@@ -15,7 +15,7 @@ ACTIONS = {
     "upload photo": "screening.add_fundusimage",
     "write review": "screening.change_doctorreview",
     "sign review": "screening.sign_doctorreview",
-    "read audit log": "clinic.view_auditevent",
+    "read audit log": "core.view_auditevent",
     "manage users": "auth.change_user",
 }
 EXPECTED = {
@@ -59,7 +59,7 @@ def test_staff_roles_reach_the_admin_and_patients_do_not(db):
 def test_syncing_with_the_live_registry_leaves_it_intact(db):
     from django.apps import apps
 
-    from clinic.roles import sync_role_groups
+    from core.roles import sync_role_groups
 
     before = {config.label: config.models_module for config in apps.get_app_configs()}
     sync_role_groups(apps)

@@ -21,9 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from clinic.env import env_s3_media_storage
-from clinic.media import MediaStorageUnavailable
-from clinic.models import AuditEvent
+from core.env import env_s3_media_storage
+from core.media import MediaStorageUnavailable
+from core.models import AuditEvent
 from screening.models import FundusImage, RecordStatus, ScreeningRecord
 from screening.services import image_delete, image_upload
 from tests.clinic.conftest import free_port, use_bucket
@@ -58,7 +58,7 @@ def test_the_bucket_and_its_keys_come_from_the_environment_or_secret_files(monke
     monkeypatch.delenv("MEDIA_S3_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("MEDIA_S3_SECRET_ACCESS_KEY", raising=False)
     assert env_s3_media_storage() == {
-        "BACKEND": "clinic.storage.PrivateMediaStorage",
+        "BACKEND": "core.storage.PrivateMediaStorage",
         "OPTIONS": {
             "bucket_name": "clinic-media",
             "endpoint_url": "https://minio.clinic.lan:9000",
@@ -118,7 +118,7 @@ def test_settings_make_the_bucket_the_default_storage(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDIA_S3_BUCKET", "clinic-media")
     monkeypatch.delenv("MEDIA_X_ACCEL_PREFIX", raising=False)
     loaded = runpy.run_path(str(REPO_ROOT / "clinic" / "settings.py"))
-    assert loaded["STORAGES"]["default"]["BACKEND"] == "clinic.storage.PrivateMediaStorage"
+    assert loaded["STORAGES"]["default"]["BACKEND"] == "core.storage.PrivateMediaStorage"
     assert loaded["STORAGES"]["default"]["OPTIONS"]["bucket_name"] == "clinic-media"
 
     monkeypatch.delenv("MEDIA_S3_BUCKET")

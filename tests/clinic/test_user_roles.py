@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
-from clinic.models import AuditEvent
-from clinic.roles import user_set_roles
+from core.models import AuditEvent
+from core.roles import user_set_roles
 from tests.factories import UserFactory
 
 

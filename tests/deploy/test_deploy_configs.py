@@ -17,7 +17,7 @@ import pytest
 import requests
 from django.db import connection
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from tests.conftest import REPO_ROOT, REQUIRE_SERVICES, fundus_like_jpeg
 
 DEPLOY = REPO_ROOT / "deploy"

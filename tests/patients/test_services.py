@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.identifiers import national_id_check_char
 from patients.models import Patient
 from patients.services import patient_create, patient_delete, patient_next_id, patient_update

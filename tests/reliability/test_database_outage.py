@@ -19,8 +19,8 @@ from django.test import Client
 from django.urls import path
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from clinic.errors import MESSAGES
-from clinic.models import AuditEvent
+from core.errors import MESSAGES
+from core.models import AuditEvent
 from patients.models import Patient
 from screening.models import FundusImage
 from tests.conftest import fundus_like_jpeg

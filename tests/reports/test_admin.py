@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from reports.models import Report
 from reports.services import report_generate
 

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from reports.models import Report
 from reports.services import report_generate
 from tests.factories import UserFactory

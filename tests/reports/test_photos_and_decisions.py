@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from reports.facts import report_inputs
 from reports.services import report_generate
 from reports.summary import template_summary

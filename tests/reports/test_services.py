@@ -8,8 +8,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 
-from clinic.conflicts import StaleVersion
-from clinic.models import AuditEvent
+from core.conflicts import StaleVersion
+from core.models import AuditEvent
 from reports import services
 from reports.models import CODE_ALPHABET, Report
 from reports.services import report_approve_summary, report_generate

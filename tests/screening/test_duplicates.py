@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import FundusImage
 from screening.services import DuplicatePhotoHeld, image_upload
 from tests.api.conftest import bearer

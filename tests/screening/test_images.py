@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import FundusImage, RecordStatus, ScreeningRecord
 from screening.services import image_delete, image_upload
 from tests.conftest import fundus_like_jpeg

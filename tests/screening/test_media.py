@@ -4,7 +4,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.services import image_upload
 from tests.factories import UserFactory
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import RecordStatus, ScreeningRecord, iop_flag, logmar_from_decimal
 from screening.services import record_create, record_transition, record_update
 

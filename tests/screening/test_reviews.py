@@ -7,8 +7,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from clinic.conflicts import StaleVersion
-from clinic.models import AuditEvent
+from core.conflicts import StaleVersion
+from core.models import AuditEvent
 from screening.models import DoctorReview, RecordStatus, ScreeningRecord
 from screening.selectors import record_current_review
 from screening.services import review_save_and_sign, review_save_draft, review_sign

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from PIL import Image, ImageChops, ImageStat
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening import services
 from screening.models import FundusImage
 from screening.services import image_upload

@@ -20,7 +20,7 @@ from django.utils import timezone
 from ai_engine.models import AnalysisStatus, TriageLevel
 from ai_engine.monitoring import STAGE_ORDER
 from ai_engine.wording import ABNORMAL_AREAS, QUALITY_REASONS
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from reports.models import ReportStatus
 from reports.services import report_generate
 from screening.models import ConclusionCode, Recommendation, RecordStatus
@@ -206,9 +206,9 @@ def test_every_staff_page_is_chinese_without_raw_codes(client, settings, clinic_
         reverse("statistics"),
         reverse("pages:operations"),
         reverse("admin:index"),
-        reverse("admin:clinic_auditevent_changelist"),
+        reverse("admin:core_auditevent_changelist"),
         reverse(
-            "admin:clinic_auditevent_change",
+            "admin:core_auditevent_change",
             args=[AuditEvent.objects.filter(changes__has_key="listed_patients").get().pk],
         ),
         reverse("admin:reports_report_change", args=[report.pk]),

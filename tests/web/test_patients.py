@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from patients.models import Patient
 from tests.factories import PatientFactory, ScreeningRecordFactory
 

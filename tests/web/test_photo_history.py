@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import FundusImage, RecordStatus, ScreeningRecord
 from tests.ai_results import make_retaken, multiclass_package
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 from screening.models import DoctorReview, FundusImage, RecordStatus, ScreeningRecord
 from screening.services import review_save_draft
 from tests.factories import ScreeningRecordFactory, UserFactory

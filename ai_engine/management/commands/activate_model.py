@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ai_engine.models import ModelPackage
 from ai_engine.services import package_set_active
-from clinic.audit import audit_source
+from core.audit import audit_source
 
 
 class Command(BaseCommand):

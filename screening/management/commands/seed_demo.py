@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from clinic.audit import audit_source
+from core.audit import audit_source
 from patients.models import Patient
 from patients.services import patient_create
 from screening.services import image_upload, record_create

@@ -106,7 +106,7 @@ def env_s3_media_storage() -> dict[str, Any] | None:
             f"not {addressing_style!r}"
         )
     return {
-        "BACKEND": "clinic.storage.PrivateMediaStorage",
+        "BACKEND": "core.storage.PrivateMediaStorage",
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL").strip() or None,

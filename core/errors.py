@@ -24,7 +24,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
-from clinic.media import MediaStorageUnavailable
+from core.media import MediaStorageUnavailable
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 30

@@ -36,12 +36,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clinic.audit import audit_log
-from clinic.conflicts import StaleVersion
-from clinic.context import client_ip
-from clinic.models import AuditEvent
-from clinic.roles import user_may
-from clinic.text import normalize_name
+from core.audit import audit_log
+from core.conflicts import StaleVersion
+from core.context import client_ip
+from core.models import AuditEvent
+from core.roles import user_may
+from core.text import normalize_name
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class StrictRegexField(StrictCharField, serializers.RegexField):
 
 class NameField(StrictCharField):
     """A person's name: NFC-normalised; control/format characters and mark stacks refused
-    (clinic.text.normalize_name, the same rule as the services and the web forms)."""
+    (core.text.normalize_name, the same rule as the services and the web forms)."""
 
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)

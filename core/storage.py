@@ -1,8 +1,8 @@
 """Private media on S3-compatible object storage (AWS S3, MinIO, Ceph RGW, Aliyun OSS, Tencent COS).
 
-Selected by `MEDIA_S3_BUCKET` (see `clinic.env.env_s3_media_storage`), so every web and worker
+Selected by `MEDIA_S3_BUCKET` (see `core.env.env_s3_media_storage`), so every web and worker
 host reads and writes the same photos, heatmaps and PDFs. Files still go out only through the
-permission-checked views of `clinic.media`, which stream them; nothing here hands out URLs.
+permission-checked views of `core.media`, which stream them; nothing here hands out URLs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
-from clinic.media import MediaStorageUnavailable
+from core.media import MediaStorageUnavailable
 
 # A bucket that does not answer fails an upload within seconds, not after boto's default
 # 60 s connect timeout times five legacy retries. Attempts are counted with botocore's

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 
-from clinic.roles import Role, user_may, user_roles
+from core.roles import Role, user_may, user_roles
 
 STATISTICS_ROLES = {Role.ADMINISTRATOR.value, Role.DOCTOR.value}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from clinic.context import current_audit_context
+from core.context import current_audit_context
 
 
 class RequestContextFilter(logging.Filter):

@@ -38,7 +38,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "-screening.change_doctorreview",
         "-screening.sign_doctorreview",
         "-reports.approve_summary",
-        "clinic.view_auditevent",
+        "core.view_auditevent",
         "clinic.view_webhookdelivery",
         "clinic.view_workerheartbeat",
         "auth.view_user",
@@ -255,8 +255,8 @@ def _role_names(user) -> set[str]:
 def _audit_role_change(
     *, actor, user, before: set[str], after: set[str], superuser: tuple[bool, bool] = (False, False)
 ) -> None:
-    from clinic.audit import audit_log
-    from clinic.models import AuditEvent
+    from core.audit import audit_log
+    from core.models import AuditEvent
 
     changes: dict[str, list] = {}
     if before != after:

@@ -2,7 +2,7 @@
 reach the database or the media storage, not a bare 500.
 
 Errors raised outside a view (session, authentication, other middleware) reach
-`clinic.errors.server_error` (handler500), which answers the same 503.
+`core.errors.server_error` (handler500), which answers the same 503.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from clinic.errors import service_unavailable, unavailable_cause
+from core.errors import service_unavailable, unavailable_cause
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 from django.apps import apps
 from django.core.management.base import BaseCommand
 
-from clinic.roles import ROLE_PERMISSIONS, sync_role_groups
+from core.roles import ROLE_PERMISSIONS, sync_role_groups
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from clinic.roles import Role, role_assign
+from core.roles import Role, role_assign
 
 FIRST_USERS = (
     ("admin", Role.ADMINISTRATOR, "管理员 Admin"),

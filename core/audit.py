@@ -12,14 +12,14 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 
-from clinic.context import (
+from core.context import (
     AuditContext,
     _context,
     audit_source,
     client_ip,
     current_audit_context,
 )
-from clinic.models import AuditEvent
+from core.models import AuditEvent
 
 __all__ = ["AuditContext", "audit_log", "audit_source", "current_audit_context", "field_changes"]
 
