@@ -67,6 +67,8 @@ def reproducing_command(
             words.append(flag)
         elif isinstance(value, list) and action.type in (key_value,):
             words.extend(f"{flag} {shlex.quote(f'{k}={v}')}" for k, v in value)
+        elif isinstance(value, list) and isinstance(action, argparse._AppendAction):  # noqa: SLF001
+            words.extend(f"{flag} {shlex.quote(str(v))}" for v in value)  # --data A --data B
         elif isinstance(value, list):
             words.append(f"{flag} {shlex.quote(','.join(str(v) for v in value))}")
         elif isinstance(value, dict):

@@ -236,3 +236,21 @@ def test_several_sources_must_not_share_patients_or_miscount_columns(tmp_path: P
         )
     with pytest.raises(DatasetError, match="need --labels"):
         load_datasets([mx, mx], task="multiclass", label_column="dme")
+
+
+def test_the_recorded_recipe_repeats_data_for_each_source() -> None:
+    import argparse
+
+    from ai_engine.training.cli import add_train_arguments, reproducing_command
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser, cache_dir="var/cache")
+    options = vars(
+        parser.parse_args(
+            ["--data", "a/labels.csv", "--data", "b/labels.csv", "--label-column", "dme,mac"]
+            + ["--out", "pkg"]
+        )
+    )
+    command = reproducing_command(parser, options, "python manage.py train_model", set())
+    assert "--data a/labels.csv --data b/labels.csv" in command
+    assert "--label-column dme,mac" in command
