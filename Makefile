@@ -74,6 +74,33 @@ screening-model: python
 		--intended-use "Research use — not for diagnosis. Demonstration model that sorts a fundus photo into normal / cataract / glaucoma for research on screening workflows; every result needs an ophthalmologist's review." \
 		--threads 1 --out ai_engine/packages/ophai-screening
 
+# ophai-dr and ophai-dme as bundled: CPU recipes (no GPU was available); `make gpu-recipe-dr` is the
+# stronger GPU recipe. DR trains in two budgeted stages (70 + 45 min), then its screening operating
+# point is chosen on validation (sensitivity >= 0.90).
+DR_DATA = --data ../shared/data/fundus/labels.csv --data ../shared/data/dr_camera/labels.csv \
+	--labels dr_grade_0,dr_grade_1,dr_grade_2,dr_grade_3,dr_grade_4
+DIABETIC_COMMON = --val-fraction 0.15 --test-fraction 0.2 --arch mobilenetv2_100 --input-size 224 \
+	--preprocessing fundus_crop,pad_square,resize,ben_graham,normalize --epochs 40 --phase1-epochs 0 \
+	--lr2 1e-3 --ema 0.99 --patience 40 --threads 1 --cam-method gradcam --cam-layers blocks.6
+PRETRAINED = ../shared/data/pretrained/mobilenetv2_100_imagenet.safetensors
+.PHONY: dr-model dme-model
+dr-model: python
+	$(PY) manage.py train_model $(DR_DATA) $(DIABETIC_COMMON) --loss ce --label-smoothing 0.1 \
+		--init $(PRETRAINED) --budget-minutes 70 --out var/runs/ophai-dr-stage1 --name ophai-dr \
+		--model-version 1.0.0
+	$(PY) manage.py train_model $(DR_DATA) $(DIABETIC_COMMON) --loss ce --label-smoothing 0.1 \
+		--init var/runs/ophai-dr-stage1/model.safetensors --bn-init keep \
+		--arch-kwargs '{"pad_type":"same"}' --mean 0.5,0.5,0.5 --std 0.50196,0.50196,0.50196 \
+		--budget-minutes 45 --warmup-epochs 0.3 --out ai_engine/packages/ophai-dr --name ophai-dr \
+		--model-version 1.0.0
+	$(PY) manage.py set_operating_point ai_engine/packages/ophai-dr --sensitivity 0.9
+dme-model: python
+	$(PY) manage.py train_model --data ../shared/data/dme/labels.csv \
+		--data ../shared/data/dr_camera/labels.csv --task binary --labels dme --positive 1,yes \
+		--label-column dme,maculopathy $(DIABETIC_COMMON) --loss bce --init $(PRETRAINED) \
+		--budget-minutes 45 --out ai_engine/packages/ophai-dme --name ophai-dme --model-version 1.0.0
+	THREADS=1 scripts/dme_subset_check.sh ai_engine/packages/ophai-dme
+
 # Retrain the quality model into ai_engine/packages/ophai-quality: EyeQ grades joined with
 # fundus/labels.csv (into var/, never committed), MobileNetV2 at 224 px without photometric
 # jitter, 11 epochs (what the 20-minute budget fitted on the busy CPU), then the reject threshold

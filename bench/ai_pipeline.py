@@ -89,6 +89,14 @@ def main() -> int:
     parser.add_argument(
         "--quality", type=Path, default=None, help="a quality package (card role quality)"
     )
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="another package run in the same per-photo pipeline (repeat; e.g. every default "
+        "package: --also ai_engine/packages/ophai-dr --also ai_engine/packages/ophai-dme)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,9 +121,11 @@ def main() -> int:
             print(f"photos missing: {missing}")
             return 1
         gate = None if args.quality is None else ModelPackage.load(args.quality, args.device)
-        for packages in ([package], [package, gate]) if gate else ([package],):
+        base = [package, *(ModelPackage.load(extra, args.device) for extra in args.also)]
+        for packages in (base, [*base, gate]) if gate else (base,):
             analyse_images([next(iter(PHOTOS.values()))], packages, cam=True)  # warm-up
-            with_gate = f", with {gate.card.name} {gate.card.version}" if len(packages) > 1 else ""
+            names = ", ".join(f"{p.card.name} {p.card.version}" for p in packages)
+            with_gate = f" ({names})"
             print(
                 f"\nper photo{with_gate}, median of {args.repeat} runs, seconds; cam and png cover "
                 "every CAM"

@@ -429,7 +429,7 @@ AI_DEVICE = env_str("AI_DEVICE", "auto")  # auto | cpu | cuda
 AI_MODEL_DIRS = env_list("AI_MODEL_DIRS", [str(BASE_DIR / "ai_engine" / "packages")])
 # Bundled packages that `register_model --bundled --activate-if-none` (make run) activates on a
 # fresh machine; the other bundled packages are registered inactive.
-AI_DEFAULT_PACKAGES = env_list("AI_DEFAULT_PACKAGES", ["ophai-screening"])
+AI_DEFAULT_PACKAGES = env_list("AI_DEFAULT_PACKAGES", ["ophai-screening", "ophai-dr", "ophai-dme"])
 AI_TASK_TIMEOUT = Q_CLUSTER["ALT_CLUSTERS"]["ai"]["timeout"]
 AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 AI_RECONCILE_GRACE = env_int("AI_RECONCILE_GRACE", 60)

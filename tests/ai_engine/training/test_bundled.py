@@ -125,3 +125,43 @@ def test_bundled_quality_package_is_a_quality_model_with_its_eyeq_figures() -> N
     assert "Reproduce with: python manage.py train_model" in card.training_data
     assert (QUALITY / "model.safetensors").stat().st_size < 25 * 1024 * 1024
     assert not (QUALITY / "checkpoint.pt").exists()
+
+
+DR = PACKAGES / "ophai-dr"
+DME = PACKAGES / "ophai-dme"
+LICENCE_LINES = {
+    "dr": ("Kaggle EyePACS", "SRahimDR/DR-image-dataset", "Apache-2.0"),
+    "dme": ("Hughes Cano", "SRahimDR/DR-image-dataset", "Apache-2.0"),
+}
+
+
+def test_bundled_dr_package_states_its_operating_point_and_sources() -> None:
+    package = ModelPackage.load(DR, "cpu")
+    card = package.card
+    assert [label.code for label in card.labels] == [f"dr{g}" for g in range(5)]
+    grading = card.dr_grading
+    assert grading["scheme"] == "icdr_0_4" and grading["referable_from"] == 2
+    assert 0 < grading["referable_threshold"] < 0.5  # sensitivity first
+    point = grading["operating_point"]
+    assert point["chosen_on"] == "validation" and point["sensitivity"] >= 0.9
+    assert "ben_graham" in card.preprocessing
+    assert card.demonstration and "not for diagnosis" in card.intended_use_text("en").lower()
+    assert "不可用于诊断" in card.intended_use_text("zh") and "不可用于诊断" in card.evidence_text(
+        "zh"
+    )
+    assert all(line in card.training_data for line in LICENCE_LINES["dr"])
+    assert "make dr-model" in card.training_data
+    assert (card.cam.method, card.cam.target_layers) == ("gradcam", ("blocks.6",))
+    assert (DR / "model.safetensors").stat().st_size < 25 * 1024 * 1024
+
+
+def test_bundled_dme_package_states_its_subset_effect_and_sources() -> None:
+    card = ModelPackage.load(DME, "cpu").card
+    assert card.task == "binary" and [label.code for label in card.labels] == ["DME"]
+    assert "subset effect" in card.evidence_text("en") and "子集效应" in card.evidence_text("zh")
+    assert all(line in card.training_data for line in LICENCE_LINES["dme"])
+    assert "--data ../shared/data/dme/labels.csv --data ../shared/data/dr_camera/labels.csv" in (
+        card.training_data
+    )
+    assert "subset_check_known_dr" in card.validation
+    assert (DME / "model.safetensors").stat().st_size < 25 * 1024 * 1024
