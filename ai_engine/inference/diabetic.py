@@ -52,8 +52,29 @@ def is_dme_card(card: Mapping[str, Any]) -> bool:
     )
 
 
+class _FromModel:
+    """What an assessment says about the model that made it (its card's name, version, flag and
+    evidence line in the reader's language)."""
+
+    model_name: str
+    model_version: str
+    demonstration: bool
+    evidence_zh: str
+    evidence_en: str
+
+    def evidence(self, language: str = "zh") -> str:
+        return self.evidence_zh if language.startswith("zh") else self.evidence_en
+
+    def model_dict(self, language: str = "zh") -> dict[str, Any]:
+        return {
+            "model": {"name": self.model_name, "version": self.model_version},
+            "demonstration": self.demonstration,
+            "evidence": self.evidence(language),
+        }
+
+
 @dataclass(frozen=True)
-class DrAssessment:
+class DrAssessment(_FromModel):
     """One photo's ICDR grade from one ``dr_grading`` model."""
 
     model_name: str
@@ -104,14 +125,9 @@ class DrAssessment:
     def words(self, language: str = "zh") -> str:
         return dr_grade_words(self.grade, language)
 
-    def evidence(self, language: str = "zh") -> str:
-        return self.evidence_zh if language.startswith("zh") else self.evidence_en
-
     def to_dict(self, language: str = "zh") -> dict[str, Any]:
         return {
-            "model": {"name": self.model_name, "version": self.model_version},
-            "demonstration": self.demonstration,
-            "evidence": self.evidence(language),
+            **self.model_dict(language),
             "grade": self.grade,
             "grade_text": self.words(language),
             "grade_probability": round(self.grade_probability, 4),
@@ -127,7 +143,7 @@ class DrAssessment:
 
 
 @dataclass(frozen=True)
-class DmeAssessment:
+class DmeAssessment(_FromModel):
     """One photo's macular-oedema probability from one model, against its card's threshold."""
 
     model_name: str
@@ -146,14 +162,9 @@ class DmeAssessment:
         zh, en = DME_NAMES if self.positive else NO_DME_NAMES
         return zh if language.startswith("zh") else en
 
-    def evidence(self, language: str = "zh") -> str:
-        return self.evidence_zh if language.startswith("zh") else self.evidence_en
-
     def to_dict(self, language: str = "zh") -> dict[str, Any]:
         return {
-            "model": {"name": self.model_name, "version": self.model_version},
-            "demonstration": self.demonstration,
-            "evidence": self.evidence(language),
+            **self.model_dict(language),
             "positive": self.positive,
             "text": self.words(language),
             "probability": round(self.probability, 4),

@@ -173,6 +173,22 @@ def load_dataset(
     return _to_samples(rows, labels, task, image_root, positive, description)
 
 
+def label_columns_for(label_column: str | Sequence[str], n_datasets: int) -> list[str]:
+    """``--label-column``: one name (or a comma list) for all datasets, or one per dataset."""
+    if isinstance(label_column, str):
+        columns = [c.strip() for c in label_column.split(",") if c.strip()]
+    else:
+        columns = list(label_column)
+    columns = columns or ["label"]
+    if len(columns) == 1:
+        columns = columns * n_datasets
+    if len(columns) != n_datasets:
+        raise DatasetError(
+            f"{len(columns)} label columns for {n_datasets} datasets; give one, or one per dataset"
+        )
+    return columns
+
+
 def load_datasets(
     data: str | Path | Sequence[str | Path],
     *,
@@ -188,15 +204,9 @@ def load_datasets(
     yield the same labels. Patients keep their own IDs, so sources must not share patient keys.
     """
     datas = [data] if isinstance(data, (str, Path)) else list(data)
-    columns = [label_column] if isinstance(label_column, str) else list(label_column)
     if not datas:
         raise DatasetError("no dataset given")
-    if len(columns) == 1:
-        columns = columns * len(datas)
-    if len(columns) != len(datas):
-        raise DatasetError(
-            f"{len(columns)} label columns for {len(datas)} datasets; give one, or one per dataset"
-        )
+    columns = label_columns_for(label_column, len(datas))
     if len(datas) > 1 and images is not None:
         raise DatasetError("--images applies to one dataset; with several, paths are per CSV")
     if len(datas) > 1 and labels is None and task != "binary":

@@ -107,7 +107,7 @@ class Command(BaseCommand):
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
         from ai_engine.training.camsheet import cam_sheet
-        from ai_engine.training.data import DatasetError
+        from ai_engine.training.data import DatasetError, label_columns_for
         from ai_engine.training.evaluate import (
             DatasetSpec,
             evaluate_package,
@@ -115,15 +115,10 @@ class Command(BaseCommand):
             write_report,
         )
 
-        columns = options["label_column"]
-        columns = comma_list(columns) if isinstance(columns, str) else list(columns)
-        if len(columns) == 1:
-            columns = columns * len(options["datasets"])
-        if len(columns) != len(options["datasets"]):
-            raise CommandError(
-                f"{len(columns)} label columns for {len(options['datasets'])} datasets; "
-                "give one, or one per dataset"
-            )
+        try:
+            columns = label_columns_for(options["label_column"], len(options["datasets"]))
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from exc
         specs = [
             DatasetSpec(
                 data=data,

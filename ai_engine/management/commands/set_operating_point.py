@@ -60,7 +60,7 @@ class Command(BaseCommand):
             torch.set_num_threads(options["threads"])
         from ai_engine.inference.card import CardError
         from ai_engine.inference.package import ModelPackage, PackageError
-        from ai_engine.training.data import DatasetError
+        from ai_engine.training.data import DatasetError, label_columns_for
         from ai_engine.training.evaluate import (
             DatasetSpec,
             recompute_operating_point,
@@ -70,14 +70,9 @@ class Command(BaseCommand):
         try:
             package = ModelPackage.load(options["package"], options["device"])
             if options["data"]:
-                columns = options["label_column"] or ["label"]
-                if len(columns) == 1:
-                    columns = columns * len(options["data"])
-                if len(columns) != len(options["data"]):
-                    raise CommandError(
-                        f"{len(columns)} label columns for {len(options['data'])} datasets; "
-                        "give one, or one per dataset"
-                    )
+                columns = label_columns_for(
+                    options["label_column"] or ["label"], len(options["data"])
+                )
                 specs = [
                     DatasetSpec(data=data, label_column=column, where=dict(options["where"]))
                     for data, column in zip(options["data"], columns, strict=True)
