@@ -108,9 +108,12 @@ def triage_compute(
 
 
 def _diabetic_reasons(result: TriageResult, eye: str, diabetic: EyeDiabetic | None) -> bool:
-    """Add the eye's DR / DME reasons: vision-threatening (argmax grade >= the card's
-    ``vision_threatening_from``, or macular oedema) is urgent, referable DR is a referral within
-    weeks, a milder grade is routine. Whether anything abnormal was found."""
+    """Add the eye's DR / DME reasons: a severe grade (argmax >= the card's
+    ``vision_threatening_from``) is urgent; referable DR and macular oedema are a referral within
+    weeks (as the DR issue asks, and as screening programmes refer maculopathy); a milder grade is
+    routine. Oedema is not urgent on its own: the bundled DME model flags about a third of
+    EyePACS-style grade-0 photos, which would flood the urgent list. Whether anything abnormal was
+    found."""
     if diabetic is None or not diabetic.assessed:
         return False
     dr, dme = diabetic.dr, diabetic.dme
@@ -130,7 +133,7 @@ def _diabetic_reasons(result: TriageResult, eye: str, diabetic: EyeDiabetic | No
     oedema = dme is not None and dme.positive
     if oedema:
         result.add(
-            TriageLevel.URGENT,
+            TriageLevel.HIGH,
             "dme",
             eye,
             probability=round(dme.probability, 2),
@@ -167,7 +170,9 @@ def triage_reason_text(reason: dict[str, Any]) -> str:
             "P(≥R%(referable_from)s)=%(p_referable)s, referral within weeks"
         ),
         "dr_grade": _("diabetic retinopathy: %(grade_text)s (p=%(probability)s)"),
-        "dme": _("diabetic macular oedema (p=%(probability)s ≥ %(threshold)s), urgent referral"),
+        "dme": _(
+            "diabetic macular oedema (p=%(probability)s ≥ %(threshold)s), referral within weeks"
+        ),
         "referable_finding": _("referable finding: %(label)s (p=%(probability)s)"),
         "finding": _("finding: %(label)s (p=%(probability)s)"),
         "low_vision_normal_photo": _("low vision (%(va)s) with a normal-looking photo"),

@@ -135,13 +135,13 @@ def test_referable_dr_at_the_operating_point_is_high_even_when_r1_is_most_probab
         )
 
 
-def test_macular_oedema_is_urgent_and_no_dr_is_nothing():
+def test_macular_oedema_is_a_referral_within_weeks_and_no_dr_is_nothing():
     result = compute(
         [EyeFindings("OD", True, diabetic=diabetic("OD", (0.9, 0.05, 0.05, 0.0, 0.0), dme=0.7))]
     )
-    assert (result.level, [r["code"] for r in result.reasons]) == ("urgent", ["dme"])
+    assert (result.level, [r["code"] for r in result.reasons]) == ("high", ["dme"])
     with translation.override("zh-hans"):
-        assert "糖尿病黄斑水肿" in triage_reason_text(result.reasons[0])
+        assert "糖尿病黄斑水肿（p=0.7 ≥ 0.4），数周内转诊" in triage_reason_text(result.reasons[0])
     calm = compute(
         [EyeFindings("OD", True, diabetic=diabetic("OD", (0.9, 0.05, 0.05, 0.0, 0.0), dme=0.1))]
     )

@@ -59,7 +59,7 @@ def test_the_screening_page_shows_each_eyes_grade_rule_and_oedema_in_english(
         "OD: vision-threatening diabetic retinopathy: Severe non-proliferative diabetic "
         "retinopathy (R3) (p=0.55), urgent referral" in text
     )
-    assert "OD: diabetic macular oedema (p=0.62 ≥ 0.4), urgent referral" in text
+    assert "OD: diabetic macular oedema (p=0.62 ≥ 0.4), referral within weeks" in text
     assert (
         "OS: referable diabetic retinopathy: Mild non-proliferative diabetic retinopathy (R1), P(≥R2)=0.35, referral within weeks"
         in text
