@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from ai_engine.inference.diabetic import is_dr_card
+from ai_engine.inference.diabetic import EyeDiabetic, is_dr_card
 from ai_engine.models import Analysis
 from ai_engine.selectors import (
     analysis_decision,
@@ -108,7 +108,9 @@ def _review_state(
     return draft, signed, is_amendment
 
 
-def _eyes_for_page(record: ScreeningRecord, analyses: list[Analysis]) -> list[tuple]:
+def _eyes_for_page(
+    record: ScreeningRecord, analyses: list[Analysis], diabetic: dict[str, EyeDiabetic]
+) -> list[tuple]:
     """Per eye: (code, label, photos with the one the report uses first, whether the doctor
     chose it). Each analysis carries its findings as the model's decision rule reads them; the
     photo that speaks for the eye carries its DR grade and macular oedema (``diabetic``)."""
@@ -120,7 +122,6 @@ def _eyes_for_page(record: ScreeningRecord, analyses: list[Analysis]) -> list[tu
         by_image[analysis.image_id].append(analysis)
     eyes = []
     selection = record_eye_photos(record=record, analyses=analyses)
-    diabetic = record_diabetic_eyes(record=record, analyses=analyses)
     for eye, label in Eye.choices:
         photos = selection[eye]
         ordered = ([photos.chosen] if photos.chosen else []) + photos.history
@@ -146,6 +147,7 @@ def _detail_context(
 ) -> dict:
     images = list(record.images.all())
     analyses = record_latest_analyses(record=record)
+    diabetic = record_diabetic_eyes(record=record, analyses=analyses)
     reviews = list(record.reviews.select_related("doctor").order_by("-version"))
     draft, signed, is_amendment = _review_state(reviews)
     user = request.user
@@ -163,15 +165,13 @@ def _detail_context(
         "record": record,
         "patient": record.patient,
         "triage": getattr(record, "triage", None),
-        "eyes": _eyes_for_page(record, analyses),
+        "eyes": _eyes_for_page(record, analyses, diabetic),
         "has_images": bool(images),
         "ai_state": record_ai_state(record=record, analyses=analyses),
         "reviews": reviews,
         # The review area compares the latest review's per-eye DR grade and DME with the AI's.
         "dr_review": reviews[0] if reviews else None,
-        "dr_comparison": compare_eyes(
-            record_diabetic_eyes(record=record, analyses=analyses), reviews[0] if reviews else None
-        ),
+        "dr_comparison": compare_eyes(diabetic, reviews[0] if reviews else None),
         "draft": draft,
         "signed": signed,
         "is_amendment": is_amendment,
