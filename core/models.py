@@ -70,3 +70,34 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only and cannot be deleted.")
+
+
+class VaNotation(models.TextChoices):
+    """How visual acuity is shown: the 5-point record (GB/T 11533) or decimal."""
+
+    FIVE_POINT = "five_point", _("5-point (4.0–5.3)")
+    DECIMAL = "decimal", _("Decimal (0.1–1.5)")
+
+
+class StaffProfile(models.Model):
+    """A staff user's own settings: acuity notation and, for doctors, the signature image."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="staff_profile",
+    )
+    # Empty: the clinic's VA_NOTATION setting.
+    va_notation = models.CharField(
+        _("visual acuity notation"), max_length=20, choices=VaNotation.choices, blank=True
+    )
+    signature = models.FileField(_("signature image"), max_length=255, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
+
+    def __str__(self) -> str:
+        return str(self.user)

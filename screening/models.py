@@ -110,6 +110,15 @@ class ScreeningRecord(models.Model):
         validators=iop_validators,
     )
     notes = models.TextField(_("notes"), blank=True)
+    # The doctor whose worklist holds this screening (empty: any doctor may take it).
+    assigned_doctor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assigned doctor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     status = models.CharField(
         _("status"),
         max_length=20,
@@ -332,6 +341,32 @@ class DoctorReview(models.Model):
     )
     dme_od = models.BooleanField(_("macular oedema, right eye (OD)"), null=True, blank=True)
     dme_os = models.BooleanField(_("macular oedema, left eye (OS)"), null=True, blank=True)
+    # Per eye: the doctor's conclusion (ConclusionCode values), ICD-10 codes, free text and
+    # recommendation. The visit-level fields above stay the summary the report leads with.
+    conclusion_codes_od = models.JSONField(
+        _("conclusion, right eye (OD)"), default=list, blank=True
+    )
+    conclusion_codes_os = models.JSONField(_("conclusion, left eye (OS)"), default=list, blank=True)
+    diagnosis_codes_od = models.JSONField(
+        _("ICD-10 codes, right eye (OD)"), default=list, blank=True
+    )
+    diagnosis_codes_os = models.JSONField(
+        _("ICD-10 codes, left eye (OS)"), default=list, blank=True
+    )
+    conclusion_text_od = models.TextField(_("conclusion text, right eye (OD)"), blank=True)
+    conclusion_text_os = models.TextField(_("conclusion text, left eye (OS)"), blank=True)
+    recommendation_od = models.CharField(
+        _("recommendation, right eye (OD)"),
+        max_length=20,
+        choices=Recommendation.choices,
+        blank=True,
+    )
+    recommendation_os = models.CharField(
+        _("recommendation, left eye (OS)"),
+        max_length=20,
+        choices=Recommendation.choices,
+        blank=True,
+    )
     amendment_reason = models.TextField(_("reason for amendment"), blank=True)
     supersedes = models.OneToOneField(
         "self",

@@ -7,6 +7,9 @@ import pytest
 from tests.ai_results import NORMAL, add_analysis
 from tests.ai_results import make_analysed as make_analysed_with
 
+# The browser tests' fixtures (Chromium, a signed-in page, the serial live server).
+from tests.web.browser import browser, page_for, roles, serial_live_server  # noqa: F401
+
 __all__ = ["CARD", "DR_POSITIVE", "NORMAL", "add_analysis", "make_analysed"]
 
 CARD = {
