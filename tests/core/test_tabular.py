@@ -36,7 +36,9 @@ def test_xlsx_has_one_sheet_per_table_with_typed_cells():
     sheet = load_workbook(io.BytesIO(response.content))["随访"]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == ("患者", "日期", "眼压", "备注")
-    assert rows[1] == ("张晓宇", dt.datetime(2026, 12, 5), 23.5, '\'=HYPERLINK("x")')
+    # A spreadsheet date has no time zone: openpyxl reads it back naive.
+    day = dt.datetime(2026, 12, 5)  # noqa: DTZ001
+    assert rows[1] == ("张晓宇", day, 23.5, '\'=HYPERLINK("x")')
     assert rows[2] == ("李四", None, 18, "'-1+2")
 
 
