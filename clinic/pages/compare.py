@@ -8,7 +8,6 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ai_engine.wording import RESEARCH_ONLY
 from clinic.comparison import (
     Visit,
     VisitChoiceError,
@@ -78,7 +77,6 @@ def compare_visits(request: HttpRequest, patient_id: str) -> HttpResponse:
             ],
             va_chart=va_chart,
             iop_chart=iop_chart,
-            research_only=RESEARCH_ONLY,
             chart_note=_("A and B mark the two visits compared."),
         )
     return render(request, "pages/compare_visits.html", context)

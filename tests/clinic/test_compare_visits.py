@@ -14,7 +14,14 @@ from django.utils import timezone
 from clinic.comparison import VisitChoiceError, parse_visit_ids, visit_pair
 from core.models import AuditEvent
 from screening.models import DoctorReview, ScreeningRecord
-from tests.ai_results import MULTICLASS_GLAUCOMA, NORMAL, make_analysed, multiclass_package
+from screening.services import image_upload
+from tests.ai_results import (
+    MULTICLASS_GLAUCOMA,
+    NORMAL,
+    add_analysis,
+    make_analysed,
+    multiclass_package,
+)
 from tests.factories import ModelPackageFactory, PatientFactory, ScreeningRecordFactory
 
 
@@ -160,7 +167,7 @@ def test_each_eye_shows_both_visits_photos_findings_and_conclusions(
     client, doctor, technician, patient, photo_file
 ):
     package = multiclass_package()
-    dr = ModelPackageFactory(name="odir-demo", version="1.2.0")
+    dr = ModelPackageFactory(name="odir-demo", version="1.2.0", demonstration=False)
     first = make_analysed(
         _visit(patient, technician, 200),
         technician,
@@ -202,7 +209,7 @@ def test_each_eye_shows_both_visits_photos_findings_and_conclusions(
     # the AI findings per visit, with the model and the not-for-diagnosis wording
     assert "ophai-demo-screening 0.1.0" in a and "odir-demo 1.2.0" in b
     assert "Demonstration model — not for diagnosis" in a
-    assert "research use — not for diagnosis" in a
+    assert "Demonstration model — not for diagnosis" not in b  # a validated model
     # the doctor's per-eye conclusion where filled; none signed for the later visit
     assert "Glaucoma suspect" in a and "H40.0" in a and "视盘凹陷扩大" in a
     assert "Refer to an ophthalmologist" in a
@@ -215,3 +222,30 @@ def test_parse_and_pair_read_the_choice():
     assert parse_visit_ids(None, None) is None
     assert parse_visit_ids("4", "2") == (4, 2)
     assert visit_pair(visits=[], ids=None) is None
+
+
+def test_the_page_reads_a_fixed_number_of_queries_however_many_photos(
+    client, doctor, technician, patient, photo_file, django_assert_num_queries
+):
+    package = multiclass_package()
+    visits = [
+        make_analysed(
+            _visit(patient, technician, days_ago), technician, photo_file, package, od=NORMAL
+        )
+        for days_ago in (30, 3)
+    ]
+    client.force_login(doctor)
+    with django_assert_num_queries(19):
+        client.get(_url(patient))
+    retake = image_upload(
+        actor=technician, record=visits[1], eye="OD", uploaded_file=photo_file(seed=42)
+    )
+    add_analysis(retake, package, findings=NORMAL)
+
+    # session, user, permissions (2), patient, visits, audit; per visit: record, photos,
+    # analyses, findings, review; roles (2)
+    with django_assert_num_queries(19):
+        response = client.get(_url(patient))
+
+    later_od = response.context["eyes"][0][2][1][2]
+    assert len(later_od.photos) == 2
