@@ -90,6 +90,7 @@
       processedCache[key] = canvas.toDataURL("image/png");
       done(processedCache[key]);
     });
+    image.addEventListener("error", function () { done(null); });
     image.src = src;
   }
 
@@ -186,7 +187,9 @@
 
   Viewer.prototype.pointerDown = function (event) {
     if (event.pointerType === "mouse" && event.button !== 0) { return; }
-    this.stage.setPointerCapture(event.pointerId);
+    try {
+      this.stage.setPointerCapture(event.pointerId);
+    } catch (error) { /* a pointer already gone: it just is not captured */ }
     this.pointers[event.pointerId] = { x: event.clientX, y: event.clientY };
     this.gesture = null;
     this.root.classList.add("dragging");
@@ -287,6 +290,8 @@
     } else {
       processed(photo.src, view, function (url) {
         if (self.view !== view || self.photos[self.index] !== photo) { return; }
+        // Unreadable: the original stays, and the view buttons say so.
+        if (url === null) { self.setView("original", true); return; }
         self.photo.src = url;
         self.root.dataset.viewReady = view;
       });

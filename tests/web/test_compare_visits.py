@@ -29,6 +29,17 @@ CENTRE_PIXEL = """(selector) => {
 }"""
 
 
+PINCH = """(stage) => {
+  const box = stage.getBoundingClientRect(), y = box.top + box.height / 2, x = box.left + box.width / 2;
+  const fire = (type, id, dx) => stage.dispatchEvent(new PointerEvent(type, {
+    pointerId: id, pointerType: "touch", clientX: x + dx, clientY: y, bubbles: true, isPrimary: id === 1,
+  }));
+  fire("pointerdown", 1, -40); fire("pointerdown", 2, 40);
+  fire("pointermove", 2, 120);  // the fingers 80 px, then 160 px apart
+  fire("pointerup", 1, -40); fire("pointerup", 2, 120);
+}"""
+
+
 def _transform(page, viewer: str) -> str:
     return page.locator(LAYER.format(viewer)).evaluate("el => el.style.transform")
 
@@ -93,6 +104,14 @@ def test_a_doctor_compares_two_visits_and_steps_through_the_photos(page_for, liv
     page.mouse.up()
     assert _transform(page, "viewer-OD-A") != before
     assert _transform(page, "viewer-OD-A") == _transform(page, "viewer-OD-B")
+
+    # A pinch (two touch pointers moving apart) on the later visit zooms both further.
+    page.click("#viewer-OD-A [data-action=reset]")
+    assert page.locator("#viewer-OD-B").get_attribute("data-zoom") == "1.00"
+    page.locator("#viewer-OD-B .viewer-stage").evaluate(PINCH)
+    pinched = page.locator("#viewer-OD-B").get_attribute("data-zoom")
+    assert pinched == "2.00"
+    assert page.locator("#viewer-OD-A").get_attribute("data-zoom") == pinched
 
     # Red-free: the green channel as grey, in both visits' photos of the eye.
     original = page.evaluate(CENTRE_PIXEL, "#viewer-OD-A .viewer-photo")
