@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 WIDTH = 640
@@ -43,6 +44,7 @@ class LineChart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     bands: list[tuple[float, float]]  # (y_top, height) of the normal range, if any
+    marks: list[Tick] = field(default_factory=list)  # vertical lines at chosen x positions
     width: int = WIDTH
     height: int = HEIGHT
     plot_left: int = PAD_LEFT
@@ -73,8 +75,10 @@ def line_chart(
     y_max: float,
     y_step: float,
     normal_range: tuple[float, float] | None = None,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> LineChart:
-    """One line per (name, css_class, values); values align with x_labels, None leaves a gap."""
+    """One line per (name, css_class, values); values align with x_labels, None leaves a gap.
+    Each (index, label) of `marks` draws a labelled vertical line at that x position."""
     values = [v for _name, _cls, vs in series for v in vs if v is not None]
     if values:
         y_min = min(y_min, min(values))
@@ -107,7 +111,13 @@ def line_chart(
     if normal_range is not None:
         top, bottom = y_at(min(normal_range[1], y_max)), y_at(max(normal_range[0], y_min))
         bands.append((top, bottom - top))
-    return LineChart(series=chart_series, x_ticks=x_ticks, y_ticks=y_ticks, bands=bands)
+    return LineChart(
+        series=chart_series,
+        x_ticks=x_ticks,
+        y_ticks=y_ticks,
+        bands=bands,
+        marks=[Tick(x_at(index), label) for index, label in marks],
+    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -76,6 +77,9 @@ class ReportInputs:
     facts: dict[str, Any]
     review: DoctorReview | None
     media: dict[str, EyeMedia] = field(default_factory=dict)
+    # The previous visit beside this one (``previous_visit_comparison``); not in the facts, so
+    # the summary and its basis stay about this visit.
+    previous_visit: dict[str, Any] | None = None
 
     @property
     def review_version(self) -> int | None:
@@ -120,7 +124,69 @@ def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
         "doctor_review": _review_fact(review, scrub) if review is not None else None,
         "report_status": "final" if review is not None else "draft",
     }
-    return ReportInputs(facts=facts, review=review, media=media)
+    return ReportInputs(
+        facts=facts,
+        review=review,
+        media=media,
+        previous_visit=previous_visit_comparison(record=record, review=review),
+    )
+
+
+def previous_visit_comparison(
+    *, record: ScreeningRecord, review: DoctorReview | None = None
+) -> dict[str, Any] | None:
+    """The patient's visit before `record` and this one side by side (VA, IOP, the AI's top
+    finding and the doctor's conclusion); None on a first visit."""
+    previous = (
+        ScreeningRecord.objects.filter(patient_id=record.patient_id)
+        .filter(
+            Q(screened_at__lt=record.screened_at)
+            | Q(screened_at=record.screened_at, pk__lt=record.pk)
+        )
+        .order_by("-screened_at", "-pk")
+        .first()
+    )
+    if previous is None:
+        return None
+    before = _visit_summary(previous, record_current_review(record=previous))
+    now = _visit_summary(record, review)
+    return {
+        "previous_date": before["date"],
+        "current_date": now["date"],
+        "eyes": [
+            {"eye": eye, "previous": before["eyes"][eye], "current": now["eyes"][eye]}
+            for eye in ("OD", "OS")
+        ],
+        "previous_conclusion": before["conclusion_labels"],
+        "current_conclusion": now["conclusion_labels"],
+    }
+
+
+def _visit_summary(record: ScreeningRecord, review: DoctorReview | None) -> dict[str, Any]:
+    eyes = {}
+    for eye, photos in record_eye_photos(record=record).items():
+        findings = [f for a in _latest_finished(photos.chosen) for f in analysis_findings(a)]
+        abnormal = [f for f in findings if f.abnormal]
+        top = max(abnormal or findings, key=lambda f: f.probability, default=None)
+        eyes[eye] = {
+            **_measurements(record, eye),
+            "top_finding": None
+            if top is None
+            else {
+                "label_zh": top.zh,
+                "label_en": top.en,
+                "probability": round(top.probability, 3),
+                "abnormal": top.abnormal,
+            },
+        }
+    labels = dict(ConclusionCode.choices)  # lazy: the PDF shows them in its language
+    return {
+        "date": timezone.localtime(record.screened_at).date().isoformat(),
+        "eyes": eyes,
+        "conclusion_labels": None
+        if review is None
+        else [labels.get(code, code) for code in review.conclusion_codes],
+    }
 
 
 def _latest_finished(image: FundusImage | None) -> list[Analysis]:

@@ -168,6 +168,7 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
         "triage": _triage(facts.get("triage")),
         "review": review,
         "review_facts": facts.get("doctor_review"),
+        "previous_visit": inputs.previous_visit,
         "doctor": _person(review.doctor) if review else "",
         "summary_mark": _summary_mark(report),
         "demonstration": demonstration,

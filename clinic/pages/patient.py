@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clinic.charts import line_chart
+from clinic.charts import LineChart, line_chart
 from core.web import staff_view
 from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report
-from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview
+from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview, ScreeningRecord
 from screening.selectors import record_list
+
+
+def trend_charts(
+    chronological: list[ScreeningRecord], marks: Sequence[tuple[int, str]] = ()
+) -> tuple[LineChart, LineChart]:
+    """The VA and IOP charts of visits in time order; `marks` labels chosen visits (index)."""
+    dates = [f"{timezone.localtime(r.screened_at):%Y-%m-%d}" for r in chronological]
+
+    def values(field: str) -> list[float | None]:
+        return [
+            None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
+        ]
+
+    va_chart = line_chart(
+        x_labels=dates,
+        series=[
+            (_("Right eye (OD)"), "od", values("va_od")),
+            (_("Left eye (OS)"), "os", values("va_os")),
+        ],
+        y_min=0,
+        y_max=1.2,
+        y_step=0.2,
+        marks=marks,
+    )
+    iop_chart = line_chart(
+        x_labels=dates,
+        series=[
+            (_("Right eye (OD)"), "od", values("iop_od")),
+            (_("Left eye (OS)"), "os", values("iop_os")),
+        ],
+        y_min=5,
+        y_max=30,
+        y_step=5,
+        normal_range=(float(IOP_NORMAL_LOW), float(IOP_NORMAL_HIGH)),
+        marks=marks,
+    )
+    return va_chart, iop_chart
 
 
 @staff_view("patients.view_patient", "screening.view_screeningrecord")
@@ -34,34 +73,7 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
         )
     )
     chronological = sorted(records, key=lambda r: r.screened_at)
-    dates = [f"{timezone.localtime(r.screened_at):%Y-%m-%d}" for r in chronological]
-
-    def values(field: str) -> list[float | None]:
-        return [
-            None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
-        ]
-
-    va_chart = line_chart(
-        x_labels=dates,
-        series=[
-            (_("Right eye (OD)"), "od", values("va_od")),
-            (_("Left eye (OS)"), "os", values("va_os")),
-        ],
-        y_min=0,
-        y_max=1.2,
-        y_step=0.2,
-    )
-    iop_chart = line_chart(
-        x_labels=dates,
-        series=[
-            (_("Right eye (OD)"), "od", values("iop_od")),
-            (_("Left eye (OS)"), "os", values("iop_os")),
-        ],
-        y_min=5,
-        y_max=30,
-        y_step=5,
-        normal_range=(float(IOP_NORMAL_LOW), float(IOP_NORMAL_HIGH)),
-    )
+    va_chart, iop_chart = trend_charts(chronological)
     return render(
         request,
         "pages/patient_detail.html",

@@ -29,6 +29,7 @@ from ai_engine.selectors import (
 )
 from ai_engine.wording import diabetic_eye_view
 from clinic.diabetic import compare_eyes
+from clinic.pages.viewer import viewer_json, viewer_photo
 from core.conflicts import StaleVersion
 from core.roles import user_may
 from core.web import add_service_errors, staff_view
@@ -139,6 +140,17 @@ def _eyes_for_page(
     return eyes
 
 
+def _viewer_photos(eyes: list[tuple]) -> str:
+    """The page's photos for the viewer, in page order; each photo learns its place."""
+    photos = []
+    for _eye, label, images, _chosen_by_doctor in eyes:
+        for image in images:
+            image.viewer_index = len(photos)
+            caption = f"{label} · " + _("Photo %(number)s") % {"number": image.pk}
+            photos.append(viewer_photo(image, caption, image.heatmap_findings))
+    return viewer_json(photos)
+
+
 def _detail_context(
     request: HttpRequest,
     record: ScreeningRecord,
@@ -150,6 +162,7 @@ def _detail_context(
     diabetic = record_diabetic_eyes(record=record, analyses=analyses)
     reviews = list(record.reviews.select_related("doctor").order_by("-version"))
     draft, signed, is_amendment = _review_state(reviews)
+    eyes = _eyes_for_page(record, analyses, diabetic)
     user = request.user
     # A refused submission is shown back with its errors, even on a screening without photos.
     can_review = user_may(user, "screening.change_doctorreview") and (
@@ -165,7 +178,8 @@ def _detail_context(
         "record": record,
         "patient": record.patient,
         "triage": getattr(record, "triage", None),
-        "eyes": _eyes_for_page(record, analyses, diabetic),
+        "eyes": eyes,
+        "viewer_photos": _viewer_photos(eyes),
         "has_images": bool(images),
         "ai_state": record_ai_state(record=record, analyses=analyses),
         "reviews": reviews,

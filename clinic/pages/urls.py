@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from clinic.pages import operations, patient, screening
+from clinic.pages import compare, operations, patient, screening
 
 app_name = "pages"
 urlpatterns = [
     path("operations/", operations.operations, name="operations"),
     path("patients/<str:patient_id>/", patient.patient_detail, name="patient-detail"),
+    path("patients/<str:patient_id>/compare/", compare.compare_visits, name="patient-compare"),
     path("screening/<int:record_id>/", screening.record_detail, name="screening-detail"),
     path("screening/<int:record_id>/photos/", screening.record_photos, name="screening-photos"),
     path("screening/<int:record_id>/review", screening.review_submit, name="screening-review"),

@@ -46,24 +46,6 @@
     });
   });
 
-  /* Zoom: a button.photo-frame with data-full opens the full-size photo in a <dialog>. */
-  var dialog = document.getElementById("zoom-dialog");
-  if (dialog) {
-    var zoomImage = dialog.querySelector("img");
-    var zoomCaption = dialog.querySelector(".zoom-caption");
-    document.querySelectorAll("[data-zoom]").forEach(function (trigger) {
-      trigger.addEventListener("click", function () {
-        zoomImage.src = trigger.dataset.zoom;
-        zoomImage.alt = trigger.dataset.caption || "";
-        zoomCaption.textContent = trigger.dataset.caption || "";
-        dialog.showModal();
-      });
-    });
-    dialog.addEventListener("click", function (event) {
-      if (event.target === dialog) { dialog.close(); }
-    });
-  }
-
   /* Heatmap overlay: a checkbox shows it, a select picks the finding, a range sets opacity. */
   document.querySelectorAll("[data-heatmap-controls]").forEach(function (controls) {
     var frame = document.getElementById(controls.dataset.heatmapControls);
