@@ -964,3 +964,35 @@ def follow_up_mark(
             changes=changes,
         )
     return contact
+
+
+def recall_page_view(*, actor, review: DoctorReview, full_phone: bool) -> None:
+    """Log that `actor` opened a recall, and whether the patient's full phone number was shown."""
+    patient = review.record.patient
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.VIEW,
+        obj=patient,
+        patient_ref=patient.patient_id,
+        changes={"recall_of_record": review.record_id, "full_phone": full_phone},
+    )
+
+
+def recall_export_record(
+    *, actor, patient_refs: list[str], filters: list[str], fmt: str, full_phone: bool
+) -> None:
+    """Log a download of the recall list: whom it named, which filters, full phones or not."""
+    refs = list(dict.fromkeys(patient_refs))
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.DOWNLOAD,
+        object_type="screening.followupcontact",
+        object_repr=f"recall list ({len(refs)} patients, {fmt})",
+        patient_ref=refs[0] if len(refs) == 1 else "",
+        changes={
+            "listed_patients": refs,
+            "filters": filters,
+            "format": fmt,
+            "full_phone": full_phone,
+        },
+    )
