@@ -7,6 +7,8 @@ import datetime as dt
 import io
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
@@ -190,3 +192,34 @@ def test_an_unknown_export_format_is_refused_and_not_logged(client, technician, 
     client.force_login(technician)
     assert client.get(reverse("screening:recall"), {"format": "pdf"}).status_code == 400
     assert not AuditEvent.objects.filter(action="download").exists()
+
+
+def test_the_list_costs_the_same_queries_for_one_or_many_rows(client, technician, doctor, due):
+    client.force_login(technician)
+    url = reverse("screening:recall")
+    with CaptureQueriesContext(connection) as one:
+        client.get(url)
+    for name in ("王芳", "李雷"):
+        record = ScreeningRecordFactory(
+            patient=PatientFactory(name=name),
+            operator=technician,
+            screened_at=due.record.screened_at,
+        )
+        DoctorReview.objects.create(
+            record=record,
+            doctor=doctor,
+            recommendation="refer",
+            follow_up_date=dt.date(2027, 3, 1),
+            signed_at=due.signed_at,
+        )
+    with CaptureQueriesContext(connection) as three:
+        html = client.get(url).content.decode()
+    assert html.count("/screening/recall/") >= 3
+    assert len(three.captured_queries) == len(one.captured_queries)
+
+
+def test_the_patient_list_finds_patients_by_pinyin(client, technician, due):
+    client.force_login(technician)
+    html = client.get(reverse("patients:list"), {"q": "zxy"}).content.decode()
+    assert "张晓宇" in html
+    assert "1 patient matches “zxy”." in html
