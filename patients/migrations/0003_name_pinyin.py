@@ -7,11 +7,14 @@ from patients.pinyin import name_pinyin_keys
 
 def fill_name_pinyin(apps, schema_editor):
     Patient = apps.get_model("patients", "Patient")
+    batch = []
     for patient in Patient.objects.only("pk", "name").iterator(chunk_size=500):
-        name_pinyin, name_initials = name_pinyin_keys(patient.name)
-        Patient.objects.filter(pk=patient.pk).update(
-            name_pinyin=name_pinyin, name_initials=name_initials
-        )
+        patient.name_pinyin, patient.name_initials = name_pinyin_keys(patient.name)
+        batch.append(patient)
+        if len(batch) == 500:
+            Patient.objects.bulk_update(batch, ["name_pinyin", "name_initials"])
+            batch = []
+    Patient.objects.bulk_update(batch, ["name_pinyin", "name_initials"])
 
 
 class Migration(migrations.Migration):
