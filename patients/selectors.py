@@ -11,8 +11,13 @@ from patients.pinyin import pinyin_query
 
 # The last digits staff read off a phone or an ID card: four are enough to narrow a clinic's list.
 MIN_TAIL_DIGITS = 4
+MIN_PINYIN_ANYWHERE = 4
 _DIGITS_QUERY = re.compile(r"\d[\d\s-]*")
 _NATIONAL_ID_TAIL = re.compile(rf"\d{{{MIN_TAIL_DIGITS - 1},17}}[\dX]")
+
+
+def _from_a_reading_start(field: str, text: str) -> Q:
+    return Q(**{f"{field}__startswith": text}) | Q(**{f"{field}__contains": f" {text}"})
 
 
 def patient_search(*, query: str = "") -> QuerySet[Patient]:
@@ -29,13 +34,14 @@ def patient_search(*, query: str = "") -> QuerySet[Patient]:
         condition |= Q(patient_id__istartswith=query)
     spelled = pinyin_query(query)
     if len(spelled) >= 2:
-        # The stored keys list each reading of the name, space-separated: initials match from
-        # the start of a reading, full pinyin anywhere (a given name typed alone).
-        condition |= (
-            Q(name_pinyin__contains=spelled)
-            | Q(name_initials__startswith=spelled)
-            | Q(name_initials__contains=f" {spelled}")
-        )
+        # The stored keys list each reading of the name, space-separated. Initials match from
+        # the start of a reading; so does short pinyin ("li"), while longer pinyin matches
+        # anywhere (a given name typed alone) without "an" matching every 张 and 王.
+        condition |= _from_a_reading_start("name_initials", spelled)
+        if len(spelled) >= MIN_PINYIN_ANYWHERE:
+            condition |= Q(name_pinyin__contains=spelled)
+        else:
+            condition |= _from_a_reading_start("name_pinyin", spelled)
     compact = re.sub(r"[\s-]", "", query).upper()
     if _DIGITS_QUERY.fullmatch(query) and len(compact) >= MIN_TAIL_DIGITS:
         condition |= Q(phone__endswith=compact)

@@ -91,7 +91,8 @@
     if (!input || !results) { return; }
     var pause = null;
     var latest = 0;
-    input.addEventListener("input", function () {
+    input.addEventListener("input", function (event) {
+      if (event.isComposing) { return; }  /* a Chinese input method still choosing characters */
       clearTimeout(pause);
       var query = input.value.trim();
       if (query.length === 1) { return; }

@@ -92,6 +92,13 @@ def test_staff_find_patients_as_they_type(people, query, expected):
     )
 
 
+def test_short_pinyin_matches_from_the_start_of_a_name(db):
+    an = PatientFactory(name="安然")
+    PatientFactory(name="张晓宇")
+    assert list(patient_search(query="an")) == [an]
+    assert list(patient_search(query="ar")) == [an]
+
+
 def test_registration_and_a_name_change_keep_the_pinyin_keys(technician):
     patient = patient_create(
         actor=technician, name="张晓宇", sex="male", date_of_birth=dt.date(1980, 1, 2)
