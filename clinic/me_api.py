@@ -32,7 +32,14 @@ from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report, ReportStatus
 from reports.services import report_record_download
-from screening.models import DoctorReview, Recommendation, RecordStatus, ScreeningRecord
+from screening.models import (
+    DoctorReview,
+    RecallStatus,
+    Recommendation,
+    RecordStatus,
+    ScreeningRecord,
+)
+from screening.selectors import recall_state
 from screening.serializers import DIABETIC_REVIEW_FIELDS, DiabeticReviewFieldsMixin
 
 SIGNED_STATUSES = (RecordStatus.REVIEWED, RecordStatus.REPORTED)
@@ -87,23 +94,55 @@ class PatientForceJsonMixin:
 
 # --- serializers ----------------------------------------------------------------------------
 class FollowUpSerializer(serializers.Serializer):
-    follow_up_date = serializers.DateField(allow_null=True)
+    follow_up_date = serializers.DateField(
+        allow_null=True, help_text="The date the doctor set (see rescheduled_date)."
+    )
     recommendation = serializers.ChoiceField(choices=Recommendation.choices, allow_null=True)
     recommendation_label = serializers.CharField(allow_null=True)
     record_id = serializers.IntegerField(allow_null=True)
     signed_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.ChoiceField(
+        choices=RecallStatus.choices,
+        allow_null=True,
+        help_text="The clinic's recall of this follow-up; null when no follow-up date was set.",
+    )
+    status_label = serializers.CharField(allow_null=True)
+    rescheduled_date = serializers.DateField(
+        allow_null=True, help_text="The new date agreed with the clinic, when rescheduled."
+    )
+    next_visit_date = serializers.DateField(
+        allow_null=True,
+        help_text="When to come: the rescheduled date, else the doctor's; null once back.",
+    )
 
 
 def follow_up_data(review: DoctorReview | None) -> dict:
+    empty = {
+        "follow_up_date": None,
+        "recommendation": None,
+        "recommendation_label": None,
+        "record_id": None,
+        "signed_at": None,
+        "status": None,
+        "status_label": None,
+        "rescheduled_date": None,
+        "next_visit_date": None,
+    }
     if review is None:
-        return {
-            "follow_up_date": None,
-            "recommendation": None,
-            "recommendation_label": None,
-            "record_id": None,
-            "signed_at": None,
+        return empty
+    state = recall_state(review=review)
+    recall = {}
+    if state is not None:
+        recall = {
+            "status": state.status,
+            "status_label": state.status_label,
+            "rescheduled_date": state.rescheduled_date,
+            "next_visit_date": None
+            if state.status in (RecallStatus.CAME_BACK, RecallStatus.DECLINED)
+            else state.rescheduled_date or state.due_date,
         }
     return {
+        **empty,
         "follow_up_date": review.follow_up_date,
         "recommendation": review.recommendation,
         "recommendation_label": str(
@@ -111,6 +150,7 @@ def follow_up_data(review: DoctorReview | None) -> dict:
         ),
         "record_id": review.record_id,
         "signed_at": review.signed_at,
+        **recall,
     }
 
 
@@ -252,7 +292,8 @@ class MeApi(generics.GenericAPIView):
 
 
 class MeFollowUpApi(generics.GenericAPIView):
-    """GET: my follow-up date and the doctor's recommendation (nulls when none yet)."""
+    """GET: my follow-up date, the doctor's recommendation and where the clinic's recall of it
+    stands (rescheduled date, came back); nulls when none yet."""
 
     permission_classes = [IsPatientAccount]
     serializer_class = FollowUpSerializer
@@ -269,6 +310,10 @@ class MeFollowUpApi(generics.GenericAPIView):
                     "recommendation_label": "Refer to an ophthalmologist",
                     "record_id": 42,
                     "signed_at": "2026-11-22T10:05:00+08:00",
+                    "status": "rescheduled",
+                    "status_label": "Rescheduled",
+                    "rescheduled_date": "2027-03-01",
+                    "next_visit_date": "2027-03-01",
                 },
                 response_only=True,
             )

@@ -40,7 +40,10 @@ def detail_response(request, patient: Patient, *, status_code: int = status.HTTP
 class PatientFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
-        label="Patient ID, name, phone (or its last 4+ digits) or ID number",
+        label=(
+            "Patient ID, name, name in pinyin or its initials (zxy), phone or ID number "
+            "(or their last 4+ digits)"
+        ),
     )
     sex = django_filters.ChoiceFilter(choices=Sex.choices)
     born_after = django_filters.DateFilter(field_name="date_of_birth", lookup_expr="gte")

@@ -11,7 +11,7 @@ from patients.models import Sex
 
 class PatientSearchForm(forms.Form):
     q = forms.CharField(
-        label=_("Patient ID, name or phone"),
+        label=_("Patient ID, name, pinyin, phone or ID number"),
         required=False,
         max_length=100,
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),

@@ -21,6 +21,9 @@ class Patient(models.Model):
 
     patient_id = models.CharField(_("patient ID"), max_length=32, unique=True, editable=False)
     name = models.CharField(_("name"), max_length=100)
+    # Derived from the name by the services (patients.pinyin), for search as staff type.
+    name_pinyin = models.TextField(_("name in pinyin"), blank=True, editable=False)
+    name_initials = models.TextField(_("initials of the name"), blank=True, editable=False)
     sex = models.CharField(_("sex"), max_length=10, choices=Sex.choices)
     date_of_birth = models.DateField(_("date of birth"))
     phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)

@@ -27,6 +27,7 @@ from patients.identifiers import (
     normalize_phone,
 )
 from patients.models import Patient, PatientAccount, PatientIdCounter, Sex
+from patients.pinyin import name_pinyin_keys
 
 MAX_AGE_YEARS = 130
 EDITABLE_FIELDS = ("name", "sex", "date_of_birth", "phone", "national_id", "notes")
@@ -171,7 +172,14 @@ def patient_create(
         }
     )
     with transaction.atomic():
-        patient = Patient.objects.create(patient_id=patient_next_id(), created_by=actor, **fields)
+        name_pinyin, name_initials = name_pinyin_keys(fields["name"])
+        patient = Patient.objects.create(
+            patient_id=patient_next_id(),
+            created_by=actor,
+            name_pinyin=name_pinyin,
+            name_initials=name_initials,
+            **fields,
+        )
         audit_log(
             actor=actor,
             action=AuditEvent.Action.CREATE,
@@ -194,7 +202,11 @@ def patient_update(*, actor, patient: Patient, **fields: Any) -> Patient:
     with transaction.atomic():
         for name, value in cleaned.items():
             setattr(patient, name, value)
-        patient.save(update_fields=[*cleaned.keys(), "updated_at"])
+        derived = []
+        if "name" in changes:
+            patient.name_pinyin, patient.name_initials = name_pinyin_keys(patient.name)
+            derived = ["name_pinyin", "name_initials"]
+        patient.save(update_fields=[*cleaned.keys(), *derived, "updated_at"])
         audit_log(
             actor=actor,
             action=AuditEvent.Action.UPDATE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from screening.models import ConclusionCode, DrGrade, Recommendation
+from screening.models import ConclusionCode, DrGrade, RecallStatus, Recommendation
 from screening.services import DME_ERRORS, DR_GRADE_ERRORS
 
 
@@ -108,3 +108,57 @@ class ReviewForm(forms.Form):
             del self.fields["amendment_reason"]
         else:
             self.fields["amendment_reason"].widget.attrs["required"] = True
+
+
+# --- follow-up recall -----------------------------------------------------------------------
+class RecallFilterForm(forms.Form):
+    """The recall list's filters; every field may be left empty."""
+
+    due_by = forms.DateField(
+        label=_("Due by"),
+        required=False,
+        help_text=_("Empty: today."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    due_from = forms.DateField(
+        label=_("Due from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    status = forms.ChoiceField(
+        label=_("Recall status"),
+        required=False,
+        choices=[("", _("Open (due, contacted, rescheduled)")), *RecallStatus.choices],
+    )
+    conclusion = forms.ChoiceField(
+        label=_("Conclusion"), required=False, choices=[("", _("Any")), *ConclusionCode.choices]
+    )
+    icd10 = forms.RegexField(
+        label=_("ICD-10 code"),
+        required=False,
+        max_length=10,
+        regex=r"^[A-Za-z]\d{0,2}(\.\d{0,2})?$",
+        help_text=_("A code or its start, e.g. E11 or H40.1"),
+        error_messages={"invalid": _("Enter an ICD-10 code such as E11.3.")},
+    )
+    dr_grade = forms.ChoiceField(
+        label=_("DR grade (either eye)"), required=False, choices=[("", _("Any")), *DrGrade.choices]
+    )
+
+
+class RecallMarkForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("Mark as"),
+        choices=[(value, label) for value, label in RecallStatus.choices if value != "due"],
+        widget=forms.RadioSelect,
+    )
+    new_date = forms.DateField(
+        label=_("New follow-up date"),
+        required=False,
+        help_text=_("Only when rescheduled."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

@@ -424,3 +424,65 @@ class DoctorReview(models.Model):
     @property
     def has_diabetic_grading(self) -> bool:
         return bool(self.graded_diabetic_eyes)
+
+
+class RecallStatus(models.TextChoices):
+    """Where recalling a patient for a follow-up stands; "due" until staff mark otherwise."""
+
+    DUE = "due", _("Due")
+    CONTACTED = "contacted", _("Contacted")
+    RESCHEDULED = "rescheduled", _("Rescheduled")
+    CAME_BACK = "came_back", _("Came back")
+    DECLINED = "declined", _("Declined")
+
+
+# Recalls still to be worked on; the others are closed.
+RECALL_OPEN_STATUSES = (RecallStatus.DUE, RecallStatus.CONTACTED, RecallStatus.RESCHEDULED)
+
+
+class FollowUpContact(models.Model):
+    """One step of recalling a patient for a visit's follow-up; the newest step is the state."""
+
+    record = models.ForeignKey(
+        ScreeningRecord,
+        verbose_name=_("screening record"),
+        on_delete=models.PROTECT,
+        related_name="follow_up_contacts",
+    )
+    # The signed review whose follow-up date was being recalled (an amendment starts afresh).
+    review = models.ForeignKey(
+        DoctorReview,
+        verbose_name=_("doctor review"),
+        on_delete=models.PROTECT,
+        related_name="follow_up_contacts",
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=[(value, label) for value, label in RecallStatus.choices if value != "due"],
+    )
+    new_date = models.DateField(_("new follow-up date"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("follow-up contact")
+        verbose_name_plural = _("follow-up contacts")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["review", "created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="rescheduled", new_date__isnull=False)
+                | (~models.Q(status="rescheduled") & models.Q(new_date__isnull=True)),
+                name="follow_up_new_date_only_when_rescheduled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} {self.status}"

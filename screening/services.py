@@ -30,7 +30,9 @@ from screening.models import (
     DoctorReview,
     DrGrade,
     Eye,
+    FollowUpContact,
     FundusImage,
+    RecallStatus,
     Recommendation,
     RecordStatus,
     ScreeningRecord,
@@ -889,3 +891,108 @@ def _sign(*, doctor, record: ScreeningRecord, review: DoctorReview) -> DoctorRev
     )
     _enqueue_configured("REVIEW_SIGNED_TASK", review.record_id)
     return review
+
+
+# --- follow-up recall -----------------------------------------------------------------------
+RECALL_MARKS = (
+    RecallStatus.CONTACTED,
+    RecallStatus.RESCHEDULED,
+    RecallStatus.CAME_BACK,
+    RecallStatus.DECLINED,
+)
+RECALL_NOTE_MAX_LENGTH = 500
+
+
+def follow_up_mark(
+    *,
+    actor,
+    review: DoctorReview,
+    status: str,
+    new_date: dt.date | None = None,
+    note: str = "",
+) -> FollowUpContact:
+    """Record a step of recalling the patient for `review`'s follow-up (contacted, rescheduled
+    to `new_date`, came back, declined); earlier steps stay as history. Audited."""
+    require_permission(actor, "screening.add_followupcontact")
+    errors: dict[str, list[str]] = {}
+    if status not in RECALL_MARKS:
+        errors["status"] = [_("Choose contacted, rescheduled, came back or declined.")]
+    if status == RecallStatus.RESCHEDULED:
+        if new_date is None:
+            errors["new_date"] = [_("Enter the new follow-up date.")]
+        elif new_date < timezone.localdate():
+            errors["new_date"] = [_("The new follow-up date cannot be in the past.")]
+    elif new_date is not None:
+        errors["new_date"] = [_("Only a rescheduled follow-up takes a new date.")]
+    note = (note or "").strip()
+    if len(note) > RECALL_NOTE_MAX_LENGTH:
+        errors["note"] = [
+            _("Keep the note under %(max)d characters.") % {"max": RECALL_NOTE_MAX_LENGTH}
+        ]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        # The record first, as every review write locks it: an amendment cannot slip in between.
+        record = (
+            ScreeningRecord.objects.select_for_update()
+            .select_related("patient")
+            .get(pk=review.record_id)
+        )
+        current = record.reviews.filter(signed_at__isnull=False).order_by("-version").first()
+        if current is None or current.pk != review.pk or current.follow_up_date is None:
+            raise ValidationError(
+                _("This conclusion has been amended or sets no follow-up; reload the recall list.")
+            )
+        contact = FollowUpContact.objects.create(
+            record=record,
+            review=current,
+            status=status,
+            new_date=new_date,
+            note=note,
+            created_by=actor,
+        )
+        changes: dict[str, list[Any]] = {"status": [None, status]}
+        if new_date is not None:
+            changes["new_date"] = [None, new_date.isoformat()]
+        if note:
+            changes["note"] = [None, note]
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            obj=contact,
+            patient_ref=record.patient.patient_id,
+            changes=changes,
+        )
+    return contact
+
+
+def recall_page_view(*, actor, review: DoctorReview, full_phone: bool) -> None:
+    """Log that `actor` opened a recall, and whether the patient's full phone number was shown."""
+    patient = review.record.patient
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.VIEW,
+        obj=patient,
+        patient_ref=patient.patient_id,
+        changes={"recall_of_record": review.record_id, "full_phone": full_phone},
+    )
+
+
+def recall_export_record(
+    *, actor, patient_refs: list[str], filters: list[str], fmt: str, full_phone: bool
+) -> None:
+    """Log a download of the recall list: whom it named, which filters, full phones or not."""
+    refs = list(dict.fromkeys(patient_refs))
+    audit_log(
+        actor=actor,
+        action=AuditEvent.Action.DOWNLOAD,
+        object_type="screening.followupcontact",
+        object_repr=f"recall list ({len(refs)} patients, {fmt})",
+        patient_ref=refs[0] if len(refs) == 1 else "",
+        changes={
+            "listed_patients": refs,
+            "filters": filters,
+            "format": fmt,
+            "full_phone": full_phone,
+        },
+    )

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from patients.models import Patient
+from patients.pinyin import name_pinyin_keys
 from screening.models import ScreeningRecord
 
 
@@ -39,6 +40,8 @@ class PatientFactory(factory.django.DjangoModelFactory):
     sex = "female"
     date_of_birth = dt.date(1970, 5, 17)
     phone = factory.Sequence(lambda n: f"1380000{n:04d}")
+    name_pinyin = factory.LazyAttribute(lambda patient: name_pinyin_keys(patient.name)[0])
+    name_initials = factory.LazyAttribute(lambda patient: name_pinyin_keys(patient.name)[1])
 
 
 class ScreeningRecordFactory(factory.django.DjangoModelFactory):

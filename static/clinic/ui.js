@@ -65,6 +65,38 @@
     update();
   });
 
+  /* Search as staff type: <form data-live-search> fetches its own page for what is typed
+     (after a short pause) and swaps in the page's [data-live-results]; Enter still submits. */
+  document.querySelectorAll("form[data-live-search]").forEach(function (form) {
+    var input = form.querySelector("input[type=search]");
+    var results = document.querySelector("[data-live-results]");
+    if (!input || !results) { return; }
+    var pause = null;
+    var latest = 0;
+    input.addEventListener("input", function (event) {
+      if (event.isComposing) { return; }  /* a Chinese input method still choosing characters */
+      clearTimeout(pause);
+      var query = input.value.trim();
+      if (query.length === 1) { return; }
+      pause = setTimeout(function () {
+        var asked = ++latest;
+        var url = (form.getAttribute("action") || window.location.pathname) + "?" +
+          new URLSearchParams({ q: query }).toString();
+        fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+          .then(function (response) { return response.ok ? response.text() : null; })
+          .then(function (html) {
+            if (!html || asked !== latest) { return; }
+            var fresh = new DOMParser().parseFromString(html, "text/html")
+              .querySelector("[data-live-results]");
+            if (!fresh) { return; }
+            results.innerHTML = fresh.innerHTML;
+            window.history.replaceState(null, "", url);
+          })
+          .catch(function () { /* offline for a moment: Enter still submits the form */ });
+      }, 300);
+    });
+  });
+
   /* Live AI status: poll the JSON endpoint every 2 s until the analyses are finished. */
   var status = document.getElementById("ai-status");
   if (status) {

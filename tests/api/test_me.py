@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import AuditEvent
+from screening.services import follow_up_mark
 from tests.factories import ScreeningRecordFactory
 
 
@@ -23,6 +26,10 @@ def test_me_shows_my_masked_profile_and_next_follow_up(as_patient, patient, sign
         "recommendation_label": "Refer to an ophthalmologist",
         "record_id": signed_record.pk,
         "signed_at": body["follow_up"]["signed_at"],
+        "status": "due",
+        "status_label": "Due",
+        "rescheduled_date": None,
+        "next_visit_date": review.follow_up_date.isoformat(),
     }
     event = AuditEvent.objects.get(action="view")
     assert (event.actor, event.patient_ref) == (
@@ -38,7 +45,42 @@ def test_follow_up_is_empty_before_any_signed_review(as_patient, analysed_record
         "recommendation_label": None,
         "record_id": None,
         "signed_at": None,
+        "status": None,
+        "status_label": None,
+        "rescheduled_date": None,
+        "next_visit_date": None,
     }
+
+
+def test_my_follow_up_shows_the_date_the_clinic_rescheduled_to(
+    as_patient, signed_record, technician
+):
+    review = signed_record.reviews.get()
+    new_date = review.follow_up_date + dt.timedelta(days=14)
+    follow_up_mark(actor=technician, review=review, status="rescheduled", new_date=new_date)
+
+    body = as_patient.get(reverse("api-v1:me-follow-up")).json()
+
+    assert {key: body[key] for key in ("follow_up_date", "status", "rescheduled_date")} == {
+        "follow_up_date": review.follow_up_date.isoformat(),
+        "status": "rescheduled",
+        "rescheduled_date": new_date.isoformat(),
+    }
+    assert body["next_visit_date"] == new_date.isoformat()
+
+
+def test_my_follow_up_is_done_once_i_came_back(as_patient, signed_record, technician):
+    later = signed_record.screened_at + dt.timedelta(days=30)
+    ScreeningRecordFactory(patient=signed_record.patient, operator=technician, screened_at=later)
+
+    body = as_patient.get(reverse("api-v1:me-follow-up")).json()
+
+    assert (body["record_id"], body["status"], body["status_label"]) == (
+        signed_record.pk,
+        "came_back",
+        "Came back",
+    )
+    assert body["next_visit_date"] is None
 
 
 def test_my_records_are_mine_only(as_patient, signed_record, other_record, technician):

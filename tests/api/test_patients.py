@@ -294,3 +294,12 @@ def test_an_id_number_of_the_other_sex_is_refused(as_tech, db):
         ]
     }
     assert not Patient.objects.exists()
+
+
+def test_search_by_pinyin_initials_and_id_tail(as_tech, db):
+    zhang = PatientFactory(name="张晓宇", national_id=valid_national_id())
+    PatientFactory(name="王芳")
+
+    for query in ("zxy", "Zhang Xiaoyu", zhang.national_id[-4:].lower()):
+        response = as_tech.get(reverse("api-v1:patients"), {"q": query})
+        assert [row["patient_id"] for row in response.json()["results"]] == [zhang.patient_id]
