@@ -14,3 +14,9 @@ class SummaryForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "cols": 90}),
         max_length=SUMMARY_EDIT_MAX_CHARS,
     )
+
+
+class BatchPrintForm(forms.Form):
+    """The day whose final reports are printed together."""
+
+    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
