@@ -334,6 +334,8 @@ LOGGING = {
 AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
 FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "ai_engine.tasks.analyse_image")
 REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
+# Reports printed together as one PDF at most (each holds ~15 MB while the batch is laid out).
+REPORT_BATCH_MAX = env_int("REPORT_BATCH_MAX", 100)
 REPORT_FINAL_TASK = env_str("REPORT_FINAL_TASK", "clinic.webhooks.report_final_webhook")
 
 # --- Reports --------------------------------------------------------------------------------

@@ -20,3 +20,4 @@ class BatchPrintForm(forms.Form):
     """The day whose final reports are printed together."""
 
     day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
+    part = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)

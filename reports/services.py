@@ -184,7 +184,7 @@ def report_approve_summary(*, report: Report, doctor, text: str) -> Report:
 
 
 class NothingToPrint(ValidationError):
-    """None of the reports asked for can be printed."""
+    """The reports asked for cannot be printed: none is final, or too many at once."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,15 @@ def report_batch_print(*, reports: Iterable[Report], actor, label: str) -> Batch
     require_permission(actor, "reports.view_report")
     reports = list(reports)
     finals = [report for report in reports if report.is_final]
+    if len(finals) > settings.REPORT_BATCH_MAX:
+        raise NothingToPrint(
+            _(
+                "%(count)d reports are more than the %(max)d that can be printed at once; "
+                "print them in parts."
+            )
+            % {"count": len(finals), "max": settings.REPORT_BATCH_MAX},
+            code="too_many",
+        )
     items: list[tuple[Report, ReportInputs]] = []
     changed: list[Report] = []
     for report in finals:

@@ -137,22 +137,38 @@ def batch_print(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = BatchPrintForm(request.POST)
         if form.is_valid():
-            return _batch_print_pdf(request, form.cleaned_data["day"])
+            return _batch_print_pdf(request, form.cleaned_data["day"], form.cleaned_data["part"])
         day, status = timezone.localdate(), 400
     else:
         chosen = BatchPrintForm(request.GET)
         day = chosen.cleaned_data["day"] if chosen.is_valid() else timezone.localdate()
         form, status = BatchPrintForm(initial={"day": day}), 200
-    context = {"nav_section": "screening", "form": form, "day": day}
-    context["reports"] = reports_final_on(day=day)
+    reports = reports_final_on(day=day)
+    size = settings.REPORT_BATCH_MAX
+    parts = [
+        {"number": n + 1, "first": start + 1, "last": min(start + size, len(reports))}
+        for n, start in enumerate(range(0, len(reports), size))
+    ]
+    context = {
+        "nav_section": "screening",
+        "form": form,
+        "day": day,
+        "reports": reports,
+        "parts": parts,
+    }
     return render(request, "reports/batch_print.html", context, status=status)
 
 
-def _batch_print_pdf(request: HttpRequest, day) -> HttpResponse:
+def _batch_print_pdf(request: HttpRequest, day, part: int | None) -> HttpResponse:
+    """All the day's final reports, or part `part` of them (REPORT_BATCH_MAX each)."""
+    reports = reports_final_on(day=day)
+    label = day.isoformat()
+    if part:
+        size = settings.REPORT_BATCH_MAX
+        reports = reports[(part - 1) * size : part * size]
+        label = f"{label} ({part})"
     try:
-        batch = report_batch_print(
-            reports=reports_final_on(day=day), actor=request.user, label=day.isoformat()
-        )
+        batch = report_batch_print(reports=reports, actor=request.user, label=label)
     except NothingToPrint as exc:
         messages.warning(request, " ".join(exc.messages))
         return redirect(reverse("reports:batch-print") + f"?day={day.isoformat()}")

@@ -342,3 +342,37 @@ def test_the_staff_page_speaks_chinese(client, technician, settings):
     assert "2026-01-02 的正式报告" in body
     assert "没有可打印的正式报告。" in body
     assert "Print" not in body.split("<main")[-1]
+
+
+def test_a_day_larger_than_one_batch_prints_in_parts(
+    client, two_final_reports, technician, settings, tmp_path
+):
+    early, late = two_final_reports
+    settings.REPORT_BATCH_MAX = 1
+    client.force_login(technician)
+    url = reverse("reports:batch-print")
+    today = timezone.localdate().isoformat()
+
+    page = client.get(url, {"day": today}).content.decode()
+    whole = client.post(url, {"day": today}, follow=True)
+    second = client.post(url, {"day": today, "part": "2"})
+
+    assert "Print reports 1–1 as one PDF" in page and "Print reports 2–2 as one PDF" in page
+    assert [str(m) for m in whole.context["messages"]] == [
+        "2 reports are more than the 1 that can be printed at once; print them in parts."
+    ]
+    assert second["Content-Type"] == "application/pdf"
+    assert late.record.patient.name in pdf_text(second.content, tmp_path, "part.pdf")
+    events = AuditEvent.objects.filter(action="download")
+    assert [(e.object_id, e.changes["batch_print"][1]) for e in events] == [
+        (str(late.pk), f"{today} (2)")
+    ]
+
+
+def test_the_list_page_reads_a_fixed_number_of_queries(
+    client, two_final_reports, technician, django_assert_max_num_queries
+):
+    client.force_login(technician)
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("reports:batch-print"))
+    assert response.status_code == 200
