@@ -19,5 +19,7 @@ class SummaryForm(forms.Form):
 class BatchPrintForm(forms.Form):
     """The day whose final reports are printed together."""
 
-    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
+    day = forms.DateField(
+        label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     part = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
