@@ -161,3 +161,39 @@ def test_the_user_admin_refuses_a_file_that_is_not_an_image(client, admin_user, 
     assert "The signature must be a PNG or JPEG image." in response.content.decode()
     assert not StaffProfile.objects.exists()
     assert not AuditEvent.objects.filter(object_type="core.staffprofile").exists()
+
+
+def test_an_administrator_removes_a_signature_in_the_user_admin(client, admin_user, doctor):
+    profile = staff_signature_set(user=doctor, actor=admin_user, upload=signature_file())
+    old_name = profile.signature.name
+    client.force_login(admin_user)
+    url = reverse("admin:auth_user_change", args=[doctor.pk])
+    form = _user_form(
+        doctor,
+        **{
+            "staff_profile-INITIAL_FORMS": "1",
+            "staff_profile-0-id": str(profile.pk),
+            "staff_profile-0-remove": "on",
+        },
+    )
+
+    response = client.post(url, form)
+
+    assert response.status_code == 302
+    assert StaffProfile.objects.get(user=doctor).signature.name == ""
+    assert default_storage.exists(old_name)
+    assert AuditEvent.objects.filter(object_type="core.staffprofile").count() == 2
+
+
+def test_uploading_and_removing_at_once_is_refused(client, admin_user, doctor):
+    client.force_login(admin_user)
+    url = reverse("admin:auth_user_change", args=[doctor.pk])
+    form = _user_form(
+        doctor, **{"staff_profile-0-upload": signature_file(), "staff_profile-0-remove": "on"}
+    )
+
+    response = client.post(url, form)
+
+    assert response.status_code == 200
+    assert "Upload a new image or remove the signature, not both." in response.content.decode()
+    assert not StaffProfile.objects.exists()
