@@ -1,10 +1,12 @@
 """Seconds per report and PDF size: two camera-resolution photos and two heatmaps, template summary.
 
-    .venv/bin/python bench/report_render.py [--runs 5] [--photos ../shared/data/highres]
+    .venv/bin/python bench/report_render.py [--runs 5] [--photos ../shared/data/highres] [--batch 20]
 
 Targets: ≤ 1.5 s per report and ≤ 1.5 MB per PDF. Each run is a full `report_generate` (facts,
 template summary, image downscaling, WeasyPrint, storage, database), on a throwaway SQLite
-database and media folder. Prints figures; asserts nothing.
+database and media folder. `--batch N` also prints that report N times as one batch PDF
+(`report_batch_print`) and reports its time and the process's peak memory. Prints figures;
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "highres")
+    parser.add_argument("--batch", type=int, default=0, help="reports in one batch PDF")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ophai-bench-report-"))
@@ -92,7 +95,26 @@ def main() -> None:
         f"PDF size: {size / 1024 / 1024:.2f} MB, {report.pdf.name} "
         f"(target ≤ 1.5 MB: {'ok' if size <= TARGET_BYTES else 'MISSED'})"
     )
+    if args.batch:
+        batch_figures(report, doctor, args.batch)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def batch_figures(report, actor, count: int) -> None:
+    import resource
+
+    from reports.services import report_batch_print
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    batch = report_batch_print(reports=[report] * count, actor=actor, label="bench")
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        f"batch of {count}: {elapsed:.1f} s ({elapsed / count:.2f} s per report), {batch.pages} "
+        f"pages, {len(batch.content) / 1024 / 1024:.1f} MB; peak RSS {peak / 1024:.0f} MB "
+        f"(before the batch {before / 1024:.0f} MB)"
+    )
 
 
 def reviewed_record(photos: Path, *, technician, doctor):

@@ -253,7 +253,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CLINIC_NAME = env_str("CLINIC_NAME")
 CLINIC_ADDRESS = env_str("CLINIC_ADDRESS")
 CLINIC_PHONE = env_str("CLINIC_PHONE")
-# Path of an image (PNG/JPEG) printed in the report header; empty for none.
+CLINIC_WEBSITE = env_str("CLINIC_WEBSITE")
+# A PNG/JPEG printed in the report header: an absolute path on disk, or a name in the media
+# storage (e.g. "branding/logo.png"); empty for none. `check` warns when it cannot be read.
 CLINIC_LOGO = env_str("CLINIC_LOGO")
 PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
 
@@ -332,6 +334,8 @@ LOGGING = {
 AI_CLUSTER_NAME = env_str("AI_CLUSTER_NAME", "ai")
 FUNDUS_ANALYSIS_TASK = env_str("FUNDUS_ANALYSIS_TASK", "ai_engine.tasks.analyse_image")
 REVIEW_SIGNED_TASK = env_str("REVIEW_SIGNED_TASK", "reports.tasks.generate_report_for_record")
+# Reports printed together as one PDF at most (each holds ~15 MB while the batch is laid out).
+REPORT_BATCH_MAX = env_int("REPORT_BATCH_MAX", 100)
 REPORT_FINAL_TASK = env_str("REPORT_FINAL_TASK", "clinic.webhooks.report_final_webhook")
 
 # --- Reports --------------------------------------------------------------------------------

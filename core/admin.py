@@ -1,17 +1,95 @@
 from __future__ import annotations
 
+import base64
+
+from django import forms
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.models import AuditEvent
-from core.roles import user_roles_check, user_set_roles
+from core.models import AuditEvent, StaffProfile
+from core.roles import user_may, user_roles_check, user_set_roles
+from core.signatures import (
+    SIGNATURE_MAX_BYTES,
+    signature_clean,
+    signature_png,
+    staff_signature_clear,
+    staff_signature_set,
+)
 
 User = get_user_model()
+
+
+class SignatureForm(forms.ModelForm):
+    """A new signature image (checked here, stored by core.signatures) or its removal."""
+
+    upload = forms.FileField(
+        label=_("New signature image"),
+        required=False,
+        help_text=_(
+            "PNG or JPEG, at most %(size)d KB, dark ink on white or transparent. It is printed "
+            "next to the doctor's name on the reports the doctor signs from now on; reports "
+            "already signed keep the image they were signed with."
+        )
+        % {"size": SIGNATURE_MAX_BYTES // 1024},
+    )
+    remove = forms.BooleanField(label=_("Remove the signature image"), required=False)
+
+    class Meta:
+        model = StaffProfile
+        fields: tuple[str, ...] = ()
+
+    def clean_upload(self):
+        upload = self.cleaned_data.get("upload")
+        if upload:
+            signature_clean(upload)  # the refusal shows on the field
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("upload") and cleaned.get("remove"):
+            raise ValidationError(_("Upload a new image or remove the signature, not both."))
+        return cleaned
+
+
+class SignatureInline(admin.StackedInline):
+    """The doctor's signature image, on the user's page (saved by ClinicUserAdmin)."""
+
+    model = StaffProfile
+    form = SignatureForm
+    fields = ("current_signature", "upload", "remove")
+    readonly_fields = ("current_signature",)
+    can_delete = False
+    max_num = 1
+    extra = 1
+    verbose_name = verbose_name_plural = _("signature image")
+
+    @admin.display(description=_("Current signature"))
+    def current_signature(self, profile: StaffProfile | None) -> str:
+        data = signature_png(profile)
+        if not data:
+            return _("none")
+        return format_html(
+            '<img src="data:image/png;base64,{}" alt="" style="max-height:60px;background:#fff">',
+            base64.b64encode(data).decode("ascii"),
+        )
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return user_may(request.user, "auth.change_user")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return user_may(request.user, "auth.change_user")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return user_may(request.user, "auth.change_user")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class ClinicUserAdmin(UserAdmin):
@@ -19,6 +97,9 @@ class ClinicUserAdmin(UserAdmin):
     one changes their own; administrators grant only roles they hold; superuser status and
     superusers' accounts are the superusers'). Every role change goes through user_set_roles,
     which audits it."""
+
+    def get_inlines(self, request, obj=None):
+        return [SignatureInline] if obj is not None else []
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -73,6 +154,18 @@ class ClinicUserAdmin(UserAdmin):
         super().save_related(request, form, formsets, change)
         if wanted is not None:
             user_set_roles(actor=request.user, user=form.instance, **wanted)
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        if formset.model is not StaffProfile:
+            return super().save_formset(request, form, formset, change)
+        # Through the service, which re-encodes, stores under a fresh name and audits.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            upload = inline_form.cleaned_data.get("upload")
+            if upload:
+                staff_signature_set(user=formset.instance, actor=request.user, upload=upload)
+            elif inline_form.cleaned_data.get("remove"):
+                staff_signature_clear(user=formset.instance, actor=request.user)
 
 
 def _wanted(form, cleaned: dict) -> dict:

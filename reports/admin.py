@@ -25,7 +25,8 @@ from reports.api import ON_DEMAND_TASK
 from reports.forms import SummaryForm
 from reports.llm import fallback_reason_text, summary_source_text
 from reports.models import TEMPLATE_SOURCE, Report, ReportLanguage
-from reports.services import report_approve_summary
+from reports.services import NothingToPrint, report_approve_summary, report_batch_print
+from reports.views import batch_pdf_response, batch_print_messages
 from screening.models import ScreeningRecord
 
 
@@ -75,7 +76,7 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
     date_hierarchy = "generated_at"
     list_select_related = ("record__patient", "summary_approved_by")
     list_per_page = 50
-    actions = ["regenerate_selected"]
+    actions = ["regenerate_selected", "print_selected"]
     fieldsets = [
         (
             None,
@@ -274,6 +275,25 @@ class ReportAdmin(AuditedViewMixin, admin.ModelAdmin):
             _("%(count)d report(s) queued for generation.") % {"count": queued},
             messages.INFO,
         )
+
+    @admin.action(
+        description=_("Print the selected final reports as one PDF"), permissions=["print"]
+    )
+    def print_selected(self, request, queryset):
+        reports = queryset.select_related("record__patient", "record__operator").order_by(
+            "record__screened_at", "record_id", "language", "version"
+        )
+        try:
+            batch = report_batch_print(reports=reports, actor=request.user, label="admin")
+        except NothingToPrint as exc:
+            self.message_user(request, " ".join(exc.messages), messages.WARNING)
+            return None
+        batch_print_messages(request, batch)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        return batch_pdf_response(batch, filename=f"reports-{stamp}.pdf")
+
+    def has_print_permission(self, request) -> bool:
+        return user_may(request.user, "reports.view_report")
 
     def has_generate_permission(self, request) -> bool:
         return request.user.has_perm("reports.add_report")

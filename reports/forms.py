@@ -14,3 +14,12 @@ class SummaryForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "cols": 90}),
         max_length=SUMMARY_EDIT_MAX_CHARS,
     )
+
+
+class BatchPrintForm(forms.Form):
+    """The day whose final reports are printed together."""
+
+    day = forms.DateField(
+        label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    part = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)

@@ -89,6 +89,15 @@ class Report(models.Model):
         related_name="+",
         help_text=_("The version whose summary the doctor approved to make this one."),
     )
+    # The signing doctor's signature image as it was when the review was first reported:
+    # every version of the same signed review (and a batch print) shows this one, even after
+    # the doctor uploads a new image (old images are never deleted or overwritten).
+    signature_name = models.CharField(
+        _("signature image"), max_length=255, blank=True, editable=False
+    )
+    signature_sha256 = models.CharField(
+        _("signature SHA-256"), max_length=64, blank=True, editable=False
+    )
     pdf = models.FileField(_("PDF"), max_length=255)
     pdf_sha256 = models.CharField(_("PDF SHA-256"), max_length=64)
     pdf_size = models.PositiveIntegerField(_("PDF size (bytes)"), default=0)

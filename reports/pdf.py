@@ -8,6 +8,7 @@ everything else (other files, http(s), ftp…) without following any redirect.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import logging
 import mimetypes
@@ -31,7 +32,7 @@ from PIL import Image, ImageFile, ImageOps
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from ai_engine.wording import RESEARCH_ONLY, area_text, dr_rule_words, quality_reason_text
-from core.branding import clinic_name
+from core.branding import Letterhead, letterhead
 from reports.facts import ReportInputs
 from reports.models import Report
 from screening.thumbnails import to_display_rgb
@@ -86,6 +87,7 @@ class ReportURLFetcher(URLFetcher):
 class RenderedPdf:
     content: bytes
     refused_urls: tuple[str, ...] = ()
+    pages: int | None = None
 
 
 def html_to_pdf(html: str, *, allowed_files: Iterable[str | Path] = ()) -> RenderedPdf:
@@ -103,7 +105,31 @@ def render_report_pdf(*, report: Report, inputs: ReportInputs) -> RenderedPdf:
     return html_to_pdf(html, allowed_files=_local_paths(inputs.media_names()))
 
 
-def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
+def render_reports_pdf(items: Iterable[tuple[Report, ReportInputs]]) -> RenderedPdf:
+    """Several reports as one PDF: each laid out on its own (its own header, footer and page
+    numbers, starting on a new page), then their pages written as one document."""
+    head = letterhead()
+    allowed: list[Path] = []
+    rendered = []
+    fetcher = ReportURLFetcher()
+    for report, inputs in items:
+        with translation.override(report.language):
+            html = render_to_string(
+                "reports/report.html", report_context(report=report, inputs=inputs, head=head)
+            )
+        allowed += _local_paths(inputs.media_names())
+        fetcher.allowed_files = {path.resolve() for path in allowed}
+        rendered.append(weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render())
+    if not rendered:
+        raise ValueError("no reports to render")
+    pages = [page for document in rendered for page in document.pages]
+    content = rendered[0].copy(pages).write_pdf(optimize_images=True)
+    return RenderedPdf(content=content, refused_urls=tuple(fetcher.refused), pages=len(pages))
+
+
+def report_context(
+    *, report: Report, inputs: ReportInputs, head: Letterhead | None = None
+) -> dict[str, Any]:
     record = report.record
     patient = record.patient
     review = inputs.review
@@ -144,12 +170,7 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
     return {
         "report": report,
         "lang_attr": "zh-CN" if zh else "en",
-        "clinic": {
-            "name": clinic_name(),
-            "address": settings.CLINIC_ADDRESS,
-            "phone": settings.CLINIC_PHONE,
-            "logo": _logo_data_uri(),
-        },
+        "clinic": _clinic(head or letterhead()),
         "patient": {
             "patient_id": patient.patient_id,
             "name": patient.name,
@@ -170,6 +191,9 @@ def report_context(*, report: Report, inputs: ReportInputs) -> dict[str, Any]:
         "review_facts": facts.get("doctor_review"),
         "previous_visit": inputs.previous_visit,
         "doctor": _person(review.doctor) if review else "",
+        "signature": signature_data_uri(report.signature_name, report.signature_sha256)
+        if review
+        else "",
         "summary_mark": _summary_mark(report),
         "demonstration": demonstration,
         "draft_watermark": DRAFT_WATERMARK,
@@ -214,20 +238,32 @@ def images_data_uris(names: Iterable[str]) -> dict[str, str]:
         return dict(zip(unique, pool.map(image_data_uri, unique), strict=True))
 
 
-def _logo_data_uri() -> str:
-    path = settings.CLINIC_LOGO
-    if not path:
+def _clinic(head: Letterhead) -> dict[str, str]:
+    logo = head.logo_png
+    return {
+        "name": head.name,
+        "address": head.address,
+        "phone": head.phone,
+        "website": head.website,
+        "logo": "data:image/png;base64," + base64.b64encode(logo).decode("ascii") if logo else "",
+    }
+
+
+def signature_data_uri(name: str, sha256: str) -> str:
+    """The signature image a report recorded, if its stored bytes still match the recorded
+    hash ("" otherwise: no signature is better than another one)."""
+    if not name:
         return ""
     try:
-        with Image.open(path) as logo:
-            logo = logo.convert("RGBA")  # logos keep transparency: white paper behind them
-            logo.thumbnail((600, 200))
-            buffer = io.BytesIO()
-            logo.save(buffer, "PNG")
-    except (OSError, ValueError) as exc:
-        logger.warning("CLINIC_LOGO %s could not be read: %s", path, exc)
+        with default_storage.open(name, "rb") as stored:
+            data = stored.read()
+    except OSError as exc:
+        logger.warning("Signature image %s could not be read: %s", name, exc)
         return ""
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        logger.warning("Signature image %s does not match its recorded SHA-256", name)
+        return ""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _local_paths(names: Iterable[str]) -> list[Path]:

@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,8 +19,9 @@ from django.utils.translation import gettext as _
 
 from core.audit import audit_log
 from core.conflicts import StaleVersion
-from core.models import AuditEvent
+from core.models import AuditEvent, StaffProfile
 from core.roles import require_permission
+from core.signatures import signature_sha256
 from core.tasks import enqueue_on_commit
 from reports.facts import ReportInputs, report_inputs
 from reports.llm import SummaryResult, summary_for_facts
@@ -180,6 +183,81 @@ def report_approve_summary(*, report: Report, doctor, text: str) -> Report:
         )
 
 
+class NothingToPrint(ValidationError):
+    """The reports asked for cannot be printed: none is final, or too many at once."""
+
+
+@dataclass(frozen=True)
+class BatchPrint:
+    """One PDF of several final reports, and what was left out."""
+
+    content: bytes
+    pages: int
+    printed: list[Report]
+    changed: list[Report]  # final reports whose screening changed since they were rendered
+    drafts: int
+
+
+def report_batch_print(*, reports: Iterable[Report], actor, label: str) -> BatchPrint:
+    """The final ones of `reports`, in the given order, as one PDF; one audit line each.
+
+    Each report is laid out again from its screening (with today's letterhead and the
+    signature it recorded), so only reports whose screening still says what they say are
+    printed: a report whose review was amended or whose findings changed since it was
+    rendered is left out and named. `label` (e.g. the day) goes into the audit lines.
+    """
+    require_permission(actor, "reports.view_report")
+    reports = list(reports)
+    finals = [report for report in reports if report.is_final]
+    if len(finals) > settings.REPORT_BATCH_MAX:
+        raise NothingToPrint(
+            _(
+                "%(count)d reports are more than the %(max)d that can be printed at once; "
+                "print them in parts."
+            )
+            % {"count": len(finals), "max": settings.REPORT_BATCH_MAX},
+            code="too_many",
+        )
+    items: list[tuple[Report, ReportInputs]] = []
+    changed: list[Report] = []
+    for report in finals:
+        with translation.override(report.language):
+            inputs = report_inputs(record=report.record)
+        if _still_current(report, inputs):
+            items.append((report, inputs))
+        else:
+            changed.append(report)
+    if not items:
+        raise NothingToPrint(_("There are no final reports to print."), code="nothing_to_print")
+    from reports.pdf import render_reports_pdf  # WeasyPrint: see _save_version
+
+    rendered = render_reports_pdf(items)
+    with transaction.atomic():
+        for report, _inputs in items:
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.DOWNLOAD,
+                obj=report,
+                patient_ref=report.record.patient.patient_id,
+                changes={"version": [None, report.version], "batch_print": [None, label]},
+            )
+    return BatchPrint(
+        content=rendered.content,
+        pages=rendered.pages or 0,
+        printed=[report for report, _inputs in items],
+        changed=changed,
+        drafts=len(reports) - len(finals),
+    )
+
+
+def _still_current(report: Report, inputs: ReportInputs) -> bool:
+    """The screening still holds the signed review and the findings `report` was made from."""
+    if inputs.review_version != report.review_version:
+        return False
+    basis = report.summary_basis_sha256
+    return not basis or basis == summary_basis_sha256(inputs.facts)
+
+
 def report_record_download(*, report: Report, actor) -> None:
     """Log that `actor` downloaded the report's PDF (the caller has checked permission)."""
     audit_log(
@@ -261,6 +339,7 @@ def _save_version(
                 based_on=based_on,
                 actor=actor,
                 basis_sha256=summary_basis_sha256(inputs.facts),
+                signature=_signature_snapshot(locked, inputs),
             )
             # Imported here: WeasyPrint parses its stylesheets on import (about a second), a
             # cost only the processes that render should pay.
@@ -311,6 +390,31 @@ def _save_version(
     return report
 
 
+def _signature_snapshot(record: ScreeningRecord, inputs: ReportInputs) -> tuple[str, str]:
+    """(storage name, SHA-256) of the signature a report of `inputs.review` prints.
+
+    The first report of a signed review takes the doctor's signature image of that moment
+    (it is generated right after signing); every later version of the same review keeps it,
+    so a doctor who replaces the image later does not change what was signed. A review
+    reported before signatures existed keeps printing none.
+    """
+    if inputs.review is None:
+        return "", ""
+    first = (
+        Report.objects.filter(
+            record=record, status=ReportStatus.FINAL, review_version=inputs.review_version
+        )
+        .order_by("version")
+        .only("signature_name", "signature_sha256")
+        .first()
+    )
+    if first is not None:
+        return first.signature_name, first.signature_sha256
+    profile = StaffProfile.objects.filter(user_id=inputs.review.doctor_id).first()
+    sha256 = signature_sha256(profile)
+    return (profile.signature.name, sha256) if sha256 else ("", "")
+
+
 def _enqueue_report_final(report: Report) -> None:
     """Tell integrations once the final version commits (REPORT_FINAL_TASK, by dotted name:
     reports never imports the API or webhook code)."""
@@ -332,6 +436,7 @@ def _create_row(
     based_on,
     actor,
     basis_sha256,
+    signature,
 ) -> Report:
     approver, approved_at = approval or (None, None)
     fields = {
@@ -349,6 +454,8 @@ def _create_row(
         "summary_basis_sha256": basis_sha256,
         "based_on": based_on,
         "generated_by": actor,
+        "signature_name": signature[0],
+        "signature_sha256": signature[1],
     }
     for attempt in range(CODE_ATTEMPTS):
         try:

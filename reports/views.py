@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
@@ -20,11 +22,17 @@ from core.tasks import enqueue_on_commit
 from core.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.api import ON_DEMAND_TASK
-from reports.forms import SummaryForm
+from reports.forms import BatchPrintForm, SummaryForm
 from reports.llm import fallback_reason_text
 from reports.models import Report, ReportLanguage
-from reports.selectors import report_list
-from reports.services import report_approve_summary, report_record_download
+from reports.selectors import report_list, reports_final_on
+from reports.services import (
+    BatchPrint,
+    NothingToPrint,
+    report_approve_summary,
+    report_batch_print,
+    report_record_download,
+)
 from screening.models import ScreeningRecord
 
 
@@ -121,3 +129,84 @@ def report_generate(request: HttpRequest, record_id: int) -> HttpResponse:
         request, _("A new report version is being generated; reload the page in a moment.")
     )
     return redirect(reverse("pages:screening-detail", args=[record.pk]) + "#reports")
+
+
+@staff_view("reports.view_report")
+def batch_print(request: HttpRequest) -> HttpResponse:
+    """A day's final reports: the list (GET) and all of them as one PDF to print (POST)."""
+    if request.method == "POST":
+        form = BatchPrintForm(request.POST)
+        if form.is_valid():
+            return _batch_print_pdf(request, form.cleaned_data["day"], form.cleaned_data["part"])
+        day, status = timezone.localdate(), 400
+    else:
+        chosen = BatchPrintForm(request.GET)
+        day = chosen.cleaned_data["day"] if chosen.is_valid() else timezone.localdate()
+        form, status = BatchPrintForm(initial={"day": day}), 200
+    reports = reports_final_on(day=day)
+    size = settings.REPORT_BATCH_MAX
+    parts = [
+        {"number": n + 1, "first": start + 1, "last": min(start + size, len(reports))}
+        for n, start in enumerate(range(0, len(reports), size))
+    ]
+    context = {
+        "nav_section": "screening",
+        "form": form,
+        "day": day,
+        "reports": reports,
+        "parts": parts,
+    }
+    return render(request, "reports/batch_print.html", context, status=status)
+
+
+def _batch_print_pdf(request: HttpRequest, day, part: int | None) -> HttpResponse:
+    """All the day's final reports, or part `part` of them (REPORT_BATCH_MAX each)."""
+    reports = reports_final_on(day=day)
+    label = day.isoformat()
+    if part:
+        size = settings.REPORT_BATCH_MAX
+        reports = reports[(part - 1) * size : part * size]
+        label = f"{label} ({part})"
+    try:
+        batch = report_batch_print(reports=reports, actor=request.user, label=label)
+    except NothingToPrint as exc:
+        messages.warning(request, " ".join(exc.messages))
+        return redirect(reverse("reports:batch-print") + f"?day={day.isoformat()}")
+    batch_print_messages(request, batch)
+    return batch_pdf_response(batch, filename=f"reports-{day.isoformat()}.pdf")
+
+
+def batch_print_messages(request: HttpRequest, batch: BatchPrint) -> None:
+    """What was left out of a batch, shown on the next page the user opens."""
+    if batch.changed:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d report was left out because its screening changed after it was "
+                "rendered (%(numbers)s); generate a new version to print it.",
+                "%(count)d reports were left out because their screenings changed after they "
+                "were rendered (%(numbers)s); generate new versions to print them.",
+                len(batch.changed),
+            )
+            % {
+                "count": len(batch.changed),
+                "numbers": ", ".join(report.number for report in batch.changed),
+            },
+        )
+    if batch.drafts:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d draft report was left out: only final reports are printed.",
+                "%(count)d draft reports were left out: only final reports are printed.",
+                batch.drafts,
+            )
+            % {"count": batch.drafts},
+        )
+
+
+def batch_pdf_response(batch: BatchPrint, *, filename: str) -> HttpResponse:
+    response = HttpResponse(batch.content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

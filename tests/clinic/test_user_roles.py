@@ -24,6 +24,9 @@ def change_form(user, **overrides) -> dict:
         "groups": [group.pk for group in user.groups.all()],
         "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
         "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        # the signature image inline (core.admin.SignatureInline), left empty
+        "staff_profile-TOTAL_FORMS": "0",
+        "staff_profile-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
