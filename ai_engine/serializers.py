@@ -163,6 +163,7 @@ class WorklistItemSerializer(serializers.ModelSerializer):
             "va_os",
             "iop_od",
             "iop_os",
+            "assigned_doctor",
             "triage",
         )
 

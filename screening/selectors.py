@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
+from core.roles import Role
 from screening.models import DoctorReview, ScreeningRecord
 
 
@@ -23,3 +25,13 @@ def record_current_review(*, record: ScreeningRecord) -> DoctorReview | None:
 
 def record_open_draft(*, record: ScreeningRecord) -> DoctorReview | None:
     return record.reviews.filter(signed_at__isnull=True).first()
+
+
+def staff_with_role(*, role: Role | str) -> QuerySet:
+    """Active members of a role's group, by name: the doctors to assign, the technicians to filter."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=str(role))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
