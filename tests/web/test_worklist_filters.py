@@ -338,3 +338,16 @@ def test_the_screening_page_has_no_assignment_for_technicians(client, technician
     )
     assert response.status_code == 403
     assert ScreeningRecord.objects.get(pk=record.pk).assigned_doctor is None
+
+
+def test_the_worklist_in_chinese(client, doctor, technician):
+    record = _record(technician, RecordStatus.REVIEWED, at=_at(hour=8), assigned_doctor=doctor)
+    _photo(record, at=_at(hour=9), by=technician)
+    _signed(record, doctor, at=_at(hour=11, minute=5))
+    client.force_login(doctor)
+    client.cookies["django_language"] = "zh-hans"
+    html = client.get("/", {"doctor": "me"}).content.decode()
+    assert "<h1>我的工作列表</h1>" in html
+    assert "<summary>筛选工作列表</summary>" in html
+    assert '<td data-label="周转时间" class="turnaround">2小时5分钟</td>' in html
+    assert '<option value="me" selected>我（我的工作列表）</option>' in html
