@@ -31,7 +31,14 @@ from clinic.worklist import (
     worklist_records,
     worklist_status_counts,
 )
-from clinic.workload import PERIODS, TABLES, WEEK, workload_statistics
+from clinic.workload import (
+    CLINIC_TABLES,
+    PERIODS,
+    TABLES,
+    WEEK,
+    clinic_tables,
+    workload_statistics,
+)
 from core.audit import audit_log
 from core.models import AuditEvent
 from core.roles import is_doctor
@@ -258,7 +265,7 @@ def statistics_export(request: HttpRequest, table: str) -> HttpResponse:
     """One statistics table as CSV (UTF-8 with BOM) or .xlsx (?format=csv|xlsx); audited."""
     if not can_see_statistics(request.user):
         raise PermissionDenied
-    if table not in TABLES:
+    if table not in (*TABLES, *CLINIC_TABLES):
         raise Http404
     try:
         fmt = export_format(request.GET.get("format"))
@@ -269,9 +276,13 @@ def statistics_export(request: HttpRequest, table: str) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     start, end, period, _error = _statistics_range(request)
-    workload = workload_statistics(
-        records=_range_records(start, end), start=start, end=end, period=period
-    )
+    if table in CLINIC_TABLES:
+        chinese = (request.LANGUAGE_CODE or "").startswith("zh")
+        export = clinic_tables(clinic_statistics(start=start, end=end), chinese=chinese)[table]
+    else:
+        export = workload_statistics(
+            records=_range_records(start, end), start=start, end=end, period=period
+        ).table(table)
     audit_log(
         actor=request.user,
         action=AuditEvent.Action.DOWNLOAD,
@@ -285,6 +296,4 @@ def statistics_export(request: HttpRequest, table: str) -> HttpResponse:
             "format": fmt,
         },
     )
-    return table_response(
-        workload.table(table), fmt, f"statistics-{table}-{start:%Y%m%d}-{end:%Y%m%d}"
-    )
+    return table_response(export, fmt, f"statistics-{table}-{start:%Y%m%d}-{end:%Y%m%d}")

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from ai_engine.models import Analysis, AnalysisStatus
 from clinic.charts import LineChart, line_chart
-from clinic.statistics import AGREEMENT_CATEGORIES, REFERRAL_RECOMMENDATIONS
+from clinic.statistics import AGREEMENT_CATEGORIES, REFERRAL_RECOMMENDATIONS, ClinicStatistics
 from clinic.turnaround import median, percentile, with_turnaround
 from core.tabular import Table
 from screening.models import DoctorReview, FundusImage, ScreeningRecord
@@ -33,6 +33,8 @@ WEEK = "week"
 MONTH = "month"
 PERIODS = (WEEK, MONTH)
 TABLES = ("turnaround", "doctors", "technicians", "referrals")
+# The statistics page's other tables (clinic.statistics), exported the same way.
+CLINIC_TABLES = ("per_day", "findings", "agreement")
 P90 = 0.9
 
 
@@ -305,3 +307,46 @@ def _referrals(records, periods: list[dt.date], period: str) -> tuple[Table, Lin
         y_step=y_max / 5,
     )
     return table, chart
+
+
+def clinic_tables(stats: ClinicStatistics, *, chinese: bool) -> dict[str, Table]:
+    """The page's activity, AI findings and AI–doctor agreement as downloadable tables."""
+    per_day = Table(title=_("Screenings per day"), columns=[_("Day"), _("Screenings")])
+    for day, count in stats.per_day:
+        per_day.add([day, count])
+    findings = Table(title=_("AI findings"), columns=[_("Code"), _("Finding"), _("Photos")])
+    for code, zh, en, photos in stats.findings:
+        findings.add([code, zh if chinese else en, photos])
+    agreement = Table(
+        title=_("AI–doctor agreement"),
+        columns=[
+            _("Condition"),
+            _("Cases"),
+            _("Both positive"),
+            _("AI only"),
+            _("Doctor only"),
+            _("Both negative"),
+            _("Agreement (%)"),
+            _("Sensitivity (%)"),
+            _("Specificity (%)"),
+        ],
+    )
+
+    def percent(value: float | None) -> float | None:
+        return None if value is None else round(100 * value, 1)
+
+    for row in [*stats.agreements, stats.dr.referable, stats.dr.dme]:
+        agreement.add(
+            [
+                str(row.category.label),
+                row.total,
+                row.both_positive,
+                row.ai_only,
+                row.doctor_only,
+                row.both_negative,
+                percent(row.rate),
+                percent(row.sensitivity),
+                percent(row.specificity),
+            ]
+        )
+    return {"per_day": per_day, "findings": findings, "agreement": agreement}

@@ -278,3 +278,19 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
     response = _export(client, "doctors", "csv")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_the_pages_other_tables_export_too(client, doctor, month):
+    client.force_login(doctor)
+    per_day = _export(client, "per_day", "csv").content.decode("utf-8-sig").splitlines()
+    assert per_day[0] == "Day,Screenings"
+    assert per_day[1:4] == ["2026-03-02,2", "2026-03-03,0", "2026-03-04,1"]
+    assert len(per_day) == 1 + 28
+    client.cookies["django_language"] = "zh-hans"
+    sheet = load_workbook(io.BytesIO(_export(client, "agreement", "xlsx").content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("病种", "例数", "均为阳性")
+    assert rows[0][-3:] == ("一致率（%）", "敏感度（%）", "特异度（%）")
+    assert len(rows) == 1 + 6 + 2  # six conditions, referable DR and macular oedema per eye
+    page = client.get(reverse("statistics"), {"start": START.isoformat(), "end": END.isoformat()})
+    assert 'href="/statistics/export/findings/?start=2026-03-02' in page.content.decode()
