@@ -15,7 +15,12 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils.translation import get_language
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -341,17 +346,21 @@ class WorklistApi(AuditedListMixin, generics.ListAPIView):
     audit_object_type = "screening.screeningrecord"
 
     def get_queryset(self):
-        return (
-            ScreeningRecord.objects.filter(status=RecordStatus.ANALYSED)
-            .select_related("patient", "triage")
-            .annotate(
-                # BigInteger explicitly: inferred from the small-integer priority, PostgreSQL's
-                # range check would turn "key < cursor" into "always true" (Django drops
-                # comparisons with out-of-range values), and page 2 would repeat page 1.
-                worklist_key=ExpressionWrapper(
-                    Coalesce(F("triage__priority"), Value(0)) * WORKLIST_KEY_SCALE - F("id"),
-                    output_field=BigIntegerField(),
-                )
+        records = ScreeningRecord.objects.filter(status=RecordStatus.ANALYSED)
+        assigned_to = self.request.query_params.get("assigned_to", "")
+        if assigned_to == "me":
+            records = records.filter(assigned_doctor=self.request.user)
+        elif assigned_to == "none":
+            records = records.filter(assigned_doctor__isnull=True)
+        elif assigned_to:
+            raise ValidationError({"assigned_to": ['Use "me" or "none".']})
+        return records.select_related("patient", "triage").annotate(
+            # BigInteger explicitly: inferred from the small-integer priority, PostgreSQL's
+            # range check would turn "key < cursor" into "always true" (Django drops
+            # comparisons with out-of-range values), and page 2 would repeat page 1.
+            worklist_key=ExpressionWrapper(
+                Coalesce(F("triage__priority"), Value(0)) * WORKLIST_KEY_SCALE - F("id"),
+                output_field=BigIntegerField(),
             )
         )
 
@@ -360,6 +369,14 @@ class WorklistApi(AuditedListMixin, generics.ListAPIView):
 
     @extend_schema(
         operation_id="worklist",
+        parameters=[
+            OpenApiParameter(
+                "assigned_to",
+                str,
+                enum=["me", "none"],
+                description="me: the screenings assigned to you; none: those assigned to no one.",
+            )
+        ],
         responses={200: WorklistItemSerializer(many=True), **error_responses(400, 401, 403)},
     )
     def get(self, request, *args, **kwargs):

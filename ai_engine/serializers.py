@@ -150,6 +150,9 @@ class WorklistItemSerializer(serializers.ModelSerializer):
     # A declared nested field is built once per list, not once per row; a record without a
     # triage row reads as null.
     triage = TriageOutputSerializer(read_only=True, allow_null=True)
+    assigned_doctor = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The doctor whose worklist holds it; null: every doctor's."
+    )
 
     class Meta:
         model = ScreeningRecord
@@ -163,6 +166,7 @@ class WorklistItemSerializer(serializers.ModelSerializer):
             "va_os",
             "iop_od",
             "iop_os",
+            "assigned_doctor",
             "triage",
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import django_filters
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -48,7 +49,13 @@ from screening.serializers import (
     RecordOutputSerializer,
     ReviewOutputSerializer,
 )
-from screening.services import record_create, record_update, review_save_draft, review_sign
+from screening.services import (
+    record_assign,
+    record_create,
+    record_update,
+    review_save_draft,
+    review_sign,
+)
 
 RECORD_READ = ["screening.view_screeningrecord", "patients.view_patient"]
 IMAGE_READ = [*RECORD_READ, "screening.view_fundusimage"]
@@ -501,3 +508,43 @@ class ReviewSignApi(generics.GenericAPIView):
         with service_errors(current=_review_data):
             signed = review_sign(doctor=request.user, review=review, revision=revision)
         return _review_response(signed)
+
+
+# --- assignment -----------------------------------------------------------------------------
+class AssignInputSerializer(serializers.Serializer):
+    doctor = serializers.IntegerField(
+        allow_null=True, help_text="The doctor's user id; null puts it back on every worklist."
+    )
+
+
+class AssignOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    assigned_doctor = serializers.IntegerField(source="assigned_doctor_id", allow_null=True)
+
+
+class RecordAssignApi(generics.GenericAPIView):
+    """POST: put the screening on one doctor's worklist (doctors and administrators; audited)."""
+
+    permission_classes = [HasRequiredPermissions]
+    required_permissions = {"POST": RECORD_READ}
+    serializer_class = AssignOutputSerializer
+
+    @extend_schema(
+        operation_id="records_assign",
+        request=AssignInputSerializer,
+        responses={200: AssignOutputSerializer, **error_responses(400, 401, 403, 404)},
+        description="Reassigning is allowed until a doctor signs; a signed screening answers 400.",
+    )
+    def post(self, request, record_id: int):
+        record = get_object_or_404(record_list(), pk=record_id)
+        data = AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        doctor_id = data.validated_data["doctor"]
+        doctor = None
+        if doctor_id is not None:
+            doctor = get_user_model().objects.filter(pk=doctor_id).first()
+            if doctor is None:
+                raise ValidationError({"doctor": [_("No such user.")]})
+        with service_errors():
+            record = record_assign(actor=request.user, record=record, doctor=doctor)
+        return Response(AssignOutputSerializer(record).data)

@@ -5,6 +5,7 @@ from screening import api
 urlpatterns = [
     path("records/", api.RecordListCreateApi.as_view(), name="records"),
     path("records/<int:record_id>/", api.RecordDetailApi.as_view(), name="record-detail"),
+    path("records/<int:record_id>/assign/", api.RecordAssignApi.as_view(), name="record-assign"),
     path("images/<int:image_id>/file/", api.ImageFileApi.as_view(), name="image-file"),
     path(
         "records/<int:record_id>/reviews/", api.ReviewListDraftApi.as_view(), name="record-reviews"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
     CharField,
@@ -20,6 +21,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from core.roles import Role
 from screening.models import (
     RECALL_OPEN_STATUSES,
     DoctorReview,
@@ -174,4 +176,14 @@ def recall_contacts(*, review: DoctorReview) -> QuerySet[FollowUpContact]:
     """The marks on this visit's recall, every version of its conclusion, newest first."""
     return FollowUpContact.objects.filter(record_id=review.record_id).select_related(
         "created_by", "review"
+    )
+
+
+def staff_with_role(*, role: Role | str) -> QuerySet:
+    """Active members of a role's group, by name: the doctors to assign, the technicians to filter."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=str(role))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
     )

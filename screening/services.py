@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from core.audit import audit_log, field_changes
 from core.conflicts import StaleVersion
 from core.models import AuditEvent
-from core.roles import require_permission
+from core.roles import Role, is_doctor, require_permission, user_roles
 from core.tasks import enqueue_on_commit
 from patients.models import Patient
 from screening.models import (
@@ -242,6 +242,60 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
         )
     for name in (*cleaned.keys(), "updated_at", "status"):
         setattr(record, name, getattr(locked, name))
+    return record
+
+
+# --- assignment -----------------------------------------------------------------------------
+# Deciding who reads a screening is the doctors' and the administrators' work; technicians
+# take the photos and leave the choice of reader to them.
+ASSIGNING_ROLES = frozenset({Role.DOCTOR.value, Role.ADMINISTRATOR.value})
+
+
+def record_may_assign(user) -> bool:
+    """Whether `user` may put screenings on a doctor's worklist (doctors and administrators)."""
+    return bool(getattr(user, "is_active", False) and user_roles(user) & ASSIGNING_ROLES)
+
+
+def record_assign(*, actor, record: ScreeningRecord, doctor) -> ScreeningRecord:
+    """Put the screening on `doctor`'s worklist (None: back on every doctor's); audited.
+
+    Reassignment is allowed until a doctor signs; a signed screening keeps its assignment."""
+    if not record_may_assign(actor):
+        raise PermissionDenied(_("Only a doctor or an administrator may assign screenings."))
+    if doctor is not None and not is_doctor(doctor):
+        raise ValidationError(
+            {
+                "doctor": _("%(name)s is not a doctor.")
+                % {"name": doctor.get_full_name() or doctor.get_username()}
+            }
+        )
+    with transaction.atomic():
+        # No select_related: PostgreSQL refuses FOR UPDATE on the nullable side of a join.
+        locked = ScreeningRecord.objects.select_for_update().get(pk=record.pk)
+        if locked.is_locked:
+            raise ValidationError(
+                _("Screening %(record)s is signed: its doctor can no longer change.")
+                % {"record": record}
+            )
+        new_id = doctor.pk if doctor is not None else None
+        if locked.assigned_doctor_id != new_id:
+            before = locked.assigned_doctor
+            locked.assigned_doctor = doctor
+            locked.save(update_fields=["assigned_doctor", "updated_at"])
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.UPDATE,
+                obj=locked,
+                patient_ref=record.patient.patient_id,
+                changes={
+                    "assigned_doctor": [
+                        before.get_username() if before is not None else None,
+                        doctor.get_username() if doctor is not None else None,
+                    ]
+                },
+            )
+    record.assigned_doctor = doctor
+    record.updated_at = locked.updated_at
     return record
 
 

@@ -31,13 +31,19 @@ from ai_engine.wording import diabetic_eye_view
 from clinic.diabetic import compare_eyes
 from clinic.pages.viewer import viewer_json, viewer_photo
 from core.conflicts import StaleVersion
-from core.roles import user_may
+from core.roles import Role, user_may
 from core.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.selectors import report_list
 from screening.forms import ReviewForm, dme_choice
 from screening.models import DoctorReview, Eye, FundusImage, RecordStatus, ScreeningRecord
-from screening.services import review_save_and_sign, review_save_draft
+from screening.selectors import staff_with_role
+from screening.services import (
+    record_assign,
+    record_may_assign,
+    review_save_and_sign,
+    review_save_draft,
+)
 
 
 def _images_by_eye(images) -> list[tuple[str, str, list[FundusImage]]]:
@@ -48,7 +54,9 @@ def _images_by_eye(images) -> list[tuple[str, str, list[FundusImage]]]:
 
 def _record_for_page(record_id: int) -> ScreeningRecord:
     return get_object_or_404(
-        ScreeningRecord.objects.select_related("patient", "operator", "triage").prefetch_related(
+        ScreeningRecord.objects.select_related(
+            "patient", "operator", "triage", "assigned_doctor"
+        ).prefetch_related(
             Prefetch("images", queryset=FundusImage.objects.order_by("eye", "uploaded_at"))
         ),
         pk=record_id,
@@ -202,6 +210,9 @@ def _detail_context(
         "can_rerun": user.has_perm("ai_engine.rerun_analysis") and not record.is_locked,
         "reports": list(report_list(record=record)),
         "can_generate_report": user.has_perm("reports.add_report"),
+        "assign_doctors": list(staff_with_role(role=Role.DOCTOR))
+        if record_may_assign(user) and not record.is_locked
+        else [],
     }
 
 
@@ -250,3 +261,37 @@ def review_submit(request: HttpRequest, record_id: int) -> HttpResponse:
             return redirect(reverse("pages:screening-detail", args=[record.pk]) + "#review")
     context = _detail_context(request, record, review_form=form)
     return render(request, "pages/screening_detail.html", context, status=400)
+
+
+@require_POST
+@staff_view("screening.view_screeningrecord", "patients.view_patient")
+def record_assign_submit(request: HttpRequest, record_id: int) -> HttpResponse:
+    """Put the screening on one doctor's worklist, or back on everyone's ("none")."""
+    record = get_object_or_404(ScreeningRecord.objects.select_related("patient"), pk=record_id)
+    if not record_may_assign(request.user):
+        raise PermissionDenied
+    choice = request.POST.get("doctor") or ""
+    doctor = None
+    if choice != "none":
+        doctor = (
+            staff_with_role(role=Role.DOCTOR).filter(pk=int(choice)).first()
+            if choice.isdigit()
+            else None
+        )
+        if doctor is None:
+            messages.error(request, _("Choose the doctor to assign the screening to."))
+            return redirect("pages:screening-detail", record.pk)
+    try:
+        record_assign(actor=request.user, record=record, doctor=doctor)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        if doctor is None:
+            messages.success(request, _("The screening is back on every doctor's worklist."))
+        else:
+            messages.success(
+                request,
+                _("Assigned to %(doctor)s.")
+                % {"doctor": doctor.get_full_name() or doctor.get_username()},
+            )
+    return redirect("pages:screening-detail", record.pk)

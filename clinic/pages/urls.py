@@ -12,4 +12,7 @@ urlpatterns = [
     path("screening/<int:record_id>/", screening.record_detail, name="screening-detail"),
     path("screening/<int:record_id>/photos/", screening.record_photos, name="screening-photos"),
     path("screening/<int:record_id>/review", screening.review_submit, name="screening-review"),
+    path(
+        "screening/<int:record_id>/assign", screening.record_assign_submit, name="screening-assign"
+    ),
 ]

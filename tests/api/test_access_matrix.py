@@ -122,6 +122,13 @@ OPS = [
         staff(200, 403, 200),  # measurements are the technicians' (change_screeningrecord)
         lambda w: {"iop_od": "18", "notes": "复测眼压"},
     ),
+    Op(
+        "record-assign",
+        "post",
+        lambda w: [w.open.pk],
+        staff(200, 200, 403),  # doctors and administrators choose who reads a screening
+        lambda w: {"doctor": w.draft.doctor_id},
+    ),
     Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ),
     Op("image-file", "get", lambda w: [w.image.pk], STAFF_READ, query="?size=thumb"),
     Op(

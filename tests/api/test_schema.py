@@ -68,7 +68,7 @@ def test_every_operation_has_an_error_schema_and_an_operation_id():
         for path, item in raw["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 36
+    assert len(operations) == 37
     for path, method, operation in operations:
         assert operation["operationId"], (path, method)
         errors = [code for code in operation["responses"] if code.startswith("4")]
