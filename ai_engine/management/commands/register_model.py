@@ -57,7 +57,7 @@ class Command(BaseCommand):
         # "none" means no diagnosis package: an active quality model alone diagnoses nothing.
         should_activate = activate or (
             activate_if_none
-            and not any(not p.is_quality_model for p in ModelPackage.objects.filter(is_active=True))
+            and not any(not p.is_quality_model for p in ModelPackage.objects.filter(state="active"))
         )
         # On a fresh machine only the default bundled packages start active (when one is there).
         defaults = set(settings.AI_DEFAULT_PACKAGES)
