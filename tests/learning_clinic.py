@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ LABELS = [
     {"code": "N", "zh": "正常", "en": "Normal", "threshold": 0.5, "normal": True},
 ]
 CARD = {"labels": LABELS, "evidence": "synthetic test model"}
+_photo_numbers = itertools.count(1)
 
 
 def package(version: str, state: str, *, name: str = "odir", **card) -> ModelPackage:
@@ -32,11 +34,12 @@ def package(version: str, state: str, *, name: str = "odir", **card) -> ModelPac
 
 def photo(record: ScreeningRecord, eye: str, *, uploaded_at: dt.datetime | None = None):
     """A photo row (no file: nothing here reads the pixels)."""
+    number = next(_photo_numbers)
     image = FundusImage.objects.create(
         record=record,
         eye=eye,
-        file=f"fundus/test/{record.pk}-{eye}.jpg",
-        sha256=hashlib.sha256(f"{record.pk}{eye}".encode()).hexdigest(),
+        file=f"fundus/test/{record.pk}-{eye}-{number}.jpg",
+        sha256=hashlib.sha256(f"{record.pk}{eye}{number}".encode()).hexdigest(),
         width=64,
         height=64,
         format="JPEG",
