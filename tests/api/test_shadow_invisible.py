@@ -18,7 +18,13 @@ from tests.reports.conftest import sign
 
 SHADOW_CARD = {
     "labels": [
-        {"code": "G", "zh": "影子青光眼", "en": "ShadowGlaucoma", "threshold": 0.5, "referable": True},
+        {
+            "code": "G",
+            "zh": "影子青光眼",
+            "en": "ShadowGlaucoma",
+            "threshold": 0.5,
+            "referable": True,
+        },
         {"code": "N", "zh": "正常", "en": "Normal", "threshold": 0.5, "normal": True},
     ],
     "evidence": "shadow candidate",
@@ -90,9 +96,7 @@ def test_the_me_api_shows_no_shadow_finding(as_patient, shadowed, doctor):
     assert_invisible(body.content.decode())
 
 
-def test_the_screening_page_and_its_status_poll_show_no_shadow_finding(
-    client, doctor, shadowed
-):
+def test_the_screening_page_and_its_status_poll_show_no_shadow_finding(client, doctor, shadowed):
     client.force_login(doctor)
 
     page = client.get(reverse("pages:screening-detail", args=[shadowed.pk]))

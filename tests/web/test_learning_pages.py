@@ -31,6 +31,8 @@ def test_the_statistics_page_shows_the_shadow_model_beside_the_active_one(client
 
     html = response.content.decode()
     assert 'id="shadow-agreement"' in html
+    chinese = client.get(reverse("statistics"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "影子模型与已签名审核的对比" in chinese
     comparison = response.context["stats"].shadow[0]
     assert comparison.package == shadow
     dr = next(row for row in comparison.rows if row.code == "dr")
@@ -38,7 +40,7 @@ def test_the_statistics_page_shows_the_shadow_model_beside_the_active_one(client
     assert (dr.shadow.tp, dr.shadow.fp, dr.shadow.fn, dr.shadow.tn) == (2, 0, 0, 4)
     assert (dr.active.tp, dr.active.fp, dr.active.fn, dr.active.tn) == (0, 0, 2, 4)
     assert '<tr class="shadow-shadow" data-condition="dr">' in html
-    assert "100% <span class=\"muted small\">(34%–100%)</span>" in html  # sensitivity, Wilson
+    assert '100% <span class="muted small">(34%–100%)</span>' in html  # sensitivity, Wilson
 
 
 def test_the_drift_watch_flags_a_jump_in_the_ungradable_rate(db, client, admin_user, technician):
@@ -66,6 +68,9 @@ def test_the_drift_watch_flags_a_jump_in_the_ungradable_rate(db, client, admin_u
     html = client.get("/operations/").content.decode()
     assert 'id="drift-alert"' in html
     assert f'id="drift-{this_week.label}" class="flagged"' in html
+    chinese = client.get("/operations/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "漂移监测" in chinese
+    assert "1 周超出范围。" in chinese
 
 
 def test_the_package_admin_page_shows_its_promotions(db, client, admin_user, doctor, settings):
