@@ -18,8 +18,13 @@ from ai_engine.learning import (
     training_patient_key,
     wilson_interval,
 )
-from ai_engine.models import Analysis, ModelPackage, PackageState, PromotionRecord
-from ai_engine.services import analyses_ensure, package_set_state, record_finish_analysis
+from ai_engine.models import Analysis, ModelPackage, PackageState, PromotionRecord, RecordTriage
+from ai_engine.services import (
+    analyses_ensure,
+    analyses_reconcile,
+    package_set_state,
+    record_finish_analysis,
+)
 from core.models import AuditEvent
 from screening.models import RecordStatus
 from tests.factories import ScreeningRecordFactory
@@ -286,3 +291,47 @@ def test_a_pending_shadow_run_does_not_hold_the_record_back(db, technician):
 
     record.refresh_from_db()
     assert record.status == RecordStatus.ANALYSED
+
+
+def test_the_reconciler_queues_the_missing_shadow_runs_of_open_screenings(
+    db, technician, monkeypatch
+):
+    active = package("1.0", PackageState.ACTIVE)
+    package("2.0", PackageState.SHADOW)
+    queued: list[int] = []
+    monkeypatch.setattr(
+        "ai_engine.services.enqueue_on_commit", lambda task, image_id, **kw: queued.append(image_id)
+    )
+    record = ScreeningRecordFactory(operator=technician, status=RecordStatus.ANALYSED)
+    image = photo(record, "OD")
+    read(image, active, set())
+
+    counts = analyses_reconcile()
+
+    assert counts["queued_missing"] == 1
+    assert queued == [image.pk]
+
+
+def test_a_batch_of_shadow_runs_alone_leaves_the_record_and_its_triage_alone(
+    db, technician, monkeypatch
+):
+    from ai_engine import runner, tasks
+    from ai_engine.services import AnalysisOutcome
+
+    active = package("1.0", PackageState.ACTIVE)
+    shadow = package("2.0", PackageState.SHADOW)
+    record = ScreeningRecordFactory(operator=technician, status=RecordStatus.ANALYSED)
+    image = photo(record, "OD")
+    read(image, active, set())
+    outcome = AnalysisOutcome(True, 0.9, [], {}, [], {}, {}, "cpu")
+    monkeypatch.setattr(
+        runner, "run_analyses", lambda claimed: [(a, outcome, None) for a in claimed]
+    )
+
+    summary = tasks.analyse_image(image.pk)
+
+    assert summary == f"photo {image.pk}: 1 analyses saved, 0 failed"
+    assert Analysis.objects.get(package=shadow).status == "done"
+    record.refresh_from_db()
+    assert record.status == RecordStatus.ANALYSED
+    assert not RecordTriage.objects.filter(record=record).exists()
