@@ -92,3 +92,21 @@ def test_the_package_admin_page_shows_its_promotions(db, client, admin_user, doc
     assert "验证通过" in html
     assert "candidate odir 2.0  vs  active odir 1.0" in html
     assert "gate: passed" in html
+
+
+def test_the_package_admin_actions_apply_the_same_rules(db, client, admin_user):
+    package("1.0", PackageState.ACTIVE)
+    candidate = package("2.0", PackageState.INACTIVE)
+    client.force_login(admin_user)
+    url = reverse("admin:ai_engine_modelpackage_changelist")
+
+    client.post(url, {"action": "shadow", "_selected_action": [candidate.pk]})
+    candidate.refresh_from_db()
+    assert candidate.state == "shadow"
+
+    response = client.post(
+        url, {"action": "activate", "_selected_action": [candidate.pk]}, follow=True
+    )
+    candidate.refresh_from_db()
+    assert candidate.state == "shadow"
+    assert "promote_model odir 2.0" in response.content.decode()

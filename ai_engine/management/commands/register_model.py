@@ -72,7 +72,7 @@ class Command(BaseCommand):
                     package = package_register(path=folder, activate=chosen)
                 except ValidationError as exc:
                     raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
-                state = "active" if package.is_active else "inactive"
+                state = package.state
                 demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
                 self.stdout.write(f"Registered {package.name} {package.version} ({state}){demo}")
 
