@@ -19,7 +19,15 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from ai_engine.learning import CONDITIONS, Reading, analysis_reading, case_reading, signed_cases
+from ai_engine.learning import (
+    CONDITIONS,
+    READ_FINDING_FIELDS,
+    UNREAD_ANALYSIS_FIELDS,
+    Reading,
+    analysis_reading,
+    case_reading,
+    signed_cases,
+)
 from ai_engine.models import Analysis, AnalysisStatus, Finding, PackageState
 from screening.models import ScreeningRecord
 
@@ -98,7 +106,8 @@ def drift_weeks(*, now: dt.datetime | None = None) -> DriftTable:
             status__in=(AnalysisStatus.DONE, AnalysisStatus.UNGRADABLE),
         )
         .select_related("package", "image")
-        .prefetch_related(Prefetch("findings", queryset=Finding.objects.all()))
+        .defer(*UNREAD_ANALYSIS_FIELDS)
+        .prefetch_related(Prefetch("findings", queryset=Finding.objects.only(*READ_FINDING_FIELDS)))
         .order_by("run")
     )
     latest: dict[tuple[int, int], Analysis] = {}

@@ -37,6 +37,20 @@ from ai_engine.selectors import analysis_findings
 from screening.models import ConclusionCode, DoctorReview, Eye, FundusImage, ScreeningRecord
 
 CONDITIONS: dict[str, Category] = {category.code: category for category in AGREEMENT_CATEGORIES}
+# What reading a run needs: not its large JSON (result, metrics, timings), nor the heatmaps.
+UNREAD_ANALYSIS_FIELDS = ("result", "quality_metrics", "timings", "quality_reasons", "error")
+READ_FINDING_FIELDS = (
+    "analysis_id",
+    "label_code",
+    "label_zh",
+    "label_en",
+    "probability",
+    "threshold",
+    "positive",
+    "referable",
+    "cam_method",
+    "abnormal_areas",
+)
 BOOTSTRAP_SAMPLES = 400
 BOOTSTRAP_SEED = 20261205
 WILSON_Z = 1.959964  # 95 %
@@ -318,7 +332,8 @@ def package_readings(package: ModelPackage, cases: list[Case]) -> dict[int, Read
     analyses = (
         Analysis.objects.filter(package=package, status=AnalysisStatus.DONE, image_id__in=image_ids)
         .select_related("package")
-        .prefetch_related(Prefetch("findings", queryset=Finding.objects.all()))
+        .defer(*UNREAD_ANALYSIS_FIELDS)
+        .prefetch_related(Prefetch("findings", queryset=Finding.objects.only(*READ_FINDING_FIELDS)))
         .order_by("run")
     )
     for analysis in analyses:

@@ -335,3 +335,30 @@ def test_a_batch_of_shadow_runs_alone_leaves_the_record_and_its_triage_alone(
     record.refresh_from_db()
     assert record.status == RecordStatus.ANALYSED
     assert not RecordTriage.objects.filter(record=record).exists()
+
+
+def test_the_card_carries_the_learning_fields_and_refuses_malformed_ones():
+    from ai_engine.inference.card import CardError, parse_card
+    from tests.ai_engine.inference.conftest import card_dict
+
+    card = parse_card(
+        {**card_dict(), "trained_on_keys": ["k1", "k2"], "trained_at": "2026-11-30",
+         "main_condition": "glaucoma"}
+    )  # fmt: skip
+    assert (card.trained_on_keys, card.trained_at, card.main_condition) == (
+        ("k1", "k2"),
+        "2026-11-30",
+        "glaucoma",
+    )
+    assert card.to_dict()["trained_on_keys"] == ["k1", "k2"]
+    with pytest.raises(CardError, match="trained_on_keys must be a list"):
+        parse_card({**card_dict(), "trained_on_keys": "k1"})
+    with pytest.raises(CardError, match="trained_at must be an ISO date"):
+        parse_card({**card_dict(), "trained_at": "last week"})
+
+
+def test_an_active_package_cannot_be_promoted_again(db, gate_settings):
+    package("1.0", PackageState.ACTIVE)
+    with pytest.raises(CommandError, match="odir 1.0 is already active"):
+        call_command("promote_model", "odir", "1.0", "--reason", "again")
+    assert PromotionRecord.objects.count() == 0
