@@ -7,9 +7,51 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from ai_engine.models import Analysis, Finding, ModelPackage, RecordTriage
-from ai_engine.services import analysis_rerun, package_set_active
+from ai_engine.models import (
+    Analysis,
+    Finding,
+    ModelPackage,
+    PackageState,
+    PromotionRecord,
+    RecordTriage,
+)
+from ai_engine.services import analysis_rerun, package_set_state
 from ai_engine.triage import triage_reason_text
+
+
+class PromotionRecordInline(admin.TabularInline):
+    """Who promoted or rolled back this package, why, and the comparison the gate printed."""
+
+    model = PromotionRecord
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "kind",
+        "actor_name",
+        "reason",
+        "override",
+        "rolled_back",
+        "previous_active",
+        "new_active",
+        "comparison_table",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("comparison"))
+    def comparison_table(self, obj: PromotionRecord) -> str:
+        from ai_engine.learning import comparison_lines
+
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>",
+            "\n".join(comparison_lines(obj.comparison)),
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ModelPackage)
@@ -21,11 +63,11 @@ class ModelPackageAdmin(admin.ModelAdmin):
         "version",
         "task",
         "architecture",
-        "is_active",
+        "state",
         "demonstration_flag",
         "registered_at",
     )
-    list_filter = ("is_active", "demonstration", "task")
+    list_filter = ("state", "demonstration", "task")
     search_fields = ("name", "version", "architecture")
     readonly_fields = (
         "name",
@@ -40,8 +82,13 @@ class ModelPackageAdmin(admin.ModelAdmin):
         "card_summary",
         "card_json",
     )
-    fields = ("is_active", *readonly_fields)
-    actions = ["activate", "deactivate"]
+    # The state changes through the actions below (or promote_model), which apply the gate's rules.
+    fields = ("state", *readonly_fields)
+    inlines = [PromotionRecordInline]
+    actions = ["activate", "shadow", "deactivate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("state", *self.readonly_fields)
 
     @admin.display(description=_("demonstration model"), boolean=True)
     def demonstration_flag(self, obj: ModelPackage) -> bool:
@@ -91,23 +138,26 @@ class ModelPackageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def save_model(self, request, obj: ModelPackage, form, change: bool) -> None:
-        if "is_active" in form.changed_data:
-            package_set_active(
-                package=ModelPackage.objects.get(pk=obj.pk),
-                active=obj.is_active,
-                actor=request.user,
-            )
+    def _set_state(self, request, queryset, state: str) -> None:
+        for package in queryset:
+            try:
+                package_set_state(package=package, state=state, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{package}: {' '.join(exc.messages)}", level=messages.ERROR
+                )
 
     @admin.action(description=_("Activate the selected packages"), permissions=["change"])
     def activate(self, request, queryset) -> None:
-        for package in queryset:
-            package_set_active(package=package, active=True, actor=request.user)
+        self._set_state(request, queryset, PackageState.ACTIVE)
+
+    @admin.action(description=_("Run the selected packages in shadow mode"), permissions=["change"])
+    def shadow(self, request, queryset) -> None:
+        self._set_state(request, queryset, PackageState.SHADOW)
 
     @admin.action(description=_("Deactivate the selected packages"), permissions=["change"])
     def deactivate(self, request, queryset) -> None:
-        for package in queryset:
-            package_set_active(package=package, active=False, actor=request.user)
+        self._set_state(request, queryset, PackageState.INACTIVE)
 
 
 class FindingInline(admin.TabularInline):
@@ -150,7 +200,7 @@ class AnalysisAdmin(admin.ModelAdmin):
         "device",
         "finished_at",
     )
-    list_filter = ("status", "model_name", "device", "demonstration")
+    list_filter = ("status", "shadow", "model_name", "device", "demonstration")
     search_fields = ("image__record__patient__patient_id", "image__record__patient__name")
     list_select_related = ("image__record__patient",)
     actions = ["rerun"]

@@ -57,8 +57,12 @@ WORKLIST_KEY_SCALE = 10**12
 
 
 def analyses_queryset():
-    return Analysis.objects.select_related("image", "package").prefetch_related(
-        Prefetch("findings", queryset=Finding.objects.order_by("-positive", "-probability"))
+    return (
+        Analysis.objects.visible()
+        .select_related("image", "package")
+        .prefetch_related(
+            Prefetch("findings", queryset=Finding.objects.order_by("-positive", "-probability"))
+        )
     )
 
 
@@ -218,7 +222,8 @@ class AnalysisRerunApi(generics.GenericAPIView):
     )
     def post(self, request, analysis_id: int):
         analysis = get_object_or_404(
-            Analysis.objects.select_related("image__record__patient", "package"), pk=analysis_id
+            Analysis.objects.visible().select_related("image__record__patient", "package"),
+            pk=analysis_id,
         )
         with service_errors():
             rerun = analysis_rerun(analysis=analysis, actor=request.user)
@@ -245,7 +250,10 @@ class FindingHeatmapApi(generics.GenericAPIView):
     )
     def get(self, request, finding_id: int):
         finding = get_object_or_404(
-            Finding.objects.select_related("analysis__image__record__patient"), pk=finding_id
+            Finding.objects.filter(analysis__shadow=False).select_related(
+                "analysis__image__record__patient"
+            ),
+            pk=finding_id,
         )
         response = private_file_response(finding.heatmap.name)
         audit_read(

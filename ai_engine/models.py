@@ -10,6 +10,14 @@ from ai_engine.inference.card import ROLE_DIAGNOSIS, ROLE_QUALITY, localised_tex
 from screening.models import FundusImage, ScreeningRecord
 
 
+class PackageState(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    # Runs on every new photo beside the active packages; its findings reach no staff page,
+    # PDF or API, only the statistics page's agreement with signed reviews.
+    SHADOW = "shadow", _("Shadow")
+    INACTIVE = "inactive", _("Inactive")
+
+
 class ModelPackage(models.Model):
     """A registered model package: a folder with its card (model.json) and weights."""
 
@@ -21,7 +29,13 @@ class ModelPackage(models.Model):
     weights_sha256 = models.CharField(_("weights SHA-256"), max_length=64)
     card = models.JSONField(_("model card"))
     demonstration = models.BooleanField(_("demonstration model"), default=True)
-    is_active = models.BooleanField(_("active"), default=False)
+    state = models.CharField(
+        _("state"),
+        max_length=10,
+        choices=PackageState.choices,
+        default=PackageState.INACTIVE,
+        db_index=True,
+    )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("registered by"),
@@ -42,6 +56,19 @@ class ModelPackage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == PackageState.ACTIVE
+
+    @is_active.setter
+    def is_active(self, value: bool) -> None:
+        # Kept so that ModelPackage(is_active=True) still builds a row (tests, fixtures).
+        self.state = PackageState.ACTIVE if value else PackageState.INACTIVE
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.state == PackageState.SHADOW
 
     @property
     def evidence(self) -> str:
@@ -75,6 +102,12 @@ class AnalysisStatus(models.TextChoices):
 TERMINAL_STATUSES = (AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.UNGRADABLE)
 
 
+class AnalysisQuerySet(models.QuerySet):
+    def visible(self) -> AnalysisQuerySet:
+        """Analyses staff, reports and the API may see: shadow runs excluded."""
+        return self.filter(shadow=False)
+
+
 class Analysis(models.Model):
     """One model package's analysis of one photo; a re-run is a new row with the next run number."""
 
@@ -93,6 +126,9 @@ class Analysis(models.Model):
     model_version = models.CharField(_("model version"), max_length=50)
     weights_sha256 = models.CharField(_("weights SHA-256"), max_length=64)
     demonstration = models.BooleanField(_("demonstration model"), default=True)
+    # Made by a shadow package: stored and measured, never shown (staff pages, PDF, API, triage).
+    # Fixed at creation, so a later promotion does not reveal results nobody reviewed.
+    shadow = models.BooleanField(_("shadow run"), default=False, db_index=True)
     status = models.CharField(
         _("status"), max_length=20, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED
     )
@@ -118,6 +154,8 @@ class Analysis(models.Model):
     queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = AnalysisQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("analysis")
@@ -202,3 +240,45 @@ class RecordTriage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record} {self.level}"
+
+
+class PromotionRecord(models.Model):
+    """A change of the active package set by `promote_model` or `rollback_model`, with its
+    comparison table on the held-out signed cases and the set it replaced."""
+
+    class Kind(models.TextChoices):
+        PROMOTION = "promotion", _("Promotion")
+        ROLLBACK = "rollback", _("Rollback")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    package = models.ForeignKey(
+        ModelPackage,
+        verbose_name=_("model package"),
+        on_delete=models.PROTECT,
+        related_name="promotions",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_name = models.CharField(_("by (name)"), max_length=150, blank=True)
+    reason = models.TextField(_("reason"))
+    override = models.BooleanField(_("gate overridden"), default=False)
+    comparison = models.JSONField(_("comparison"), default=dict, blank=True)
+    # Primary keys of the active packages before and after the change.
+    previous_active = models.JSONField(_("previous active set"), default=list)
+    new_active = models.JSONField(_("new active set"), default=list)
+    rolled_back = models.BooleanField(_("rolled back"), default=False)
+    created_at = models.DateTimeField(_("at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("promotion record")
+        verbose_name_plural = _("promotion records")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.package} {self.created_at:%Y-%m-%d %H:%M}"

@@ -23,26 +23,43 @@ from ai_engine.inference.results import (
 )
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.inference.summary import combine_eye_results
-from ai_engine.models import TERMINAL_STATUSES, Analysis, AnalysisStatus, Finding, ModelPackage
+from ai_engine.models import (
+    TERMINAL_STATUSES,
+    Analysis,
+    AnalysisStatus,
+    Finding,
+    ModelPackage,
+    PackageState,
+)
 from screening.models import Eye, FundusImage, RecordStatus, ScreeningRecord
 
 
 def active_diagnosis_packages() -> list[ModelPackage]:
     """Active packages whose findings are shown: one analysis per photo each."""
-    return [p for p in ModelPackage.objects.filter(is_active=True) if not p.is_quality_model]
+    return [
+        p for p in ModelPackage.objects.filter(state=PackageState.ACTIVE) if not p.is_quality_model
+    ]
+
+
+def shadow_packages() -> list[ModelPackage]:
+    """Shadow packages: they analyse every new photo, and nobody but the statistics sees it."""
+    return [
+        p for p in ModelPackage.objects.filter(state=PackageState.SHADOW) if not p.is_quality_model
+    ]
 
 
 def active_quality_packages() -> list[ModelPackage]:
     """Active quality models (card role "quality"): run inside every analysis, after the
     heuristic gate; they get no analysis rows of their own."""
-    return [p for p in ModelPackage.objects.filter(is_active=True) if p.is_quality_model]
+    return [p for p in ModelPackage.objects.filter(state=PackageState.ACTIVE) if p.is_quality_model]
 
 
 def record_latest_analyses(*, record: ScreeningRecord) -> list[Analysis]:
-    """The latest run per (photo, package) of a record, findings prefetched."""
+    """The latest run per (photo, package) of a record, findings prefetched; shadow runs never."""
     latest: dict[tuple[int, int], Analysis] = {}
     analyses: QuerySet[Analysis] = (
-        Analysis.objects.filter(image__record=record)
+        Analysis.objects.visible()
+        .filter(image__record=record)
         .select_related("image", "package")
         .prefetch_related(
             Prefetch("findings", queryset=Finding.objects.order_by("-positive", "-probability"))

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +24,8 @@ from ai_engine.models import (
     AnalysisStatus,
     Finding,
     ModelPackage,
+    PackageState,
+    PromotionRecord,
     RecordTriage,
 )
 from ai_engine.selectors import (
@@ -32,6 +34,7 @@ from ai_engine.selectors import (
     record_diabetic_eyes,
     record_eye_photos,
     record_latest_analyses,
+    shadow_packages,
 )
 from ai_engine.triage import EyeFindings, triage_compute
 from core.audit import audit_log
@@ -40,6 +43,9 @@ from core.roles import require_permission
 from core.tasks import enqueue_on_commit
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import record_mark_analysed, record_mark_analysing
+
+if TYPE_CHECKING:
+    from ai_engine.learning import GateResult
 
 logger = logging.getLogger(__name__)
 ANALYSE_TASK = "ai_engine.tasks.analyse_image"
@@ -110,20 +116,196 @@ def package_register(*, path: str | Path, actor=None, activate: bool = False) ->
 
 def package_set_active(*, package: ModelPackage, active: bool, actor=None) -> ModelPackage:
     """Enable or disable a package; several packages may be active at once."""
+    state = PackageState.ACTIVE if active else PackageState.INACTIVE
+    return package_set_state(package=package, state=state, actor=actor)
+
+
+def package_set_state(*, package: ModelPackage, state: str, actor=None) -> ModelPackage:
+    """Make a package active, shadow or inactive (audited).
+
+    A package cannot become active beside an active one of the same name: replacing a model
+    goes through ``promote_model``'s gate (``package_promote``). A quality model has no shadow
+    mode (it gates every analysis, it has no findings of its own to compare).
+    """
     if actor is not None:
         require_permission(actor, "ai_engine.change_modelpackage")
-    if package.is_active == active:
+    state = PackageState(state)
+    if package.state == state:
         return package
+    if state == PackageState.ACTIVE:
+        rival = (
+            ModelPackage.objects.filter(name=package.name, state=PackageState.ACTIVE)
+            .exclude(pk=package.pk)
+            .first()
+        )
+        if rival is not None:
+            raise ValidationError(
+                _(
+                    "%(rival)s is active: a new version replaces it only through "
+                    "`manage.py promote_model %(name)s %(version)s`, which compares both on the "
+                    "clinic's signed cases."
+                )
+                % {"rival": rival, "name": package.name, "version": package.version},
+                code="promotion_required",
+            )
+    if state == PackageState.SHADOW and package.is_quality_model:
+        raise ValidationError(
+            _("A quality model cannot run in shadow mode."), code="quality_shadow"
+        )
     with transaction.atomic():
-        package.is_active = active
-        package.save(update_fields=["is_active"])
+        before = package.state
+        package.state = state
+        package.save(update_fields=["state"])
         audit_log(
             actor=actor,
             action=AuditEvent.Action.UPDATE,
             obj=package,
-            changes={"is_active": [not active, active]},
+            changes={"state": [before, state]},
         )
     return package
+
+
+def _active_set() -> list[int]:
+    return sorted(
+        ModelPackage.objects.filter(state=PackageState.ACTIVE).values_list("pk", flat=True)
+    )
+
+
+def _actor_name(actor, fallback: str = "") -> str:
+    """Who made a change: the user, else what the command knows (the operating-system login)."""
+    return actor.get_username() if actor is not None else fallback
+
+
+def package_promote(
+    *,
+    package: ModelPackage,
+    reason: str,
+    actor=None,
+    actor_name: str = "",
+    override: bool = False,
+) -> tuple[PromotionRecord | None, GateResult]:
+    """Make `package` active in place of the active package of its name, if the promotion
+    gate (``ai_engine.learning.promotion_gate``) lets it through or `override` is given.
+
+    Nothing changes on a refusal (the record is None). Success stores who, why, the
+    comparison and the previous active set, and audits it (an override as such).
+    """
+    from ai_engine.learning import promotion_gate
+
+    if actor is not None:
+        require_permission(actor, "ai_engine.change_modelpackage")
+    if not reason.strip():
+        raise ValidationError(_("Give the reason for this promotion."), code="reason_required")
+    if package.is_active:
+        raise ValidationError(
+            _("%(package)s is already active.") % {"package": package}, code="active"
+        )
+    if package.is_quality_model:
+        raise ValidationError(
+            _("Quality models are not promoted through the gate; use activate_model."),
+            code="quality_model",
+        )
+    gate = promotion_gate(package)
+    if not gate.passed and not override:
+        return None, gate
+    with transaction.atomic():
+        previous = _active_set()
+        replaced = list(
+            ModelPackage.objects.select_for_update()
+            .filter(name=package.name, state=PackageState.ACTIVE)
+            .exclude(pk=package.pk)
+        )
+        for old in replaced:
+            old.state = PackageState.INACTIVE
+            old.save(update_fields=["state"])
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.UPDATE,
+                obj=old,
+                changes={"state": [PackageState.ACTIVE, PackageState.INACTIVE]},
+            )
+        before = package.state
+        package.state = PackageState.ACTIVE
+        package.save(update_fields=["state"])
+        record = PromotionRecord.objects.create(
+            kind=PromotionRecord.Kind.PROMOTION,
+            package=package,
+            actor=actor,
+            actor_name=_actor_name(actor, actor_name),
+            reason=reason.strip(),
+            override=not gate.passed,
+            comparison=gate.to_dict(),
+            previous_active=previous,
+            new_active=_active_set(),
+        )
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            obj=package,
+            changes={
+                "state": [before, PackageState.ACTIVE],
+                "promotion": [None, record.pk],
+                "gate_override": [None, not gate.passed],
+                "reason": [None, record.reason],
+            },
+        )
+    return record, gate
+
+
+def package_rollback(
+    *, reason: str, name: str = "", actor=None, actor_name: str = ""
+) -> PromotionRecord:
+    """Restore the active set from before the latest promotion (of `name`, if given) that is
+    not rolled back yet; recorded and audited like the promotion."""
+    if actor is not None:
+        require_permission(actor, "ai_engine.change_modelpackage")
+    with transaction.atomic():
+        promotions = PromotionRecord.objects.select_for_update().filter(
+            kind=PromotionRecord.Kind.PROMOTION, rolled_back=False
+        )
+        if name:
+            promotions = promotions.filter(package__name=name)
+        promotion = promotions.select_related("package").first()
+        if promotion is None:
+            raise ValidationError(_("There is no promotion to roll back."), code="nothing")
+        current = _active_set()
+        wanted = set(promotion.previous_active)
+        # Only the packages the promotion touched change: others activated since stay as they are.
+        touched = ModelPackage.objects.filter(name=promotion.package.name)
+        for package in touched.select_for_update():
+            state = PackageState.ACTIVE if package.pk in wanted else PackageState.INACTIVE
+            if package.state == state or (
+                package.state == PackageState.SHADOW and state == PackageState.INACTIVE
+            ):
+                continue
+            before = package.state
+            package.state = state
+            package.save(update_fields=["state"])
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.UPDATE,
+                obj=package,
+                changes={"state": [before, state], "rollback_of": [None, promotion.pk]},
+            )
+        promotion.rolled_back = True
+        promotion.save(update_fields=["rolled_back"])
+        record = PromotionRecord.objects.create(
+            kind=PromotionRecord.Kind.ROLLBACK,
+            package=promotion.package,
+            actor=actor,
+            actor_name=_actor_name(actor, actor_name),
+            reason=reason.strip() or f"rollback of promotion {promotion.pk}",
+            comparison={},
+            previous_active=current,
+            new_active=_active_set(),
+        )
+        audit_log(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            obj=promotion.package,
+            changes={"rollback": [promotion.pk, record.pk]},
+        )
+    return record
 
 
 # --- analyses -------------------------------------------------------------------------------
@@ -137,23 +319,29 @@ def _snapshot(package: ModelPackage) -> dict[str, Any]:
 
 
 def analyses_ensure(*, image: FundusImage) -> list[Analysis]:
-    """The analyses `image` needs: one per active diagnosis package, created queued where none
-    exists yet (an active quality model runs inside each of them and has no row of its own).
+    """The analyses `image` needs: one per active diagnosis package and one (marked shadow) per
+    shadow package, created queued where none exists yet (an active quality model runs inside
+    each of them and has no row of its own). A package promoted from shadow gets a visible run
+    beside its shadow ones.
 
     Safe to call from several workers at once: the unique (image, package, run) constraint
     decides, and a loser reads the winner's row.
     """
     analyses = []
-    for package in active_diagnosis_packages():
-        latest = Analysis.objects.filter(image=image, package=package).order_by("-run").first()
+    wanted = [(p, False) for p in active_diagnosis_packages()]
+    wanted += [(p, True) for p in shadow_packages()]
+    for package, shadow in wanted:
+        runs = Analysis.objects.filter(image=image, package=package)
+        latest = runs.filter(shadow=shadow).order_by("-run").first()
         if latest is None:
+            run = (runs.aggregate(Max("run"))["run__max"] or 0) + 1
             try:
                 with transaction.atomic():
                     latest = Analysis.objects.create(
-                        image=image, package=package, run=1, **_snapshot(package)
+                        image=image, package=package, run=run, shadow=shadow, **_snapshot(package)
                     )
             except IntegrityError:
-                latest = Analysis.objects.get(image=image, package=package, run=1)
+                latest = Analysis.objects.get(image=image, package=package, run=run)
         analyses.append(latest)
     return analyses
 
@@ -179,6 +367,7 @@ def analysis_rerun(*, analysis: Analysis, actor) -> Analysis:
             image=analysis.image,
             package=package,
             run=next_run,
+            shadow=analysis.shadow,
             requested_by=actor,
             **_snapshot(package),
         )
@@ -311,9 +500,13 @@ def record_start_analysis(*, record: ScreeningRecord) -> None:
 
 
 def record_finish_analysis(*, record: ScreeningRecord) -> None:
-    """Once every photo's analyses are finished: the record waits for review, triage is updated."""
+    """Once every photo's analyses are finished: the record waits for review, triage is updated.
+    Shadow runs neither hold the record back nor count for its triage."""
     pending = (
-        Analysis.objects.filter(image__record=record).exclude(status__in=TERMINAL_STATUSES).exists()
+        Analysis.objects.visible()
+        .filter(image__record=record)
+        .exclude(status__in=TERMINAL_STATUSES)
+        .exists()
     )
     if not pending:
         record_mark_analysed(record=record)
@@ -415,11 +608,14 @@ def analyses_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
                 image_ids.add(analysis.image_id)
                 counts["requeued_waiting"] += 1
         recent = now - dt.timedelta(days=settings.AI_RECONCILE_LOOKBACK_DAYS)
-        for package in active_diagnosis_packages():
+        wanted = [(p, False) for p in active_diagnosis_packages()]
+        wanted += [(p, True) for p in shadow_packages()]
+        for package, shadow in wanted:
+            done = Analysis.objects.filter(package=package, shadow=shadow).values("image_id")
             missing = (
                 FundusImage.objects.filter(uploaded_at__gte=recent)
                 .exclude(record__status__in=("reviewed", "reported"))
-                .exclude(analyses__package=package)
+                .exclude(pk__in=done)
             )
             for image_id in missing.values_list("id", flat=True):
                 image_ids.add(image_id)

@@ -44,7 +44,10 @@ def analyse_image(image_id: int) -> str:
         if not claimed:
             record_finish_analysis(record=record)
             return f"photo {image_id}: nothing to do"
-        record_start_analysis(record=record)
+        # A batch of shadow runs only (say, for a reviewed record) leaves the record as it is.
+        visible = any(not analysis.shadow for analysis in claimed)
+        if visible:
+            record_start_analysis(record=record)
         saved = failed = 0
         for analysis, outcome, error in run_analyses(claimed):
             if error is not None:
@@ -52,7 +55,8 @@ def analyse_image(image_id: int) -> str:
                 failed += 1
             elif analysis_save_outcome(analysis=analysis, outcome=outcome):
                 saved += 1
-        record_finish_analysis(record=record)
+        if visible:
+            record_finish_analysis(record=record)
         return f"photo {image_id}: {saved} analyses saved, {failed} failed"
 
 

@@ -64,7 +64,7 @@ def record_status(request: HttpRequest, record_id: int) -> JsonResponse:
 
 @staff_view("ai_engine.view_finding", "screening.view_fundusimage")
 def heatmap_file(request: HttpRequest, finding_id: int) -> HttpResponse:
-    finding = get_object_or_404(Finding, pk=finding_id)
+    finding = get_object_or_404(Finding, pk=finding_id, analysis__shadow=False)
     # Heatmaps show on the screening page, whose opening is already audited.
     return private_file_response(finding.heatmap.name)
 
@@ -127,7 +127,8 @@ def _dr_operating_point(card: dict) -> str:
 @staff_view("ai_engine.rerun_analysis")
 def rerun(request: HttpRequest, analysis_id: int) -> HttpResponse:
     analysis = get_object_or_404(
-        Analysis.objects.select_related("image__record__patient", "package"), pk=analysis_id
+        Analysis.objects.visible().select_related("image__record__patient", "package"),
+        pk=analysis_id,
     )
     record = analysis.image.record
     from ai_engine.services import analysis_rerun  # the engine's services import its task chain

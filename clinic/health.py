@@ -81,7 +81,7 @@ def check_workers(now: dt.datetime) -> dict[str, Any]:
 def check_models() -> dict[str, Any]:
     from ai_engine.models import Analysis, AnalysisStatus, ModelPackage
 
-    active = list(ModelPackage.objects.filter(is_active=True))
+    active = list(ModelPackage.objects.filter(state="active"))
     missing = [
         str(p)
         for p in active

@@ -439,6 +439,14 @@ AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 AI_RECONCILE_GRACE = env_int("AI_RECONCILE_GRACE", 60)
 AI_QUEUED_STALE_SECONDS = env_int("AI_QUEUED_STALE_SECONDS", 900)
 AI_RECONCILE_LOOKBACK_DAYS = env_int("AI_RECONCILE_LOOKBACK_DAYS", 7)
+# The learning loop (README "Learning loop"): promote_model's gate and the drift watch.
+AI_PROMOTION_MARGIN = float(env_str("AI_PROMOTION_MARGIN", "0.02"))
+AI_PROMOTION_MIN_CASES = env_int("AI_PROMOTION_MIN_CASES", 30)
+AI_PROMOTION_MAIN_CONDITION = env_str("AI_PROMOTION_MAIN_CONDITION", "dr")
+AI_TRAINING_KEY_SALT = env_secret("AI_TRAINING_KEY_SALT")  # empty: SECRET_KEY salts the keys
+AI_DRIFT_BAND = float(env_str("AI_DRIFT_BAND", "0.10"))  # absolute change vs the baseline
+AI_DRIFT_BASELINE_WEEKS = env_int("AI_DRIFT_BASELINE_WEEKS", 8)
+AI_DRIFT_WEEKS = env_int("AI_DRIFT_WEEKS", 12)
 
 # --- Operations -----------------------------------------------------------------------------
 HEALTH_MIN_FREE_DISK_GB = env_int("HEALTH_MIN_FREE_DISK_GB", 2)

@@ -17,7 +17,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ai_engine.conditions import AGREEMENT_CATEGORIES, ASSESSED_ONLY, Category
 from ai_engine.inference.diabetic import EyeDiabetic
+from ai_engine.learning import ShadowComparison, shadow_comparisons
 from ai_engine.models import Analysis, AnalysisStatus, Finding
 from ai_engine.selectors import record_diabetic_eyes
 from clinic.diabetic import GRADES, quadratic_weighted_kappa
@@ -31,72 +33,6 @@ from screening.models import (
 )
 
 REFERRAL_RECOMMENDATIONS = {Recommendation.REFER, Recommendation.URGENT}
-
-
-@dataclass(frozen=True)
-class Category:
-    code: str
-    label: str
-    doctor_codes: frozenset[str]
-    ai_labels: frozenset[str]  # lower-cased model label codes
-
-
-def _labels(*codes: str) -> frozenset[str]:
-    return frozenset(code.lower() for code in codes)
-
-
-DR_GRADES = ("1", "2", "3", "4", "grade1", "grade2", "grade3", "grade4", "dr1", "dr2", "dr3", "dr4")
-AGREEMENT_CATEGORIES: tuple[Category, ...] = (
-    Category(
-        "dr",
-        _("Diabetic retinopathy"),
-        frozenset(
-            {
-                ConclusionCode.DR_MILD,
-                ConclusionCode.DR_MODERATE,
-                ConclusionCode.DR_SEVERE,
-                ConclusionCode.DR_PROLIFERATIVE,
-            }
-        ),
-        # ODIR "D", a binary/RETFound "DR", ICDR grades 1–4 of a grading model.
-        _labels(
-            "D",
-            "DR",
-            "diabetic_retinopathy",
-            "npdr",
-            "pdr",
-            "dr_mild",
-            "dr_moderate",
-            "dr_severe",
-            "dr_proliferative",
-            *DR_GRADES,
-        ),
-    ),
-    Category(
-        "glaucoma",
-        _("Glaucoma"),
-        frozenset({ConclusionCode.GLAUCOMA_SUSPECT}),
-        _labels("G", "glaucoma", "glaucoma_suspect"),
-    ),
-    Category(
-        "cataract", _("Cataract"), frozenset({ConclusionCode.CATARACT}), _labels("C", "cataract")
-    ),
-    Category("amd", _("AMD"), frozenset({ConclusionCode.AMD}), _labels("A", "AMD")),
-    Category(
-        "hypertensive",
-        _("Hypertensive retinopathy"),
-        frozenset({ConclusionCode.HYPERTENSIVE}),
-        _labels("H", "hypertensive", "hypertensive_retinopathy", "hypertension"),
-    ),
-    Category(
-        "myopia",
-        _("Pathological myopia"),
-        frozenset({ConclusionCode.MYOPIA}),
-        _labels("M", "myopia", "pathological_myopia"),
-    ),
-)
-# Labels that only say "not diseased" for a grading model: they mark the condition as assessed.
-ASSESSED_ONLY = {"dr": _labels("0", "grade0", "dr0")}
 
 
 @dataclass
@@ -216,6 +152,7 @@ class ClinicStatistics:
     referrals: int
     recommendations: Counter = field(default_factory=Counter)
     dr: DrStatistics = field(default_factory=DrStatistics)
+    shadow: list[ShadowComparison] = field(default_factory=list)
 
     @property
     def ungradable_rate(self) -> float | None:
@@ -251,7 +188,7 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
         for offset in range((end - start).days + 1)
     ]
 
-    analyses = Analysis.objects.filter(image__record__in=records)
+    analyses = Analysis.objects.visible().filter(image__record__in=records)
     status_counts = dict(
         analyses.values_list("status").annotate(n=Count("id")).values_list("status", "n")
     )
@@ -289,6 +226,7 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
         referrals=referrals,
         recommendations=recommendations,
         dr=_dr_statistics(records, signed),
+        shadow=shadow_comparisons(records=records),
     )
 
 
@@ -302,8 +240,14 @@ def _latest_signed_reviews(records) -> dict[int, DoctorReview]:
 
 
 def _agreements(records, signed: dict[int, DoctorReview]) -> list[Agreement]:
-    done = Analysis.objects.filter(status=AnalysisStatus.DONE).prefetch_related(
-        Prefetch("findings", queryset=Finding.objects.only("analysis_id", "label_code", "positive"))
+    done = (
+        Analysis.objects.visible()
+        .filter(status=AnalysisStatus.DONE)
+        .prefetch_related(
+            Prefetch(
+                "findings", queryset=Finding.objects.only("analysis_id", "label_code", "positive")
+            )
+        )
     )
     results = {category.code: Agreement(category) for category in AGREEMENT_CATEGORIES}
     for record in records.prefetch_related(Prefetch("images__analyses", queryset=done)):
@@ -343,7 +287,8 @@ def _agreements(records, signed: dict[int, DoctorReview]) -> list[Agreement]:
 def _diabetic_by_record(records) -> dict[int, dict[str, EyeDiabetic]]:
     """record_diabetic_eyes for every record, in a fixed number of queries."""
     analyses = (
-        Analysis.objects.filter(image__record__in=records)
+        Analysis.objects.visible()
+        .filter(image__record__in=records)
         .select_related("image", "package")
         .prefetch_related(
             Prefetch(

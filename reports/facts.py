@@ -195,7 +195,8 @@ def _latest_finished(image: FundusImage | None) -> list[Analysis]:
         return []
     latest: dict[int, Analysis] = {}
     runs = (
-        Analysis.objects.filter(image=image, status__in=REPORTED_ANALYSIS_STATUSES)
+        Analysis.objects.visible()
+        .filter(image=image, status__in=REPORTED_ANALYSIS_STATUSES)
         .select_related("package")
         .prefetch_related("findings")
         .order_by("package_id", "-run")

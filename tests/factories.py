@@ -73,4 +73,4 @@ class ModelPackageFactory(factory.django.DjangoModelFactory):
     weights_sha256 = "ab" * 32
     card = factory.LazyFunction(dict)
     demonstration = True
-    is_active = True
+    state = "active"

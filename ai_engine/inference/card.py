@@ -109,6 +109,11 @@ class ModelCard:
     tta: tuple[str, ...] = ()
     role: str = ROLE_DIAGNOSIS
     quality_gate: dict[str, Any] | None = None
+    # The learning loop (README "Learning loop"): the salted patient keys of the clinic's cases the
+    # model trained on, when it trained (ISO date), and the condition its promotion must improve.
+    trained_on_keys: tuple[str, ...] = ()
+    trained_at: str = ""
+    main_condition: str = ""
 
     @property
     def is_quality_model(self) -> bool:
@@ -133,6 +138,7 @@ class ModelCard:
         data["labels"] = [asdict(label) for label in self.labels]
         data["cam"]["target_layers"] = list(self.cam.target_layers)
         data["tta"] = list(self.tta)
+        data["trained_on_keys"] = list(self.trained_on_keys)
         return data
 
     def to_json(self) -> str:
@@ -225,7 +231,23 @@ def parse_card(raw: Any) -> ModelCard:
         tta=_tta(raw.get("tta", [])),
         role=role,
         quality_gate=quality_gate,
+        trained_on_keys=_trained_on_keys(raw.get("trained_on_keys", [])),
+        trained_at=_iso_date(raw, "trained_at"),
+        main_condition=_optional_text(raw, "main_condition"),
     )
+
+
+def _trained_on_keys(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
+        raise CardError("model.json: trained_on_keys must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _iso_date(raw: dict[str, Any], key: str) -> str:
+    value = _optional_text(raw, key)
+    if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?", value):
+        raise CardError(f"model.json: {key} must be an ISO date (YYYY-MM-DD), got {value!r}")
+    return value
 
 
 def _is_int(value: Any) -> bool:

@@ -1,6 +1,6 @@
-"""The operations page for administrators: queue depth per cluster, worker heartbeats and the AI
-engine's per-stage timings and failures. /healthz says whether a host can serve; this page says
-how the work is flowing."""
+"""The operations page for administrators: queue depth per cluster, worker heartbeats, the AI
+engine's per-stage timings and failures, and the weekly drift watch. /healthz says whether a
+host can serve; this page says how the work is flowing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from ai_engine.drift import drift_weeks
 from ai_engine.models import AnalysisStatus
 from ai_engine.monitoring import (
     analysis_recent_failures,
@@ -69,5 +70,6 @@ def operations(request: HttpRequest) -> HttpResponse:
             ],
             "timings": analysis_stage_timings(since=since),
             "failures": analysis_recent_failures(),
+            "drift": drift_weeks(now=now),
         },
     )

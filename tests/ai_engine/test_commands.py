@@ -109,7 +109,7 @@ def test_bundled_registration_activates_only_the_default_package(db, tmp_path, s
     settings.AI_MODEL_DIRS = [str(tmp_path)]
     settings.AI_DEFAULT_PACKAGES = ["ophai-screening"]
     call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
-    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+    assert {p.name: p.is_active for p in ModelPackage.objects.all()} == {
         "ophai-screening": True,
         "ophai-demo-screening": False,
     }
@@ -117,7 +117,7 @@ def test_bundled_registration_activates_only_the_default_package(db, tmp_path, s
     call_command("activate_model", "ophai-screening", "1.0", "--off", stdout=io.StringIO())
     call_command("activate_model", "ophai-demo-screening", "1.0", stdout=io.StringIO())
     call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
-    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+    assert {p.name: p.is_active for p in ModelPackage.objects.all()} == {
         "ophai-screening": False,
         "ophai-demo-screening": True,
     }
@@ -138,7 +138,7 @@ def test_an_active_quality_model_does_not_stop_the_default_package_from_being_ac
     settings.AI_MODEL_DIRS = [str(tmp_path / "bundled")]
     settings.AI_DEFAULT_PACKAGES = ["ophai-screening"]
     call_command("register_model", "--bundled", "--activate-if-none", stdout=io.StringIO())
-    assert dict(ModelPackage.objects.values_list("name", "is_active")) == {
+    assert {p.name: p.is_active for p in ModelPackage.objects.all()} == {
         "ophai-screening": True,
         "tiny-quality": True,
     }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from ai_engine.models import ModelPackage
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, name: str | None, version: str | None, off: bool, **options) -> None:
         if not name:
             for package in ModelPackage.objects.order_by("name", "version"):
-                flag = "active  " if package.is_active else "inactive"
+                flag = f"{package.state:<8}"
                 demo = " (demonstration)" if package.demonstration else ""
                 self.stdout.write(f"{flag} {package.name} {package.version}{demo}  {package.path}")
             return
@@ -34,7 +35,10 @@ class Command(BaseCommand):
                 f"Name one registered package (name and version). Registered: {known}."
             )
         with audit_source("command"):
-            package = package_set_active(package=packages.get(), active=not off)
+            try:
+                package = package_set_active(package=packages.get(), active=not off)
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(
             f"{package.name} {package.version} is now {'active' if package.is_active else 'inactive'}."
         )

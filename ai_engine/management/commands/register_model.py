@@ -57,7 +57,7 @@ class Command(BaseCommand):
         # "none" means no diagnosis package: an active quality model alone diagnoses nothing.
         should_activate = activate or (
             activate_if_none
-            and not any(not p.is_quality_model for p in ModelPackage.objects.filter(is_active=True))
+            and not any(not p.is_quality_model for p in ModelPackage.objects.filter(state="active"))
         )
         # On a fresh machine only the default bundled packages start active (when one is there).
         defaults = set(settings.AI_DEFAULT_PACKAGES)
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                     package = package_register(path=folder, activate=chosen)
                 except ValidationError as exc:
                     raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
-                state = "active" if package.is_active else "inactive"
+                state = package.state
                 demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
                 self.stdout.write(f"Registered {package.name} {package.version} ({state}){demo}")
 
