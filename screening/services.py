@@ -694,6 +694,8 @@ def _clean_eye_conclusions(fields: dict[str, Any], errors: dict[str, list[str]])
             errors.setdefault(icd_field, []).append(
                 _("At most %(max)d ICD-10 codes per eye.") % {"max": DIAGNOSIS_CODES_MAX}
             )
+        elif codes_field in errors:
+            pass  # the conclusions are wrong: what the codes go with is not known
         elif NORMAL_EXAM_CODE in icd and (
             len(icd) > 1 or any(code != ConclusionCode.NORMAL for code in codes)
         ):
