@@ -646,6 +646,13 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
 
 
 EYE_NAMES = {"od": _lazy("the right eye (OD)"), "os": _lazy("the left eye (OS)")}
+# An eye's DR conclusion and its ICDR grade say the same thing.
+DR_CONCLUSION_GRADES = {
+    ConclusionCode.DR_MILD: "1",
+    ConclusionCode.DR_MODERATE: "2",
+    ConclusionCode.DR_SEVERE: "3",
+    ConclusionCode.DR_PROLIFERATIVE: "4",
+}
 
 
 def _clean_eye_conclusions(fields: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -765,6 +772,17 @@ def _check_eyes_against_visit(
                 )
                 % {"eye": EYE_NAMES[eye]}
             )
+        grade = diabetic.get(f"dr_grade_{eye}")
+        dr_codes = [code for code in eye_codes if code in DR_CONCLUSION_GRADES]
+        if grade and grade != DrGrade.UNGRADABLE and dr_codes:
+            if any(DR_CONCLUSION_GRADES[code] != grade for code in dr_codes):
+                errors.setdefault(field, []).append(
+                    _(
+                        "The diabetic retinopathy conclusion for %(eye)s does not match its ICDR "
+                        "grade (R%(grade)s): correct one or the other."
+                    )
+                    % {"eye": EYE_NAMES[eye], "grade": grade}
+                )
         abnormal = [
             c for c in eye_codes if c not in (ConclusionCode.NORMAL, ConclusionCode.UNGRADABLE)
         ]

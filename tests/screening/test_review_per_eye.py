@@ -201,6 +201,32 @@ def test_an_eye_called_normal_cannot_contradict_its_dr_grade_nor_the_visit_its_e
     ]
 
 
+def test_an_eyes_dr_conclusion_must_match_its_icdr_grade(doctor, uploaded_record):
+    with pytest.raises(ValidationError) as excinfo:
+        review_save_draft(
+            doctor=doctor,
+            record=uploaded_record,
+            recommendation="refer",
+            conclusion_codes_od=["dr_moderate"],
+            dr_grade_od="R1",
+        )
+    assert excinfo.value.message_dict == {
+        "conclusion_codes_od": [
+            "The diabetic retinopathy conclusion for the right eye (OD) does not match its "
+            "ICDR grade (R1): correct one or the other."
+        ]
+    }
+    assert not DoctorReview.objects.exists()
+    review = review_save_draft(
+        doctor=doctor,
+        record=uploaded_record,
+        recommendation="refer",
+        conclusion_codes_od=["dr_moderate"],
+        dr_grade_od="R2",
+    )
+    assert (review.conclusion_codes_od, review.dr_grade_od) == (["dr_moderate"], "2")
+
+
 def test_nothing_for_the_visit_nor_the_eyes_is_refused(doctor, uploaded_record):
     with pytest.raises(ValidationError) as excinfo:
         review_save_draft(doctor=doctor, record=uploaded_record)
