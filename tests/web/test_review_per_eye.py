@@ -105,3 +105,19 @@ def test_a_technician_cannot_post_per_eye_conclusions(client, technician, analys
     )
     assert response.status_code == 403
     assert not DoctorReview.objects.exists()
+
+
+def test_the_patient_page_lists_the_signed_eyes_codes_only(client, doctor, analysed_record):
+    draft = review_save_draft(
+        doctor=doctor,
+        record=analysed_record,
+        conclusion_codes_od=["amd"],
+        recommendation_od="refer",
+    )
+    client.force_login(doctor)
+    url = reverse("pages:patient-detail", args=[analysed_record.patient.patient_id])
+    assert "icd10-codes" not in client.get(url).content.decode()  # a draft is not the record
+
+    review_sign(doctor=doctor, review=draft)
+    html = client.get(url).content.decode()
+    assert '<span class="small muted icd10-codes">OD: H35.3</span>' in html
