@@ -95,15 +95,6 @@ def icd10_codes_text(codes: list[str]) -> str:
     return ", ".join(codes)
 
 
-EYE_FORM_FIELDS = {
-    eye: tuple(
-        f"{name}_{eye}"
-        for name in ("conclusion_codes", "diagnosis_codes", "conclusion_text", "recommendation")
-    )
-    for eye in ("od", "os")
-}
-
-
 class ReviewForm(forms.Form):
     conclusion_codes = forms.MultipleChoiceField(
         label=_("Conclusion"),
