@@ -40,7 +40,11 @@ from screening.models import (
     ScreeningRecord,
 )
 from screening.selectors import recall_state
-from screening.serializers import DIABETIC_REVIEW_FIELDS, DiabeticReviewFieldsMixin
+from screening.serializers import (
+    DIABETIC_REVIEW_FIELDS,
+    DiabeticReviewFieldsMixin,
+    EyeConclusionsFieldMixin,
+)
 
 SIGNED_STATUSES = (RecordStatus.REVIEWED, RecordStatus.REPORTED)
 
@@ -168,8 +172,11 @@ class MeOutputSerializer(serializers.ModelSerializer):
         return FollowUpSerializer(follow_up_data(self.context["follow_up"])).data
 
 
-class MyConclusionSerializer(DiabeticReviewFieldsMixin, serializers.ModelSerializer):
-    """The doctor's signed conclusion as the patient sees it."""
+class MyConclusionSerializer(
+    EyeConclusionsFieldMixin, DiabeticReviewFieldsMixin, serializers.ModelSerializer
+):
+    """The doctor's signed conclusion as the patient sees it (``eyes``: per eye, with the
+    ICD-10 codes and their names). Only signed reviews reach it: a draft is never shown."""
 
     conclusion_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
     recommendation_label = serializers.SerializerMethodField()
@@ -186,6 +193,7 @@ class MyConclusionSerializer(DiabeticReviewFieldsMixin, serializers.ModelSeriali
             "recommendation_text",
             "follow_up_date",
             *DIABETIC_REVIEW_FIELDS,
+            "eyes",
             "signed_at",
         )
 

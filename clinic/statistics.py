@@ -23,6 +23,7 @@ from ai_engine.learning import ShadowComparison, shadow_comparisons
 from ai_engine.models import Analysis, AnalysisStatus, Finding
 from ai_engine.selectors import record_diabetic_eyes
 from clinic.diabetic import GRADES, quadratic_weighted_kappa
+from screening.icd10 import code_name
 from screening.models import (
     DR_REFERABLE_FROM,
     ConclusionCode,
@@ -138,6 +139,40 @@ class DrStatistics:
         return bool(sum(self.ai_grades) or sum(self.doctor_grades) or self.doctor_ungradable)
 
 
+@dataclass(frozen=True)
+class DiagnosisCount:
+    """One ICD-10 code in the latest signed reviews: eyes per side and screenings."""
+
+    code: str
+    od: int
+    os: int
+    screenings: int
+
+    @property
+    def name(self) -> str:
+        return code_name(self.code)
+
+    @property
+    def eyes(self) -> int:
+        return self.od + self.os
+
+
+def _diagnosis_counts(signed: dict[int, DoctorReview]) -> list[DiagnosisCount]:
+    """Per ICD-10 code: the eyes (right, left) and screenings whose latest signed review
+    records it; most eyes first."""
+    per_eye: dict[str, Counter] = {"od": Counter(), "os": Counter()}
+    screenings: Counter = Counter()
+    for review in signed.values():
+        for eye in ("od", "os"):
+            per_eye[eye].update(set(getattr(review, f"diagnosis_codes_{eye}")))
+        screenings.update(set(review.diagnosis_codes_od) | set(review.diagnosis_codes_os))
+    rows = [
+        DiagnosisCount(code, per_eye["od"][code], per_eye["os"][code], count)
+        for code, count in screenings.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.eyes, row.code))
+
+
 @dataclass
 class ClinicStatistics:
     start: dt.date
@@ -153,6 +188,7 @@ class ClinicStatistics:
     recommendations: Counter = field(default_factory=Counter)
     dr: DrStatistics = field(default_factory=DrStatistics)
     shadow: list[ShadowComparison] = field(default_factory=list)
+    diagnoses: list[DiagnosisCount] = field(default_factory=list)
 
     @property
     def ungradable_rate(self) -> float | None:
@@ -227,6 +263,7 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
         recommendations=recommendations,
         dr=_dr_statistics(records, signed),
         shadow=shadow_comparisons(records=records),
+        diagnoses=_diagnosis_counts(signed),
     )
 
 

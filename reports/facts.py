@@ -19,6 +19,7 @@ from ai_engine.inference.diabetic import DME_NAMES, NO_DME_NAMES, EyeDiabetic, d
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, RecordTriage
 from ai_engine.selectors import analyses_diabetic, analysis_findings, record_eye_photos
+from screening.icd10 import code_name
 from screening.models import (
     ConclusionCode,
     DoctorReview,
@@ -100,7 +101,6 @@ def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
     review = record_current_review(record=record)
     patient = record.patient
     scrub = _scrubber(patient)
-    confirmed = _confirmed_codes(review)
     eyes: dict[str, Any] = {}
     media: dict[str, EyeMedia] = {}
     for eye, photos in record_eye_photos(record=record).items():
@@ -111,7 +111,9 @@ def report_inputs(*, record: ScreeningRecord) -> ReportInputs:
             "photo_taken": photos.chosen is not None,
             "other_photos": len(photos.history),
             "quality": _quality(analyses),
-            "ai_findings": [_finding_fact(a, f, confirmed) for a, f in findings],
+            "ai_findings": [
+                _finding_fact(a, f, _confirmed_codes(review, eye)) for a, f in findings
+            ],
             "diabetic": _diabetic_fact(analyses_diabetic(eye, analyses)),
         }
         media[eye] = _eye_media(photos.chosen, findings)
@@ -318,10 +320,14 @@ def _conclusions_for(label_code: str) -> set[str]:
     return AI_LABEL_CONCLUSIONS.get(label_code.lower(), set())
 
 
-def _confirmed_codes(review: DoctorReview | None) -> set[str] | None:
-    """The conclusion codes of the signed review (None without one). Conclusions are per visit
-    today: an AI finding counts as confirmed when the doctor concluded the same disease."""
-    return None if review is None else set(review.conclusion_codes)
+def _confirmed_codes(review: DoctorReview | None, eye: str) -> set[str] | None:
+    """The signed review's conclusion codes for `eye` (None without a review): the eye's own
+    when the doctor gave them, else the visit's. An AI finding counts as confirmed when the
+    doctor concluded the same disease."""
+    if review is None:
+        return None
+    eye_codes = getattr(review, f"conclusion_codes_{eye.lower()}")
+    return set(eye_codes or review.conclusion_codes)
 
 
 def _eye_media(
@@ -384,7 +390,34 @@ def _review_fact(review: DoctorReview, scrub) -> dict[str, Any]:
         if review.signed_at
         else None,
         "diabetic_eyes": _review_diabetic_eyes(review),
+        "eye_conclusions": _review_eye_conclusions(review, scrub),
     }
+
+
+def _review_eye_conclusions(review: DoctorReview, scrub) -> list[dict[str, Any]]:
+    """The eyes with a per-eye conclusion: labels in the report's language, ICD-10 codes with
+    both names, the doctor's text (identifiers cut out) and recommendation."""
+    return [
+        {
+            "eye": str(eye.eye),
+            "eye_label": eye.label,
+            "conclusion_codes": list(eye.conclusion_codes),
+            "conclusion_labels": eye.conclusion_labels,
+            "diagnoses": [
+                {
+                    "code": code,
+                    "name_zh": code_name(code, "zh-hans"),
+                    "name_en": code_name(code, "en"),
+                    "name": name,
+                }
+                for code, name in eye.diagnoses
+            ],
+            "conclusion_text": scrub(eye.text),
+            "recommendation": eye.recommendation,
+            "recommendation_label": eye.recommendation_label,
+        }
+        for eye in review.recorded_eye_conclusions
+    ]
 
 
 def _review_diabetic_eyes(review: DoctorReview) -> list[dict[str, Any]]:

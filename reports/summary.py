@@ -41,6 +41,9 @@ SENTENCES = {
         "draft": "本报告尚未经医生审核，AI 结果仅为提示，不能作为诊断。",
         "conclusion": "医生结论：{labels}。",
         "conclusion_text": "医生说明：{text}",
+        "eye_conclusion": "{eye}：{labels}{codes}。",
+        "eye_codes": "（ICD-10：{codes}）",
+        "eye_recommendation": "{eye}建议：{label}。",
         "recommendation": "医生建议：{label}。",
         "recommendation_text": "{text}",
         "follow_up": "请于 {date} 前后复查。",
@@ -68,6 +71,9 @@ SENTENCES = {
         "draft": "A doctor has not reviewed this report yet; the AI results are suggestions only and are not a diagnosis.",
         "conclusion": "The doctor's conclusion: {labels}.",
         "conclusion_text": "The doctor notes: {text}",
+        "eye_conclusion": "Your {eye}: {labels}{codes}.",
+        "eye_codes": " (ICD-10: {codes})",
+        "eye_recommendation": "For your {eye}, the doctor recommends: {label}.",
         "recommendation": "The doctor recommends: {label}.",
         "recommendation_text": "{text}",
         "follow_up": "Please come back for a check-up around {date}.",
@@ -143,6 +149,7 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
             lines.append(
                 s["conclusion_text"].format(text=_sentence(review["conclusion_text"], lang))
             )
+        lines.extend(_eye_sentences(review, s, eye_names))
         if confirmed:
             lines.append(s["ai_confirmed"].format(labels=s["list_sep"].join(confirmed)))
         if review["recommendation_label"]:
@@ -156,6 +163,30 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
         lines.append(s["authority"])
     lines.append(s["closing"])
     return sep.join(lines)
+
+
+def _eye_sentences(
+    review: dict[str, Any], s: dict[str, str], eye_names: dict[str, str]
+) -> list[str]:
+    """Per eye the doctor concluded on: the conclusion with its ICD-10 codes, and the eye's
+    recommendation where it differs from the visit's."""
+    lines = []
+    for eye in review.get("eye_conclusions") or []:
+        name = eye_names[eye["eye"]]
+        codes = [diagnosis["code"] for diagnosis in eye["diagnoses"]]
+        if eye["conclusion_labels"]:
+            lines.append(
+                s["eye_conclusion"].format(
+                    eye=name,
+                    labels=s["list_sep"].join(eye["conclusion_labels"]),
+                    codes=s["eye_codes"].format(codes=s["list_sep"].join(codes)) if codes else "",
+                )
+            )
+        if eye["recommendation_label"] and eye["recommendation"] != review["recommendation"]:
+            lines.append(
+                s["eye_recommendation"].format(eye=name, label=eye["recommendation_label"])
+            )
+    return lines
 
 
 def _diabetic_models(diabetic: dict[str, Any] | None) -> set[str]:

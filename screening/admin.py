@@ -369,13 +369,35 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
     )
     autocomplete_fields = ("record",)
     list_select_related = ("record__patient", "doctor")
-    readonly_fields = ("version", "doctor", "supersedes", "signed_at", "created_at", "updated_at")
+    # The per-eye conclusions are written on the screening page or through the API; an admin
+    # save keeps them (the service carries left-out per-eye fields over).
+    readonly_fields = (
+        "version",
+        "doctor",
+        "supersedes",
+        "eye_conclusions_display",
+        "signed_at",
+        "created_at",
+        "updated_at",
+    )
     # No "sign the selected" action: a signature binds to the content the doctor saw, and a
     # list action posts only the rows' IDs. Each review is signed from its own page.
 
     @admin.display(description=_("conclusion"))
     def conclusion_display(self, obj: DoctorReview) -> str:
         return "; ".join(obj.conclusion_labels())
+
+    @admin.display(description=_("per-eye conclusions"))
+    def eye_conclusions_display(self, obj: DoctorReview) -> str:
+        return (
+            "; ".join(
+                f"{eye.label}: {', '.join(eye.conclusion_labels)}"
+                + (f" [{', '.join(eye.diagnosis_codes)}]" if eye.diagnosis_codes else "")
+                + (f" · {eye.recommendation_label}" if eye.recommendation else "")
+                for eye in obj.recorded_eye_conclusions
+            )
+            or "—"
+        )
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -298,10 +298,20 @@ class ImageFileApi(generics.GenericAPIView):
 # --- doctor reviews -------------------------------------------------------------------------
 class ReviewInputSerializer(serializers.Serializer):
     conclusion_codes = serializers.ListField(
-        child=serializers.ChoiceField(choices=ConclusionCode.choices), max_length=12
+        child=serializers.ChoiceField(choices=ConclusionCode.choices),
+        max_length=12,
+        required=False,
+        default=list,
+        help_text="The visit's conclusion codes; empty: the eyes' conclusions together.",
     )
     conclusion_text = StrictCharField(max_length=4000, required=False, allow_blank=True, default="")
-    recommendation = serializers.ChoiceField(choices=Recommendation.choices)
+    recommendation = serializers.ChoiceField(
+        choices=Recommendation.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The visit's recommendation; empty: the most pressing of the eyes'.",
+    )
     recommendation_text = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
     )
@@ -328,6 +338,44 @@ class ReviewInputSerializer(serializers.Serializer):
         required=False,
         default=None,
         help_text="Macular oedema in the left eye: true, false or null.",
+    )
+    conclusion_codes_od = serializers.ListField(
+        child=serializers.ChoiceField(choices=ConclusionCode.choices),
+        max_length=12,
+        required=False,
+        help_text="The right eye's conclusion codes. Left out: kept from the latest review.",
+    )
+    conclusion_codes_os = serializers.ListField(
+        child=serializers.ChoiceField(choices=ConclusionCode.choices),
+        max_length=12,
+        required=False,
+        help_text="The left eye's conclusion codes. Left out: kept from the latest review.",
+    )
+    diagnosis_codes_od = serializers.ListField(
+        child=StrictCharField(max_length=10),
+        max_length=10,
+        required=False,
+        help_text=(
+            "The right eye's ICD-10 codes from the clinic's catalogue (e.g. E11.3, H36.0); "
+            "empty: the conclusions' default codes. Left out: kept from the latest review."
+        ),
+    )
+    diagnosis_codes_os = serializers.ListField(
+        child=StrictCharField(max_length=10),
+        max_length=10,
+        required=False,
+        help_text=(
+            "The left eye's ICD-10 codes from the clinic's catalogue (e.g. E11.3, H36.0); "
+            "empty: the conclusions' default codes. Left out: kept from the latest review."
+        ),
+    )
+    conclusion_text_od = StrictCharField(max_length=4000, required=False, allow_blank=True)
+    conclusion_text_os = StrictCharField(max_length=4000, required=False, allow_blank=True)
+    recommendation_od = serializers.ChoiceField(
+        choices=Recommendation.choices, required=False, allow_blank=True
+    )
+    recommendation_os = serializers.ChoiceField(
+        choices=Recommendation.choices, required=False, allow_blank=True
     )
     amendment_reason = StrictCharField(
         max_length=4000, required=False, allow_blank=True, default=""
@@ -394,6 +442,13 @@ REVIEW_EXAMPLE = {
     "recommendation": "refer",
     "recommendation_text": "",
     "follow_up_months": 3,
+    "conclusion_codes_od": ["dr_moderate"],
+    "diagnosis_codes_od": ["E11.3", "H36.0"],
+    "conclusion_text_od": "黄斑区硬性渗出",
+    "recommendation_od": "refer",
+    "conclusion_codes_os": ["normal"],
+    "diagnosis_codes_os": [],
+    "recommendation_os": "routine",
 }
 
 

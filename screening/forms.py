@@ -58,11 +58,49 @@ def dme_choice(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
+def _eye_conclusion(label) -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=label,
+        choices=ConclusionCode.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+def _eye_diagnoses(label) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=200,
+        help_text=_(
+            "ICD-10, separated by commas, e.g. E11.3, H36.0. Left empty, the picked "
+            "conclusions' codes are filled in."
+        ),
+        widget=forms.TextInput(
+            attrs={"list": "icd10-codes", "autocomplete": "off", "data-icd10": "true"}
+        ),
+    )
+
+
+def _eye_recommendation(label) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=label,
+        choices=[("", _("Not given")), *Recommendation.choices],
+        required=False,
+    )
+
+
+def icd10_codes_text(codes: list[str]) -> str:
+    """Stored ICD-10 codes as the form shows them."""
+    return ", ".join(codes)
+
+
 class ReviewForm(forms.Form):
     conclusion_codes = forms.MultipleChoiceField(
         label=_("Conclusion"),
         choices=ConclusionCode.choices,
         required=False,
+        help_text=_("For the visit. Left empty, it is the eyes' conclusions together."),
         widget=forms.CheckboxSelectMultiple,
     )
     conclusion_text = forms.CharField(
@@ -72,6 +110,7 @@ class ReviewForm(forms.Form):
         label=_("Recommendation"),
         choices=Recommendation.choices,
         required=False,
+        help_text=_("For the visit. Left empty, it is the most pressing of the eyes'."),
         widget=forms.RadioSelect,
     )
     recommendation_text = forms.CharField(
@@ -92,6 +131,22 @@ class ReviewForm(forms.Form):
     dme_od = _dme(_("Macular oedema, right eye (OD)"), "od")
     dr_grade_os = _dr_grade(_("DR grade, left eye (OS)"), "os")
     dme_os = _dme(_("Macular oedema, left eye (OS)"), "os")
+    conclusion_codes_od = _eye_conclusion(_("Conclusion, right eye (OD)"))
+    diagnosis_codes_od = _eye_diagnoses(_("ICD-10 codes, right eye (OD)"))
+    conclusion_text_od = forms.CharField(
+        label=_("Conclusion text, right eye (OD)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    recommendation_od = _eye_recommendation(_("Recommendation, right eye (OD)"))
+    conclusion_codes_os = _eye_conclusion(_("Conclusion, left eye (OS)"))
+    diagnosis_codes_os = _eye_diagnoses(_("ICD-10 codes, left eye (OS)"))
+    conclusion_text_os = forms.CharField(
+        label=_("Conclusion text, left eye (OS)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    recommendation_os = _eye_recommendation(_("Recommendation, left eye (OS)"))
     amendment_reason = forms.CharField(
         label=_("Reason for the amendment"),
         required=False,

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from patients.models import Patient
+from screening.icd10 import code_name
 
 IOP_NORMAL_LOW = Decimal("10")
 IOP_NORMAL_HIGH = Decimal("21")
@@ -298,6 +299,39 @@ class ReviewEyeDiabetic:
         return str(DrGrade(self.dr_grade).label) if self.dr_grade else ""
 
 
+@dataclass(frozen=True)
+class ReviewEyeConclusion:
+    """One eye's conclusion as a doctor recorded it: pick-list codes, ICD-10 codes, free text
+    and recommendation (each may be empty)."""
+
+    eye: str
+    label: str
+    conclusion_codes: list[str]
+    diagnosis_codes: list[str]
+    text: str
+    recommendation: str
+
+    @property
+    def recorded(self) -> bool:
+        return bool(
+            self.conclusion_codes or self.diagnosis_codes or self.text or self.recommendation
+        )
+
+    @property
+    def conclusion_labels(self) -> list[str]:
+        labels = dict(ConclusionCode.choices)
+        return [str(labels.get(code, code)) for code in self.conclusion_codes]
+
+    @property
+    def diagnoses(self) -> list[tuple[str, str]]:
+        """(ICD-10 code, name in the active language)."""
+        return [(code, code_name(code)) for code in self.diagnosis_codes]
+
+    @property
+    def recommendation_label(self) -> str:
+        return str(Recommendation(self.recommendation).label) if self.recommendation else ""
+
+
 class DoctorReview(models.Model):
     """A doctor's conclusion for a screening; once signed it is never changed, only amended."""
 
@@ -415,6 +449,33 @@ class DoctorReview(models.Model):
             ReviewEyeDiabetic(Eye.OD, str(Eye.OD.label), self.dr_grade_od, self.dme_od),
             ReviewEyeDiabetic(Eye.OS, str(Eye.OS.label), self.dr_grade_os, self.dme_os),
         ]
+
+    @property
+    def eye_conclusions(self) -> list[ReviewEyeConclusion]:
+        """Right eye then left eye: the doctor's per-eye conclusion."""
+        return [
+            ReviewEyeConclusion(
+                Eye.OD,
+                str(Eye.OD.label),
+                list(self.conclusion_codes_od),
+                list(self.diagnosis_codes_od),
+                self.conclusion_text_od,
+                self.recommendation_od,
+            ),
+            ReviewEyeConclusion(
+                Eye.OS,
+                str(Eye.OS.label),
+                list(self.conclusion_codes_os),
+                list(self.diagnosis_codes_os),
+                self.conclusion_text_os,
+                self.recommendation_os,
+            ),
+        ]
+
+    @property
+    def recorded_eye_conclusions(self) -> list[ReviewEyeConclusion]:
+        """The eyes with anything recorded."""
+        return [eye for eye in self.eye_conclusions if eye.recorded]
 
     @property
     def graded_diabetic_eyes(self) -> list[ReviewEyeDiabetic]:

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from core.api import ChoiceLabelField
 from patients.serializers import PatientBriefSerializer
+from screening.icd10 import code_name
 from screening.models import (
     DoctorReview,
     FundusImage,
@@ -143,7 +144,58 @@ class DiabeticReviewFieldsMixin(serializers.Serializer):
     dr_grade_os_label = serializers.CharField(source="get_dr_grade_os_display", read_only=True)
 
 
-class ReviewOutputSerializer(DiabeticReviewFieldsMixin, serializers.ModelSerializer):
+class DiagnosisSerializer(serializers.Serializer):
+    """One ICD-10 code with its Chinese and English names."""
+
+    code = serializers.CharField(read_only=True)
+    name_zh = serializers.SerializerMethodField()
+    name_en = serializers.SerializerMethodField()
+
+    def to_representation(self, instance):
+        return super().to_representation({"code": instance})
+
+    def get_name_zh(self, data: dict) -> str:
+        return code_name(data["code"], "zh-hans")
+
+    def get_name_en(self, data: dict) -> str:
+        return code_name(data["code"], "en")
+
+
+class EyeConclusionSerializer(serializers.Serializer):
+    """One eye's conclusion: pick-list codes with labels, ICD-10 diagnoses, text, recommendation."""
+
+    eye = serializers.CharField(read_only=True)
+    eye_label = serializers.CharField(source="label", read_only=True)
+    conclusion_codes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    conclusion_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    diagnoses = DiagnosisSerializer(source="diagnosis_codes", many=True, read_only=True)
+    conclusion_text = serializers.CharField(source="text", read_only=True)
+    recommendation = serializers.CharField(read_only=True)
+    recommendation_label = serializers.CharField(read_only=True)
+
+
+class EyeConclusionsFieldMixin(serializers.Serializer):
+    """``eyes``: the per-eye conclusions the doctor recorded (eyes with nothing left out)."""
+
+    eyes = EyeConclusionSerializer(source="recorded_eye_conclusions", many=True, read_only=True)
+
+
+EYE_REVIEW_OUTPUT_FIELDS = (
+    "conclusion_codes_od",
+    "diagnosis_codes_od",
+    "conclusion_text_od",
+    "recommendation_od",
+    "conclusion_codes_os",
+    "diagnosis_codes_os",
+    "conclusion_text_os",
+    "recommendation_os",
+    "eyes",
+)
+
+
+class ReviewOutputSerializer(
+    EyeConclusionsFieldMixin, DiabeticReviewFieldsMixin, serializers.ModelSerializer
+):
     doctor = serializers.CharField(source="doctor.get_username", read_only=True)
     conclusion_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
     recommendation_label = serializers.SerializerMethodField()
@@ -166,6 +218,7 @@ class ReviewOutputSerializer(DiabeticReviewFieldsMixin, serializers.ModelSeriali
             "follow_up_months",
             "follow_up_date",
             *DIABETIC_REVIEW_FIELDS,
+            *EYE_REVIEW_OUTPUT_FIELDS,
             "amendment_reason",
             "supersedes",
             "is_signed",

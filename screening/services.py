@@ -23,6 +23,7 @@ from core.models import AuditEvent
 from core.roles import Role, is_doctor, require_permission, user_roles
 from core.tasks import enqueue_on_commit
 from patients.models import Patient
+from screening.icd10 import NORMAL_EXAM_CODE, default_codes, parse_codes, unknown_codes
 from screening.models import (
     VA_MAX,
     VA_MIN,
@@ -66,6 +67,22 @@ REVIEW_FIELDS = (
     "dme_od",
     "dme_os",
     "amendment_reason",
+)
+# Per eye (OD, OS): written by the web form and the API; a caller that leaves them out (the
+# admin, a command) keeps what the latest review says, so an amendment carries them over.
+EYE_REVIEW_FIELDS = tuple(
+    f"{name}_{eye}"
+    for eye in ("od", "os")
+    for name in ("conclusion_codes", "diagnosis_codes", "conclusion_text", "recommendation")
+)
+DIAGNOSIS_CODES_MAX = 10
+# The visit's recommendation derived from the eyes' is the most pressing of them.
+RECOMMENDATION_URGENCY = (
+    Recommendation.URGENT,
+    Recommendation.REFER,
+    Recommendation.RETAKE,
+    Recommendation.FOLLOW_UP,
+    Recommendation.ROUTINE,
 )
 
 
@@ -619,8 +636,17 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 
 
 def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, Any]:
+    """Validate a review. The visit's conclusion and recommendation may be left empty when
+    the eyes have theirs: the conclusion is then the union of the eyes' (an abnormal finding
+    outranks "not gradable", which outranks "no abnormality"), the recommendation the most
+    pressing of the eyes' (RECOMMENDATION_URGENCY)."""
     errors: dict[str, list[str]] = {}
+    eyes = _clean_eye_conclusions(fields, errors)
     codes = list(dict.fromkeys(fields.get("conclusion_codes") or []))
+    if not codes:
+        codes = _visit_codes_from_eyes(eyes)
+    if not fields.get("recommendation"):
+        fields = {**fields, "recommendation": _visit_recommendation_from_eyes(eyes)}
     unknown = [code for code in codes if code not in ConclusionCode.values]
     if not codes:
         errors.setdefault("conclusion_codes", []).append(_("Choose at least one conclusion."))
@@ -657,6 +683,7 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
                 "oedema recorded for an eye: correct one or the other."
             )
         )
+    _check_eyes_against_visit(codes, eyes, diabetic, errors)
     if is_amendment and not (fields.get("amendment_reason") or "").strip():
         errors.setdefault("amendment_reason", []).append(
             _("This screening already has a signed review: give the reason for the amendment.")
@@ -666,11 +693,177 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
     return {
         **fields,
         **diabetic,
+        **eyes,
         "conclusion_codes": codes,
         "conclusion_text": (fields.get("conclusion_text") or "").strip(),
         "recommendation_text": (fields.get("recommendation_text") or "").strip(),
         "amendment_reason": (fields.get("amendment_reason") or "").strip(),
     }
+
+
+EYE_NAMES = {"od": _lazy("the right eye (OD)"), "os": _lazy("the left eye (OS)")}
+# An eye's DR conclusion and its ICDR grade say the same thing.
+DR_CONCLUSION_GRADES = {
+    ConclusionCode.DR_MILD: "1",
+    ConclusionCode.DR_MODERATE: "2",
+    ConclusionCode.DR_SEVERE: "3",
+    ConclusionCode.DR_PROLIFERATIVE: "4",
+}
+
+
+def _clean_eye_conclusions(fields: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Per eye: pick-list conclusions, ICD-10 codes from the catalogue (the picked conclusions'
+    defaults when left empty), free text and recommendation (empty allowed)."""
+    cleaned: dict[str, Any] = {}
+    for eye in ("od", "os"):
+        name = EYE_NAMES[eye]
+        codes_field, icd_field = f"conclusion_codes_{eye}", f"diagnosis_codes_{eye}"
+        text_field, rec_field = f"conclusion_text_{eye}", f"recommendation_{eye}"
+        raw_codes = fields.get(codes_field) or []
+        codes = list(dict.fromkeys(raw_codes)) if isinstance(raw_codes, list | tuple) else None
+        if codes is None or any(code not in ConclusionCode.values for code in codes):
+            unknown = [str(c) for c in (codes or [raw_codes]) if c not in ConclusionCode.values]
+            errors.setdefault(codes_field, []).append(
+                _("Unknown conclusion code(s) for %(eye)s: %(codes)s.")
+                % {"eye": name, "codes": ", ".join(unknown)}
+            )
+            codes = []
+        elif len(codes) > 1 and (
+            ConclusionCode.NORMAL in codes or ConclusionCode.UNGRADABLE in codes
+        ):
+            errors.setdefault(codes_field, []).append(
+                _(
+                    "For %(eye)s, “no abnormality” and “not gradable” cannot be combined with "
+                    "other conclusions."
+                )
+                % {"eye": name}
+            )
+        raw_icd = fields.get(icd_field)
+        if raw_icd is not None and not isinstance(raw_icd, str | list | tuple):
+            raw_icd = [raw_icd]
+        icd = parse_codes(raw_icd)
+        if not icd and codes:
+            icd = default_codes(codes)
+        unknown_icd = unknown_codes(icd)
+        if unknown_icd:
+            errors.setdefault(icd_field, []).append(
+                _(
+                    "Not in the clinic's ICD-10 catalogue: %(codes)s (for %(eye)s). Use codes "
+                    "such as E11.3, H36.0, H40.0 or H26.9."
+                )
+                % {"codes": ", ".join(unknown_icd), "eye": name}
+            )
+        elif len(icd) > DIAGNOSIS_CODES_MAX:
+            errors.setdefault(icd_field, []).append(
+                _("At most %(max)d ICD-10 codes per eye.") % {"max": DIAGNOSIS_CODES_MAX}
+            )
+        elif codes_field in errors:
+            pass  # the conclusions are wrong: what the codes go with is not known
+        elif NORMAL_EXAM_CODE in icd and (
+            len(icd) > 1 or any(code != ConclusionCode.NORMAL for code in codes)
+        ):
+            errors.setdefault(icd_field, []).append(
+                _(
+                    "For %(eye)s, %(code)s (no abnormality) goes only with the conclusion “No "
+                    "abnormality found” and no other code."
+                )
+                % {"eye": name, "code": NORMAL_EXAM_CODE}
+            )
+        elif ConclusionCode.NORMAL in codes and icd and icd != [NORMAL_EXAM_CODE]:
+            errors.setdefault(icd_field, []).append(
+                _("For %(eye)s, “No abnormality found” cannot carry a diagnosis code: %(codes)s.")
+                % {"eye": name, "codes": ", ".join(icd)}
+            )
+        text = fields.get(text_field)
+        text = text.strip() if isinstance(text, str) else ""
+        recommendation = fields.get(rec_field) or ""
+        if recommendation not in Recommendation.values and recommendation != "":
+            errors.setdefault(rec_field, []).append(
+                _("Choose a recommendation for %(eye)s, or leave it empty.") % {"eye": name}
+            )
+            recommendation = ""
+        if not codes and (icd or text or recommendation) and codes_field not in errors:
+            errors.setdefault(codes_field, []).append(
+                _("Choose the conclusion for %(eye)s, or leave its other fields empty.")
+                % {"eye": name}
+            )
+        cleaned.update(
+            {codes_field: codes, icd_field: icd, text_field: text, rec_field: recommendation}
+        )
+    return cleaned
+
+
+def _visit_codes_from_eyes(eyes: dict[str, Any]) -> list[str]:
+    union = list(dict.fromkeys([*eyes["conclusion_codes_od"], *eyes["conclusion_codes_os"]]))
+    abnormal = [c for c in union if c not in (ConclusionCode.NORMAL, ConclusionCode.UNGRADABLE)]
+    if abnormal:
+        return abnormal
+    if ConclusionCode.UNGRADABLE in union:
+        return [ConclusionCode.UNGRADABLE]
+    return [ConclusionCode.NORMAL] if union else []
+
+
+def _visit_recommendation_from_eyes(eyes: dict[str, Any]) -> str:
+    given = {eyes["recommendation_od"], eyes["recommendation_os"]}
+    return next((str(r) for r in RECOMMENDATION_URGENCY if r in given), "")
+
+
+def _check_eyes_against_visit(
+    codes: list[str],
+    eyes: dict[str, Any],
+    diabetic: dict[str, Any],
+    errors: dict[str, list[str]],
+) -> None:
+    """An eye called normal with an abnormal DR grade, or a normal visit with an abnormal eye."""
+    for eye in ("od", "os"):
+        field = f"conclusion_codes_{eye}"
+        eye_codes = eyes[field]
+        if field in errors:
+            continue
+        if ConclusionCode.NORMAL in eye_codes and _dr_abnormal(diabetic, eye):
+            errors.setdefault(field, []).append(
+                _(
+                    "“No abnormality found” for %(eye)s contradicts the DR grade or macular "
+                    "oedema recorded for it: correct one or the other."
+                )
+                % {"eye": EYE_NAMES[eye]}
+            )
+        grade = diabetic.get(f"dr_grade_{eye}")
+        dr_codes = [code for code in eye_codes if code in DR_CONCLUSION_GRADES]
+        if grade and grade != DrGrade.UNGRADABLE and dr_codes:
+            if any(DR_CONCLUSION_GRADES[code] != grade for code in dr_codes):
+                errors.setdefault(field, []).append(
+                    _(
+                        "The diabetic retinopathy conclusion for %(eye)s does not match its ICDR "
+                        "grade (R%(grade)s): correct one or the other."
+                    )
+                    % {"eye": EYE_NAMES[eye], "grade": grade}
+                )
+        abnormal = [
+            c for c in eye_codes if c not in (ConclusionCode.NORMAL, ConclusionCode.UNGRADABLE)
+        ]
+        if ConclusionCode.NORMAL in codes and abnormal and "conclusion_codes" not in errors:
+            errors.setdefault("conclusion_codes", []).append(
+                _(
+                    "The visit's “No abnormality found” contradicts the conclusion for %(eye)s: "
+                    "correct one or the other, or leave the visit's conclusion empty."
+                )
+                % {"eye": EYE_NAMES[eye]}
+            )
+
+
+def _carry_over_eyes(fields: dict[str, Any], latest: DoctorReview | None) -> dict[str, Any]:
+    """Per-eye fields the caller left out keep the latest review's values (an amendment starts
+    from the signed review)."""
+    carried = dict(fields)
+    for name in EYE_REVIEW_FIELDS:
+        if carried.get(name, KEEP) is KEEP:
+            value = getattr(latest, name) if latest is not None else ""
+            carried[name] = list(value) if isinstance(value, list) else value
+    for name in EYE_REVIEW_FIELDS:
+        if name.startswith(("conclusion_codes", "diagnosis_codes")) and carried[name] == "":
+            carried[name] = []
+    return carried
 
 
 DR_GRADE_ERRORS = {
@@ -716,7 +909,8 @@ def _dr_abnormal(diabetic: dict[str, Any], eye: str) -> bool:
 
 def review_clean(*, record: ScreeningRecord, fields: dict[str, Any]) -> dict[str, Any]:
     """Validate a review's fields for `record` (forms call this to show errors in place)."""
-    return _clean_review(fields, is_amendment=_is_amendment(_latest_review_of_photographed(record)))
+    latest = _latest_review_of_photographed(record)
+    return _clean_review(_carry_over_eyes(fields, latest), is_amendment=_is_amendment(latest))
 
 
 def _latest_review_of_photographed(record: ScreeningRecord) -> DoctorReview | None:
@@ -739,6 +933,15 @@ class Unseen(enum.Enum):
 
 
 ANY_REVISION = Unseen.ANY_REVISION
+
+
+class Kept(enum.Enum):
+    """A per-eye field the caller left out: the latest review's value stays."""
+
+    KEEP = "keep"
+
+
+KEEP = Kept.KEEP
 
 
 def _refuse_if_stale(latest: DoctorReview | None, revision: int | None | Unseen) -> None:
@@ -784,8 +987,8 @@ def review_save_draft(
     *,
     doctor,
     record: ScreeningRecord,
-    conclusion_codes: list[str],
-    recommendation: str,
+    conclusion_codes: list[str] | None = None,
+    recommendation: str = "",
     conclusion_text: str = "",
     recommendation_text: str = "",
     follow_up_months: int | None = None,
@@ -794,6 +997,14 @@ def review_save_draft(
     dr_grade_os: str | int | None = "",
     dme_od: bool | None = None,
     dme_os: bool | None = None,
+    conclusion_codes_od: list[str] | Kept = KEEP,
+    conclusion_codes_os: list[str] | Kept = KEEP,
+    diagnosis_codes_od: list[str] | str | Kept = KEEP,
+    diagnosis_codes_os: list[str] | str | Kept = KEEP,
+    conclusion_text_od: str | Kept = KEEP,
+    conclusion_text_os: str | Kept = KEEP,
+    recommendation_od: str | Kept = KEEP,
+    recommendation_os: str | Kept = KEEP,
     amendment_reason: str = "",
     revision: int | None | Unseen = ANY_REVISION,
 ) -> DoctorReview:
@@ -802,7 +1013,8 @@ def review_save_draft(
     `revision` is that of the record's latest review as the doctor saw it (None when there was
     none): if the reviews changed since, nothing is written (StaleVersion). Every entry point
     that showed the doctor a review passes it; ANY_REVISION is for callers that showed none.
-    Saving what is already there changes nothing.
+    Saving what is already there changes nothing. Per-eye fields left out (KEEP) keep the
+    latest review's values; empty ICD-10 codes are the picked conclusions' defaults.
     """
     require_permission(doctor, "screening.change_doctorreview")
     fields = {
@@ -816,6 +1028,14 @@ def review_save_draft(
         "dr_grade_os": dr_grade_os,
         "dme_od": dme_od,
         "dme_os": dme_os,
+        "conclusion_codes_od": conclusion_codes_od,
+        "conclusion_codes_os": conclusion_codes_os,
+        "diagnosis_codes_od": diagnosis_codes_od,
+        "diagnosis_codes_os": diagnosis_codes_os,
+        "conclusion_text_od": conclusion_text_od,
+        "conclusion_text_os": conclusion_text_os,
+        "recommendation_od": recommendation_od,
+        "recommendation_os": recommendation_os,
         "amendment_reason": amendment_reason,
     }
     with transaction.atomic():
@@ -830,7 +1050,7 @@ def review_save_draft(
 def _write_draft(
     *, doctor, record: ScreeningRecord, latest: DoctorReview | None, fields: dict[str, Any]
 ) -> DoctorReview:
-    cleaned = _clean_review(fields, is_amendment=_is_amendment(latest))
+    cleaned = _clean_review(_carry_over_eyes(fields, latest), is_amendment=_is_amendment(latest))
     if latest is not None and not latest.is_signed:
         changes = field_changes(latest, cleaned)
         if latest.doctor_id != doctor.pk:
@@ -902,6 +1122,7 @@ def review_save_and_sign(
             ScreeningRecord.objects.select_for_update().select_related("patient").get(pk=record.pk)
         )
         latest = _latest_review_of_photographed(record)
+        fields = _carry_over_eyes(fields, latest)
         if _is_repeated_signature(latest, doctor=doctor, revision=revision, fields=fields):
             return latest
         _refuse_if_stale(latest, revision)

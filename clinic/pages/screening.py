@@ -5,6 +5,7 @@ The review is posted here because a refused review is shown back on the whole pa
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from django.conf import settings
@@ -35,7 +36,8 @@ from core.roles import Role, user_may
 from core.web import add_service_errors, staff_view
 from patients.services import patient_record_view
 from reports.selectors import report_list
-from screening.forms import ReviewForm, dme_choice
+from screening import icd10
+from screening.forms import ReviewForm, dme_choice, icd10_codes_text
 from screening.models import DoctorReview, Eye, FundusImage, RecordStatus, ScreeningRecord
 from screening.selectors import staff_with_role
 from screening.services import (
@@ -103,6 +105,14 @@ def _review_initial(review: DoctorReview | None, latest: DoctorReview | None) ->
         "dr_grade_os": review.dr_grade_os,
         "dme_od": dme_choice(review.dme_od),
         "dme_os": dme_choice(review.dme_os),
+        "conclusion_codes_od": review.conclusion_codes_od,
+        "conclusion_codes_os": review.conclusion_codes_os,
+        "diagnosis_codes_od": icd10_codes_text(review.diagnosis_codes_od),
+        "diagnosis_codes_os": icd10_codes_text(review.diagnosis_codes_os),
+        "conclusion_text_od": review.conclusion_text_od,
+        "conclusion_text_os": review.conclusion_text_os,
+        "recommendation_od": review.recommendation_od,
+        "recommendation_os": review.recommendation_os,
     }
 
 
@@ -198,6 +208,8 @@ def _detail_context(
         "signed": signed,
         "is_amendment": is_amendment,
         "review_form": review_form,
+        "icd10_choices": icd10.choices() if review_form is not None else [],
+        "icd10_defaults_json": json.dumps(icd10.DEFAULT_CODES),
         "conflict": conflict,
         # A signed review's amendment form stays folded until the doctor asks for it.
         "amend_folded": signed is not None and draft is None,

@@ -283,3 +283,37 @@ def test_an_admin_review_form_signs_only_what_it_showed(client, doctor, record):
         )
     review = DoctorReview.objects.get()
     assert (review.is_signed, review.conclusion_codes, review.revision) == (False, ["normal"], 2)
+
+
+def test_an_admin_save_keeps_the_per_eye_conclusions_and_shows_them(client, doctor, record):
+    from screening.services import review_save_draft
+
+    ScreeningRecord.objects.filter(pk=record.pk).update(status=RecordStatus.ANALYSED)
+    draft = review_save_draft(
+        doctor=doctor,
+        record=record,
+        recommendation="follow_up",
+        conclusion_codes_od=["cataract"],
+        recommendation_od="follow_up",
+    )
+    client.force_login(doctor)
+    url = f"/admin/screening/doctorreview/{draft.pk}/change/"
+    assert "Right eye (OD): Cataract [H26.9] · Follow-up examination" in (
+        client.get(url).content.decode()
+    )
+
+    response = client.post(
+        url,
+        {
+            **ADMIN_REVIEW,
+            "conclusion_codes": ["cataract"],
+            "recommendation": "refer",
+            "sign_now": "",
+            "seen_revision": str(draft.revision),
+        },
+    )
+    assert response.status_code == 302
+    review = DoctorReview.objects.get()
+    assert (review.recommendation, review.revision) == ("refer", 2)
+    assert (review.conclusion_codes_od, review.diagnosis_codes_od) == (["cataract"], ["H26.9"])
+    assert review.recommendation_od == "follow_up"

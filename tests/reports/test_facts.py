@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from ai_engine.models import AnalysisStatus
 from reports.facts import report_inputs
 from reports.summary import template_summary
-from tests.reports.conftest import EVIDENCE, add_analysis
+from tests.reports.conftest import EVIDENCE, add_analysis, sign
 
 
 def test_the_facts_of_a_signed_record(signed_record):
@@ -107,3 +107,64 @@ def test_the_template_summary_follows_the_doctors_conclusion(signed_record):
     assert "The doctor notes: 右眼黄斑区可见硬性渗出." in en
     assert "The doctor recommends: Refer to an ophthalmologist." in en
     assert "Normal" not in en  # a positive "normal" label is not an abnormality
+
+
+def test_the_facts_and_summary_carry_the_eyes_conclusions(analysed_record, doctor):
+    sign(
+        doctor,
+        analysed_record,
+        conclusion_codes_od=["dr_moderate"],
+        conclusion_text_od=f"{analysed_record.patient.name}右眼黄斑水肿",
+        recommendation_od="refer",
+        conclusion_codes_os=["cataract"],
+        diagnosis_codes_os=["H25.1"],
+        recommendation_os="follow_up",
+    )
+    facts = report_inputs(record=analysed_record).facts
+    od, os_ = facts["doctor_review"]["eye_conclusions"]
+    assert od == {
+        "eye": "OD",
+        "eye_label": "Right eye (OD)",
+        "conclusion_codes": ["dr_moderate"],
+        "conclusion_labels": ["Moderate non-proliferative diabetic retinopathy"],
+        "diagnoses": [
+            {
+                "code": "E11.3",
+                "name_zh": "2型糖尿病伴有眼的并发症",
+                "name_en": "Type 2 diabetes mellitus with ophthalmic complications",
+                "name": "Type 2 diabetes mellitus with ophthalmic complications",
+            },
+            {
+                "code": "H36.0",
+                "name_zh": "糖尿病性视网膜病变",
+                "name_en": "Diabetic retinopathy",
+                "name": "Diabetic retinopathy",
+            },
+        ],
+        "conclusion_text": "[…]右眼黄斑水肿",  # identifiers cut out before the LLM
+        "recommendation": "refer",
+        "recommendation_label": "Refer to an ophthalmologist",
+    }
+    assert [d["code"] for d in os_["diagnoses"]] == ["H25.1"]
+    # The right eye's DR finding is confirmed by the right eye's own conclusion.
+    confirmed = {
+        f["label_code"]: f["confirmed_by_doctor"] for f in facts["eyes"]["OD"]["ai_findings"]
+    }
+    assert confirmed["D"] is True
+
+    en = template_summary(facts, language="en")
+    assert (
+        "Your right eye: Moderate non-proliferative diabetic retinopathy (ICD-10: E11.3, H36.0)."
+        in en
+    )
+    assert "Your left eye: Cataract (ICD-10: H25.1)." in en
+    assert "For your left eye, the doctor recommends: Follow-up examination." in en
+    assert "For your right eye" not in en  # the same as the visit's
+    with translation.override("zh-hans"):
+        zh_facts = report_inputs(record=analysed_record).facts
+    assert zh_facts["doctor_review"]["eye_conclusions"][1]["diagnoses"][0]["name"] == (
+        "老年性核性白内障"
+    )
+    zh = template_summary(zh_facts, language="zh-hans")
+    assert "左眼：白内障（ICD-10：H25.1）。" in zh
+    assert "左眼建议：复查。" in zh

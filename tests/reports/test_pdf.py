@@ -282,3 +282,27 @@ def test_a_standard_two_eye_report_is_two_pages_and_ends_with_signature_and_veri
     assert report.verification_code in last
     assert "https://clinic.example.org/api/v1/reports/verify/" in last
     assert "doctor1" in last  # the signature
+
+
+def test_the_pdf_has_a_per_eye_conclusion_table(analysed_record, doctor, tmp_path):
+    sign(
+        doctor,
+        analysed_record,
+        conclusion_codes_od=["dr_moderate"],
+        conclusion_text_od="黄斑区硬性渗出",
+        recommendation_od="refer",
+        conclusion_codes_os=["normal"],
+        recommendation_os="routine",
+    )
+    report = report_generate(record=analysed_record, actor=doctor)
+    flat = squash(read_pdf(report, tmp_path))
+
+    assert report.language == "zh-hans"
+    table = flat[flat.index("眼别结论ICD-10处理建议") : flat.index("给患者的说明")]
+    # pdftotext wraps the table's cells: each cell's text, in the order of its row.
+    for cell in (
+        "右眼(OD)中度非增殖期糖尿病视网膜病变E11.32型糖尿病伴有眼的并发症转诊至眼科医生",
+        "黄斑区硬性渗出H36.0糖尿病性视网膜病变",
+        "左眼(OS)未见异常Z01.0眼和视力检查（未见异常）12个月后常规筛查",
+    ):
+        assert cell in table
