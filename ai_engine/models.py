@@ -202,3 +202,14 @@ class RecordTriage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record} {self.level}"
+
+
+class TrainingScreening(ScreeningRecord):
+    """A screening seen as training data: the admin's list for the labelled-data export."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("screening for training")
+        verbose_name_plural = _("screenings for training")
+        default_permissions = ("view",)
+        permissions = [("export_training_set", _("Can export signed reviews as a training set"))]

@@ -435,6 +435,9 @@ AI_MAX_ATTEMPTS = env_int("AI_MAX_ATTEMPTS", 3)
 AI_RECONCILE_GRACE = env_int("AI_RECONCILE_GRACE", 60)
 AI_QUEUED_STALE_SECONDS = env_int("AI_QUEUED_STALE_SECONDS", 900)
 AI_RECONCILE_LOOKBACK_DAYS = env_int("AI_RECONCILE_LOOKBACK_DAYS", 7)
+# Training-set exports key patients by HMAC-SHA256 with this secret salt (empty: derived from
+# SECRET_KEY); keep it between exports so a patient keeps one key and the split stays by patient.
+TRAINING_EXPORT_SALT = env_secret("TRAINING_EXPORT_SALT")
 
 # --- Operations -----------------------------------------------------------------------------
 HEALTH_MIN_FREE_DISK_GB = env_int("HEALTH_MIN_FREE_DISK_GB", 2)
