@@ -109,6 +109,8 @@ class ModelCard:
     tta: tuple[str, ...] = ()
     role: str = ROLE_DIAGNOSIS
     quality_gate: dict[str, Any] | None = None
+    # A retrained package: its parent, data sources with counts, and the clinic/public mix.
+    lineage: dict[str, Any] | None = None
 
     @property
     def is_quality_model(self) -> bool:
@@ -133,6 +135,8 @@ class ModelCard:
         data["labels"] = [asdict(label) for label in self.labels]
         data["cam"]["target_layers"] = list(self.cam.target_layers)
         data["tta"] = list(self.tta)
+        if self.lineage is None:
+            del data["lineage"]  # cards of packages trained from scratch stay as they were
         return data
 
     def to_json(self) -> str:
@@ -199,6 +203,9 @@ def parse_card(raw: Any) -> ModelCard:
         quality_gate = _quality_gate(quality_gate, task, labels)
     elif quality_gate is not None:
         raise CardError('model.json: quality_gate belongs to a card with "role": "quality"')
+    lineage = raw.get("lineage")
+    if lineage is not None and not isinstance(lineage, dict):
+        raise CardError("model.json: lineage must be an object (parent, data_sources, mix)")
     return ModelCard(
         name=name,
         version=version,
@@ -225,6 +232,7 @@ def parse_card(raw: Any) -> ModelCard:
         tta=_tta(raw.get("tta", [])),
         role=role,
         quality_gate=quality_gate,
+        lineage=lineage,
     )
 
 
