@@ -101,7 +101,7 @@ class _Row:
     label: str
     dr_grade: str
     dme: str
-    content: bytes
+    image: FundusImage  # read while writing: a big export never holds every photo in memory
 
 
 @dataclass
@@ -213,15 +213,19 @@ def _diabetic_labels(review: DoctorReview, eye: str) -> tuple[tuple[str, str], t
     return dr, (("", NO_DME) if dme is None else ("1" if dme else "0", ""))
 
 
-def _photo_bytes(image: FundusImage) -> tuple[bytes, str]:
+def _photo_extension(image: FundusImage) -> str:
+    if image.sanitized_file:
+        return Path(image.sanitized_file.name).suffix.lower() or ".jpg"
+    return ".jpg" if image.format in ("JPEG", "MPO") else ".png"  # as sanitized_copy makes it
+
+
+def _photo_bytes(image: FundusImage) -> bytes:
     """The sanitised copy (pixels only); made now for photos stored before copies existed."""
     if image.sanitized_file:
         with image.sanitized_file.open("rb") as handle:
-            content = handle.read()
-        return content, Path(image.sanitized_file.name).suffix.lower() or ".jpg"
+            return handle.read()
     with image.file.open("rb") as handle:
-        copy = sanitized_copy(io.BytesIO(handle.read()))
-    return copy.content, copy.extension
+        return sanitized_copy(io.BytesIO(handle.read())).content
 
 
 def _collect(reviews: list[DoctorReview], salt: bytes, tally: _Tally) -> list[_Row]:
@@ -256,16 +260,15 @@ def _collect(reviews: list[DoctorReview], salt: bytes, tally: _Tally) -> list[_R
             for column, why in (("label", label_why), ("dr_grade", dr_why), ("dme", dme_why)):
                 if why:
                     tally.unlabelled[column][why] += 1
-            content, extension = _photo_bytes(image)
             rows.append(
                 _Row(
-                    _photo_name(image, salt, extension),
+                    _photo_name(image, salt, _photo_extension(image)),
                     patient,
                     EYE_NAMES[image.eye],
                     label,
                     dr,
                     dme,
-                    content,
+                    image,
                 )
             )
     # Ordered by the hashed keys: the row order says nothing about when or who.
@@ -325,7 +328,7 @@ def _check_out(out: Path) -> None:
 def _write(folder: Path, rows: list[_Row], manifest: dict[str, Any]) -> None:
     (folder / "images").mkdir()
     for row in rows:
-        (folder / row.file).write_bytes(row.content)
+        (folder / row.file).write_bytes(_photo_bytes(row.image))
     with (folder / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)

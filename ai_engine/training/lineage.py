@@ -83,7 +83,8 @@ def read_parent(init: str) -> ParentPackage:
 
 def inherit(config: Any, parent: ParentPackage, defaults: Any) -> Any:
     """The config with the parent's architecture, task and preprocessing: a value the user
-    left at its default is taken from the card, one that contradicts the card is refused."""
+    left at its default is taken from the card, one that contradicts the card is refused.
+    The input size and mean/std follow the card unless given."""
     card = parent.card
     wanted = {
         "arch": card.architecture,
@@ -101,6 +102,8 @@ def inherit(config: Any, parent: ParentPackage, defaults: Any) -> Any:
                 "(a fine-tuned package keeps its parent's model)"
             )
         changes[name] = value
+    if config.input_size == defaults.input_size:
+        changes["input_size"] = card.input_size  # a size given on purpose is kept
     changes["arch_kwargs"] = {**card.architecture_kwargs, **config.arch_kwargs}
     changes["mean"] = config.mean or list(card.mean)
     changes["std"] = config.std or list(card.std)

@@ -28,7 +28,7 @@ from ai_engine.training_export import (
     training_set_export,
 )
 from core.models import AuditEvent
-from screening.models import DoctorReview, RecordStatus
+from screening.models import DoctorReview, FundusImage, RecordStatus
 from screening.services import image_replace, image_upload
 from tests.ai_results import add_analysis
 from tests.factories import ModelPackageFactory, PatientFactory, ScreeningRecordFactory
@@ -284,6 +284,10 @@ def test_no_exported_file_carries_a_name_phone_id_number_patient_id_or_signing_t
                 )
             ],
         )
+    # (one stored before sanitised copies existed: its copy is made while exporting)
+    FundusImage.objects.filter(pk=FundusImage.objects.order_by("pk").first().pk).update(
+        sanitized_file=""
+    )
     # When they are exported
     export = training_set_export(out=tmp_path / "export")
     # Then no file (name or bytes, JPEG EXIF included) holds any direct identifier
@@ -437,3 +441,55 @@ def test_admin_action_downloads_the_selected_screenings_as_a_zip(
     rows = list(csv.DictReader(io.StringIO(archive.read("training-set/labels.csv").decode())))
     assert [(r["eye"], r["label"]) for r in rows] == [("right", "cataract")]
     assert AuditEvent.objects.get(object_type="ai_engine.training_export").actor == admin_user
+
+
+@pytest.mark.slow  # a real package fine-tuned on ~100 photos: about a minute or two on 2 cores
+def test_train_model_fine_tunes_the_active_package_on_the_export_mixed_with_public_data(
+    signed_clinic: Clinic, shared_data: Path, tmp_path: Path
+) -> None:
+    # Given an export of the two dozen signed screenings (48 photos of 24 patients)
+    export = training_set_export(out=tmp_path / "export")
+    # When the bundled screening package is fine-tuned on it, one clinic photo per public one
+    out = tmp_path / "candidate"
+    call_command(
+        "train_model", "--init", "ophai-screening",
+        "--data", str(export.folder / "labels.csv"),
+        "--data", str(shared_data / "fundus" / "labels.csv"),
+        "--mix", "clinic=1,public=1", "--input-size", "32", "--epochs", "1",
+        "--phase1-epochs", "0", "--batch-size", "8", "--val-fraction", "0.25", "--device", "cpu",
+        "--no-progress", "--fp32", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+        stdout=(tmp_path / "log.txt").open("w"),
+    )  # fmt: skip
+    # Then the candidate's card names its parent and both sources, 48 photos each
+    card = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    assert card["lineage"]["parent"]["name"] == "ophai-screening"
+    sources = {s["source"]: s for s in card["lineage"]["data_sources"]}
+    assert (sources["clinic"]["photos_used"], sources["clinic"]["patients_used"]) == (48, 24)
+    # Whole patients: the public side stops at the first patient that reaches 48 photos.
+    assert sources["public"]["photos_used"] in (48, 49)
+    assert sources["public"]["datasets"] == {"odir": 1474}
+    public = sources["public"]["photos_used"]
+    assert card["lineage"]["mix"]["achieved"] == {
+        "clinic": round(48 / (48 + public), 4),
+        "public": round(public / (48 + public), 4),
+    }
+
+
+def test_admin_action_with_nothing_to_export_says_so_in_chinese(
+    clinic: Clinic, admin_user, client
+) -> None:
+    ungradable = clinic.screening(
+        eyes={"OD": "normal"}, status=AnalysisStatus.UNGRADABLE, reviews=[per_eye(["normal"], [])]
+    )
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "zh-hans"
+    response = client.post(
+        reverse("admin:ai_engine_trainingscreening_changelist"),
+        {"action": "export_training_set", "_selected_action": [ungradable.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "没有可导出的已签署审核的可分级照片（已签署的筛查 1 次）。"
+    ]
+    assert "用于训练的筛查" in response.content.decode()
+    assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
