@@ -257,6 +257,11 @@ def lineage_text(lineage: dict[str, Any]) -> str:
     )
     if sources:
         parts.append(f"Data sources: {sources}.")
+    if any(s["source"] == CLINIC_SOURCE for s in lineage.get("data_sources", [])):
+        parts.append(
+            "The clinic photos are its own signed reviews (manage.py export_training_set, "
+            "patients under salted keys); they and this package stay in the clinic."
+        )
     mix = lineage.get("mix")
     if mix:
         requested = ":".join(f"{v:g}" for v in mix["requested"].values())

@@ -110,6 +110,7 @@ def test_init_package_fine_tunes_it_and_the_card_records_parent_sources_and_mix(
     assert "Fine-tuned from parent-pkg 1.0.0" in card.training_data
     assert "initialised from the package parent-pkg 1.0.0" in card.training_data
     assert "--mix clinic=1,public=1" in card.training_data
+    assert "they and this package stay in the clinic" in card.training_data
     assert "left out 12 (left out by --mix clinic=1,public=1)" in log
     # And the split is by patient, over the mixed data only
     split = json.loads((out / "split.json").read_text())
