@@ -198,3 +198,15 @@ def test_mix_keeps_the_smaller_side_and_whole_patients_of_the_larger(
             {"clinic": 1.0, "public": 1.0},
             seed=0,
         )
+
+
+def test_a_source_may_lack_a_class_the_pool_has(dataset: Path, tmp_path: Path) -> None:
+    # Given a clinic export with normal and cataract eyes only (no glaucoma yet)
+    small = as_clinic_export(tmp_path, patients=2)
+    labels = parse_labels("normal,cataract,glaucoma")
+    # Then alone it cannot train the three labels, pooled with public data it can
+    with pytest.raises(DatasetError, match=re.escape("no sample is labelled ['G']")):
+        load_datasets(small, task="multiclass", labels=labels)
+    pooled = load_datasets([small, dataset], task="multiclass", labels=labels)
+    assert source_counts(pooled)["clinic"]["photos"] == 4
+    assert pooled.counts() == {"N": 10, "C": 10, "G": 8}
