@@ -16,7 +16,11 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from PIL import Image
 
+from ai_engine.management.commands.train_model import Command as TrainModel
 from ai_engine.models import AnalysisStatus
+from ai_engine.training.data import load_datasets
+from ai_engine.training.labels import parse_labels
+from ai_engine.training.lineage import check_labels, read_parent, source_counts
 from ai_engine.training_export import (
     NO_PER_EYE_LABEL,
     NOT_A_SCREENING_LABEL,
@@ -24,6 +28,7 @@ from ai_engine.training_export import (
     SKIP_NO_AI,
     SKIP_SUPERSEDED,
     SKIP_UNGRADABLE,
+    export_salt,
     training_patient_key,
     training_set_export,
 )
@@ -264,8 +269,6 @@ def test_export_writes_the_gradable_photos_of_signed_reviews_with_per_eye_labels
 
 
 def _salt() -> bytes:
-    from ai_engine.training_export import export_salt
-
     return export_salt()
 
 
@@ -443,7 +446,6 @@ def test_admin_action_downloads_the_selected_screenings_as_a_zip(
     assert AuditEvent.objects.get(object_type="ai_engine.training_export").actor == admin_user
 
 
-@pytest.mark.slow  # a real package fine-tuned on ~100 photos: about a minute or two on 2 cores
 def test_train_model_fine_tunes_the_active_package_on_the_export_mixed_with_public_data(
     signed_clinic: Clinic, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -493,3 +495,36 @@ def test_admin_action_with_nothing_to_export_says_so_in_chinese(
     ]
     assert "用于训练的筛查" in response.content.decode()
     assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
+
+
+def test_the_manifests_train_commands_read_the_export_with_the_public_data(
+    clinic: Clinic, shared_data: Path, tmp_path: Path
+) -> None:
+    # Given an export with per-eye conclusions, DR grades and macular oedema answers
+    clinic.screening(
+        eyes={"OD": "cataract", "OS": "glaucoma"},
+        reviews=[
+            per_eye(["cataract"], ["glaucoma_suspect"], dr_grade_od="0", dr_grade_os="1",
+                    dme_od=False, dme_os=True)
+        ],
+    )  # fmt: skip
+    clinic.screening(eyes={"OD": "normal"}, reviews=[per_eye(["normal"], [], dr_grade_od="4")])
+    export = training_set_export(out=tmp_path / "export")
+    parser = TrainModel().create_parser("manage.py", "train_model")
+    clinic_photos = {}
+    for name, command in export.manifest["train_commands"].items():
+        words = command.replace("EXPORT_DIR", str(export.folder)).split()[3:]
+        words = [w.replace("../shared/data", str(shared_data)) for w in words]
+        options = parser.parse_args(words)
+        # When the command's data is read as train_model reads it
+        parent = read_parent(options.init)
+        labelled = load_datasets(
+            options.data,
+            task=parent.card.task,
+            labels=check_labels(parent, parse_labels(options.labels)),
+            label_column=options.label_column,
+            positive=options.positive,
+        )
+        clinic_photos[name] = source_counts(labelled)["clinic"]["photos"]
+    # Then each package finds its clinic rows beside the public ones
+    assert clinic_photos == {"ophai-screening": 3, "ophai-dr": 3, "ophai-dme": 2}
