@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from ai_engine.models import Analysis, AnalysisStatus
+from ai_engine.models import Analysis, AnalysisStatus, TrainingScreening
 from core.audit import audit_log
 from core.models import AuditEvent
 from screening.models import ConclusionCode, DoctorReview, DrGrade, Eye, FundusImage
@@ -380,7 +380,8 @@ def training_set_export(
     audit_log(
         actor=actor,
         action=AuditEvent.Action.CREATE,
-        object_type="ai_engine.training_export",
+        # The proxy's label: the audit log shows it by name, in the reader's language.
+        object_type=TrainingScreening._meta.label_lower,
         object_repr=f"training set: {manifest['photos']} photos, {manifest['patients']} patients",
         changes={
             "folder": [None, str(out)],

@@ -44,6 +44,7 @@ PHOTOS = {
     "cataract": ODIR / "cataract" / "0_left.jpg",
     "glaucoma": ODIR / "glaucoma",
 }
+EXPORT_AUDIT_TYPE = "ai_engine.trainingscreening"
 SIGNED = dt.datetime(2026, 11, 3, 9, 41, 17, tzinfo=dt.UTC)
 
 
@@ -262,7 +263,7 @@ def test_export_writes_the_gradable_photos_of_signed_reviews_with_per_eye_labels
         "dme": {"macular oedema not assessed": 54},
     }
     # And the export is audited, by counts
-    event = AuditEvent.objects.get(object_type="ai_engine.training_export")
+    event = AuditEvent.objects.get(object_type=EXPORT_AUDIT_TYPE)
     assert (event.actor, event.action) == (admin_user, AuditEvent.Action.CREATE)
     assert event.changes["photos"] == [None, 55]
     assert event.changes["patients"] == [None, 29]
@@ -361,7 +362,7 @@ def test_a_folder_that_is_not_empty_is_refused_and_nothing_is_written(
         call_command("export_training_set", "--out", str(out))
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "media"]
-    assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
+    assert not AuditEvent.objects.filter(object_type=EXPORT_AUDIT_TYPE).exists()
 
 
 def test_a_failed_export_leaves_no_folder_behind(
@@ -380,7 +381,7 @@ def test_a_failed_export_leaves_no_folder_behind(
     with pytest.raises(OSError, match="disk full"):
         training_set_export(out=out)
     assert list((tmp_path / "exports").iterdir()) == []
-    assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
+    assert not AuditEvent.objects.filter(object_type=EXPORT_AUDIT_TYPE).exists()
 
 
 def test_nothing_to_export_is_an_error(clinic: Clinic, tmp_path: Path) -> None:
@@ -413,7 +414,7 @@ def test_command_exports_and_audits_with_the_named_actor(
     assert (
         "Exported 2 photos of 1 patients (1 signed screenings, 0 photos left out)" in out.getvalue()
     )
-    event = AuditEvent.objects.get(object_type="ai_engine.training_export")
+    event = AuditEvent.objects.get(object_type=EXPORT_AUDIT_TYPE)
     assert (event.actor, event.source) == (admin_user, "command")
     with pytest.raises(CommandError, match="expected a date"):
         call_command("export_training_set", "--since", "yesterday", "--out", str(tmp_path / "f"))
@@ -429,7 +430,7 @@ def test_admin_action_downloads_the_selected_screenings_as_a_zip(
 
     client.force_login(doctor)
     assert client.post(url, data).status_code == 403
-    assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
+    assert not AuditEvent.objects.filter(object_type=EXPORT_AUDIT_TYPE).exists()
 
     client.force_login(admin_user)
     response = client.post(url, data)
@@ -443,7 +444,7 @@ def test_admin_action_downloads_the_selected_screenings_as_a_zip(
     ]
     rows = list(csv.DictReader(io.StringIO(archive.read("training-set/labels.csv").decode())))
     assert [(r["eye"], r["label"]) for r in rows] == [("right", "cataract")]
-    assert AuditEvent.objects.get(object_type="ai_engine.training_export").actor == admin_user
+    assert AuditEvent.objects.get(object_type=EXPORT_AUDIT_TYPE).actor == admin_user
 
 
 def test_train_model_fine_tunes_the_active_package_on_the_export_mixed_with_public_data(
@@ -494,7 +495,7 @@ def test_admin_action_with_nothing_to_export_says_so_in_chinese(
         "没有可导出的已签署审核的可分级照片（已签署的筛查 1 次）。"
     ]
     assert "用于训练的筛查" in response.content.decode()
-    assert not AuditEvent.objects.filter(object_type="ai_engine.training_export").exists()
+    assert not AuditEvent.objects.filter(object_type=EXPORT_AUDIT_TYPE).exists()
 
 
 def test_the_manifests_train_commands_read_the_export_with_the_public_data(
