@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import zipfile
+from pathlib import Path
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import FileResponse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -14,9 +19,12 @@ from ai_engine.models import (
     PackageState,
     PromotionRecord,
     RecordTriage,
+    TrainingScreening,
 )
 from ai_engine.services import analysis_rerun, package_set_state
+from ai_engine.training_export import training_set_export
 from ai_engine.triage import triage_reason_text
+from screening.models import RecordStatus
 
 
 class PromotionRecordInline(admin.TabularInline):
@@ -255,3 +263,61 @@ class RecordTriageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(TrainingScreening)
+class TrainingScreeningAdmin(admin.ModelAdmin):
+    """Signed screenings, to export as a training set (manage.py export_training_set does
+    the same for every review signed since a date)."""
+
+    list_display = ("__str__", "status", "screened_at")
+    list_filter = ("status", "screened_at")
+    date_hierarchy = "screened_at"
+    list_select_related = ("patient",)
+    search_fields = ("patient__patient_id",)
+    actions = ["export_training_set"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(status__in=(RecordStatus.REVIEWED, RecordStatus.REPORTED))
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in TrainingScreening._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("ai_engine.export_training_set")
+
+    @admin.action(description=_("Export as a training set (ZIP)"), permissions=["export"])
+    def export_training_set(self, request, queryset):
+        archive = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes (and so removes) it
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch) / "training-set"
+            try:
+                training_set_export(
+                    out=folder,
+                    actor=request.user,
+                    record_ids=list(queryset.values_list("pk", flat=True)),
+                )
+            except ValidationError as exc:
+                archive.close()
+                self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+                return None
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        bundle.write(path, str(path.relative_to(folder.parent)))
+        archive.seek(0)
+        name = f"training-set-{timezone.localdate():%Y%m%d}.zip"
+        return FileResponse(archive, as_attachment=True, filename=name)

@@ -18,8 +18,6 @@ else after the package was registered.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from ai_engine.conditions import AGREEMENT_CATEGORIES, ASSESSED_ONLY, Category
 from ai_engine.models import Analysis, AnalysisStatus, Finding, ModelPackage
 from ai_engine.selectors import analysis_findings
+from ai_engine.training_export import export_salt, training_patient_key
 from screening.models import ConclusionCode, DoctorReview, Eye, FundusImage, ScreeningRecord
 
 CONDITIONS: dict[str, Category] = {category.code: category for category in AGREEMENT_CATEGORIES}
@@ -57,11 +56,10 @@ WILSON_Z = 1.959964  # 95 %
 
 
 # --- patient keys -----------------------------------------------------------------------------
-def training_patient_key(patient_id: str) -> str:
-    """The salted key a training export writes for a patient (HMAC-SHA256 of the clinic's
-    patient ID with ``AI_TRAINING_KEY_SALT``): the card lists these, never the IDs."""
-    salt = (settings.AI_TRAINING_KEY_SALT or settings.SECRET_KEY).encode()
-    return hmac.new(salt, patient_id.encode(), hashlib.sha256).hexdigest()
+def patient_training_key(patient_pk: int) -> str:
+    """The salted key a training export writes for a patient (ai_engine.training_export): the
+    card lists these, never the IDs."""
+    return training_patient_key(patient_pk=patient_pk, salt=export_salt())
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -255,7 +253,7 @@ def signed_cases(
         review
         for review in latest.values()
         if (signed_after is None or review.signed_at > signed_after)
-        and not (excluded and training_patient_key(review.record.patient.patient_id) in excluded)
+        and not (excluded and patient_training_key(review.record.patient_id) in excluded)
     ]
     photos = Prefetch(
         "images",

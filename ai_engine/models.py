@@ -282,3 +282,14 @@ class PromotionRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.package} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class TrainingScreening(ScreeningRecord):
+    """A screening seen as training data: the admin's list for the labelled-data export."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("screening for training")
+        verbose_name_plural = _("screenings for training")
+        default_permissions = ("view",)
+        permissions = [("export_training_set", _("Can export signed reviews as a training set"))]

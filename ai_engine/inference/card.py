@@ -114,6 +114,8 @@ class ModelCard:
     trained_on_keys: tuple[str, ...] = ()
     trained_at: str = ""
     main_condition: str = ""
+    # A retrained package: its parent, data sources with counts, and the clinic/public mix.
+    lineage: dict[str, Any] | None = None
 
     @property
     def is_quality_model(self) -> bool:
@@ -139,6 +141,8 @@ class ModelCard:
         data["cam"]["target_layers"] = list(self.cam.target_layers)
         data["tta"] = list(self.tta)
         data["trained_on_keys"] = list(self.trained_on_keys)
+        if self.lineage is None:
+            del data["lineage"]  # cards of packages trained from scratch stay as they were
         return data
 
     def to_json(self) -> str:
@@ -205,6 +209,9 @@ def parse_card(raw: Any) -> ModelCard:
         quality_gate = _quality_gate(quality_gate, task, labels)
     elif quality_gate is not None:
         raise CardError('model.json: quality_gate belongs to a card with "role": "quality"')
+    lineage = raw.get("lineage")
+    if lineage is not None and not isinstance(lineage, dict):
+        raise CardError("model.json: lineage must be an object (parent, data_sources, mix)")
     return ModelCard(
         name=name,
         version=version,
@@ -234,6 +241,7 @@ def parse_card(raw: Any) -> ModelCard:
         trained_on_keys=_trained_on_keys(raw.get("trained_on_keys", [])),
         trained_at=_iso_date(raw, "trained_at"),
         main_condition=_optional_text(raw, "main_condition"),
+        lineage=lineage,
     )
 
 

@@ -37,6 +37,15 @@ def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def mix_ratio(text: str) -> dict[str, float]:
+    from .lineage import parse_mix
+
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def float_triple(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
@@ -71,6 +80,8 @@ def reproducing_command(
             words.extend(f"{flag} {shlex.quote(str(v))}" for v in value)  # --data A --data B
         elif isinstance(value, list):
             words.append(f"{flag} {shlex.quote(','.join(str(v) for v in value))}")
+        elif isinstance(value, dict) and action.type is mix_ratio:
+            words.append(f"{flag} " + ",".join(f"{k}={v:g}" for k, v in value.items()))
         elif isinstance(value, dict):
             words.append(f"{flag} {shlex.quote(json.dumps(value, separators=(',', ':')))}")
         else:
@@ -139,6 +150,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         default=[],
         help="keep CSV rows with COLUMN=VALUE, or COLUMN!=VALUE (repeatable)",
     )
+    data.add_argument(
+        "--mix",
+        type=mix_ratio,
+        default=None,
+        help="clinic : public photos in the pooled data, e.g. clinic=1,public=3 (clinic rows: "
+        "dataset=clinic from manage.py export_training_set); whole patients of the larger side "
+        "are left out until the ratio holds",
+    )
     data.add_argument("--val-fraction", type=float, default=0.2)
     data.add_argument(
         "--test-fraction",
@@ -164,7 +183,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         "--init",
         default=None,
         help="local .pth/.safetensors weights to start from (nothing is downloaded); a "
-        "safetensors file's metadata (arch, timm_kwargs, mean, std, source) is applied",
+        "safetensors file's metadata (arch, timm_kwargs, mean, std, source) is applied. Or a "
+        "model package (its folder, or the name of a bundled or registered package) to "
+        "fine-tune: its card gives the architecture, labels, preprocessing, mean and std, and "
+        "the new card records it as the parent",
     )
     model.add_argument(
         "--bn-init",
@@ -329,6 +351,7 @@ def train_config(options: dict[str, Any], command: str):
         test_fraction=options["test_fraction"],
         patience=options["patience"],
         seed=options["seed"],
+        mix=options.get("mix"),
         device=options["device"],
         threads=options["threads"],
         name=options["name"],

@@ -136,12 +136,14 @@ def load_dataset(
     label_column: str = "label",
     positive: Sequence[str] | None = None,
     where: dict[str, str] | None = None,
+    every_label: bool = True,
 ) -> LabelledSet:
     """A CSV file (our ``labels.csv`` layout, ODIR-5K's ``full_df.csv``, or ``file,label``) or a
     folder with one sub-folder per class → labelled samples for ``task``.
 
     ``labels`` (from ``--labels``) picks and orders the outputs; rows whose label is not among
-    them are left out (multiclass) or count as negatives (multilabel, binary).
+    them are left out (multiclass) or count as negatives (multilabel, binary). With
+    ``every_label`` (one dataset alone) a label no sample carries is an error.
     """
     if task not in TASKS:
         raise DatasetError(f"task must be one of {', '.join(TASKS)} (got {task!r})")
@@ -170,7 +172,16 @@ def load_dataset(
         )
     if task == "multiclass" and len(labels) < 2:
         raise DatasetError("a multiclass task needs at least 2 labels")
-    return _to_samples(rows, labels, task, image_root, positive, description)
+    result = _to_samples(rows, labels, task, image_root, positive, description)
+    if every_label:
+        _refuse_empty_labels(result)
+    return result
+
+
+def _refuse_empty_labels(labelled: LabelledSet) -> None:
+    empty = [code for code, n in labelled.counts().items() if n == 0]
+    if empty and labelled.task != "binary":
+        raise DatasetError(f"label mismatch: no sample is labelled {empty}")
 
 
 def label_columns_for(label_column: str | Sequence[str], n_datasets: int) -> list[str]:
@@ -220,6 +231,8 @@ def load_datasets(
             label_column=column,
             positive=positive,
             where=where,
+            # A source may lack a rare class (a clinic export without grade 4); the pool may not.
+            every_label=len(datas) == 1,
         )
         for one, column in zip(datas, columns, strict=True)
     ]
@@ -236,13 +249,15 @@ def load_datasets(
                 f"{datas[i]} and {datas[j]} share patient keys (e.g. {sorted(shared)[0]}); "
                 "give each source its own patient prefix"
             )
-    return LabelledSet(
+    pooled = LabelledSet(
         [s for part in parts for s in part.samples],
         parts[0].labels,
         task,
         " + ".join(part.description for part in parts),
         dict(dropped),
     )
+    _refuse_empty_labels(pooled)
+    return pooled
 
 
 @dataclass
@@ -401,11 +416,7 @@ def _to_samples(
             f"{len(missing)} of {len(samples)} image files are missing (e.g. {shown}); "
             "pass --images FOLDER if the paths are relative to another folder"
         )
-    result = LabelledSet(samples, labels, task, description, dict(dropped))
-    empty = [code for code, n in result.counts().items() if n == 0]
-    if empty and task != "binary":
-        raise DatasetError(f"label mismatch: no sample is labelled {empty}")
-    return result
+    return LabelledSet(samples, labels, task, description, dict(dropped))
 
 
 # --- patient-level split ----------------------------------------------------------------------

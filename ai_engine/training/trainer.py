@@ -51,6 +51,17 @@ from .grading import (
     grading_figures,
 )
 from .labels import dr_grading_for, parse_labels
+from .lineage import (
+    CLINIC_SOURCE,
+    apply_mix,
+    check_labels,
+    inherit,
+    is_package,
+    lineage_record,
+    lineage_text,
+    read_parent,
+    source_counts,
+)
 from .losses import make_loss, sample_weights
 from .metrics import bootstrap_ci, evaluate_predictions, tune_class_offsets, tune_thresholds
 
@@ -95,7 +106,7 @@ class TrainConfig:
     preprocessing: list[str] = field(
         default_factory=lambda: ["fundus_crop", "pad_square", "resize", "normalize"]
     )
-    init: str | None = None  # local weights to start from (no hub downloads)
+    init: str | None = None  # local weights or a model package to start from (no downloads)
     bn_init: str = "recalibrate"  # with --init: recalibrate, freeze or keep its BatchNorm
     mean: list[float] | None = None  # default: the --init file's metadata, else timm's
     std: list[float] | None = None
@@ -123,6 +134,7 @@ class TrainConfig:
     test_fraction: float = 0.0
     patience: int = 8
     seed: int = 0
+    mix: dict[str, float] | None = None  # clinic : public photos, e.g. {"clinic": 1, "public": 3}
     device: str = "auto"
     threads: int | None = None
     name: str = ""
@@ -284,6 +296,8 @@ class Trainer:
             "demonstration": c.demonstration,
             "evidence": "",
         }
+        if self.lineage is not None:
+            card["lineage"] = self.lineage
         grading = dr_grading_for(labelled.labels) if c.task == "multiclass" else None
         if grading:
             card["dr_grading"] = grading
@@ -347,7 +361,13 @@ class Trainer:
             torch.set_num_threads(c.threads)
         seed_everything(c.seed)
         device = resolve_device(c.device)
+        parent = None
+        if c.init and is_package(c.init):
+            parent = read_parent(c.init)
+            c = self.config = inherit(c, parent, TrainConfig(data="", out=""))
         labels = parse_labels(c.labels) if c.labels else None
+        if parent is not None:
+            labels = check_labels(parent, labels)
         labelled = load_datasets(
             c.data,
             task=c.task,
@@ -357,6 +377,14 @@ class Trainer:
             positive=c.positive,
             where=c.where,
         )
+        available = source_counts(labelled)
+        if c.mix:
+            labelled = apply_mix(labelled, c.mix, c.seed)
+        self.lineage = None
+        if parent is not None or c.mix or CLINIC_SOURCE in available:
+            self.lineage = lineage_record(
+                parent=parent, available=available, used=source_counts(labelled), mix=c.mix
+            )
         dropped = ", ".join(f"{n} ({why})" for why, n in labelled.dropped.items())
         self.log(
             f"{labelled.description}: {len(labelled.samples)} images, "
@@ -364,13 +392,18 @@ class Trainer:
             + (f"; left out {dropped}" if dropped else "")
         )
         num_outputs = 1 if c.task == "binary" else len(labelled.labels)
-        init = nets.read_init(c.init) if c.init else None
+        init = nets.read_init(parent.weights if parent else c.init) if c.init else None
         if init is not None and init.arch and init.arch != c.arch:
             raise TrainingError(
                 f"--init {c.init} holds {init.arch} weights; pass --arch {init.arch}"
             )
         self.arch_kwargs = {**(init.kwargs if init else {}), **c.arch_kwargs}
         self.init_text = init.provenance() if init else ""
+        if parent is not None:
+            self.init_text = (
+                f"initialised from the package {parent.card.name} {parent.card.version} "
+                f"(weights sha256 {parent.sha256[:16]}…)"
+            )
         model = nets.create(c.arch, num_outputs, self.arch_kwargs)
         if init is not None:
             nets.load_weights(model, init.state, strict_head=False)
@@ -769,6 +802,7 @@ class Trainer:
             f"({counts}); patient-level split (seed {c.seed}): {split} images. "
             f"Preprocessing: {', '.join(c.preprocessing)} at {c.input_size} px. "
             + (f"Weights {self.init_text}. " if self.init_text else "")
+            + (f"{lineage_text(self.lineage)} " if self.lineage else "")
             + c.data_note
             + (f" Reproduce with: {c.command}" if c.command else "")
         )

@@ -14,8 +14,8 @@ from ai_engine.learning import (
     cohen_kappa,
     held_out_cases,
     kappa_interval,
+    patient_training_key,
     promotion_gate,
-    training_patient_key,
     wilson_interval,
 )
 from ai_engine.models import Analysis, ModelPackage, PackageState, PromotionRecord, RecordTriage
@@ -209,7 +209,7 @@ def test_too_few_held_out_cases_are_refused(db, doctor, gate_settings, settings)
 def test_the_cases_a_candidate_trained_on_are_left_out(db, doctor, gate_settings):
     active = package("1.0", PackageState.ACTIVE)
     records = make_clinic(doctor, {active: ACTIVE_CALLS})
-    trained = [training_patient_key(records[0].patient.patient_id)]
+    trained = [patient_training_key(records[0].patient_id)]
     keyed = package("2.0", PackageState.SHADOW, trained_on_keys=trained)
     dated = package("2.1", PackageState.SHADOW, trained_at="2999-01-01")
 

@@ -27,7 +27,9 @@ class Command(BaseCommand):
         "or a folder-per-class dataset, with a patient-level split, and write a model package "
         "whose card carries the held-out metrics. Example: manage.py train_model --data "
         "../shared/data/fundus/labels.csv --where dataset=odir --task multiclass --labels "
-        "normal,cataract,glaucoma --arch resnet18 --out var/models/my-model"
+        "normal,cataract,glaucoma --arch resnet18 --out var/models/my-model. Fine-tune a package on "
+        "a clinic export mixed with public data: --init ophai-screening --data EXPORT/labels.csv "
+        "--data ../shared/data/fundus/labels.csv --mix clinic=1,public=3"
     )
 
     def add_arguments(self, parser) -> None:
@@ -42,6 +44,8 @@ class Command(BaseCommand):
             "python manage.py train_model",
             skip=NOT_IN_COMMAND,
         )
+        if options["init"]:
+            options["init"] = registered_package_folder(options["init"])
         config = train_config(options, command)
         if Path(config.out).joinpath("model.json").exists() and not config.resume:
             self.stdout.write(f"note: overwriting the package in {config.out}")
@@ -50,3 +54,16 @@ class Command(BaseCommand):
         except TRAINING_ERRORS as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(summary))
+
+
+def registered_package_folder(init: str) -> str:
+    """``--init NAME`` of a registered package (the active version first) → its folder; a
+    path, or a name only the bundled packages have, is passed on as it is."""
+    from ai_engine.models import ModelPackage
+
+    if Path(init).exists():
+        return init
+    package = (
+        ModelPackage.objects.filter(name=init).order_by("-is_active", "-registered_at").first()
+    )
+    return package.path if package is not None else init
