@@ -33,7 +33,11 @@ from patients.services import patient_record_view
 from reports.models import Report, ReportStatus
 from reports.services import report_record_download
 from screening.models import DoctorReview, Recommendation, RecordStatus, ScreeningRecord
-from screening.serializers import DIABETIC_REVIEW_FIELDS, DiabeticReviewFieldsMixin
+from screening.serializers import (
+    DIABETIC_REVIEW_FIELDS,
+    AcuityMixin,
+    DiabeticReviewFieldsMixin,
+)
 
 SIGNED_STATUSES = (RecordStatus.REVIEWED, RecordStatus.REPORTED)
 
@@ -153,7 +157,8 @@ class MyConclusionSerializer(DiabeticReviewFieldsMixin, serializers.ModelSeriali
         return str(dict(Recommendation.choices).get(review.recommendation, review.recommendation))
 
 
-class MyRecordSerializer(serializers.ModelSerializer):
+class MyRecordSerializer(AcuityMixin, serializers.ModelSerializer):
+    clinic_notation = True  # the mini-program shows the clinic's notation
     status_label = ChoiceLabelField(RecordStatus.choices, source="status")
     iop_od_flag = serializers.CharField(read_only=True)
     iop_os_flag = serializers.CharField(read_only=True)
@@ -169,6 +174,7 @@ class MyRecordSerializer(serializers.ModelSerializer):
             "status_label",
             "va_od",
             "va_os",
+            "acuity",
             "iop_od",
             "iop_os",
             "iop_od_flag",

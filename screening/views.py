@@ -15,13 +15,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from core.profiles import va_notation_for
 from core.web import add_service_errors, staff_view
 from patients.models import Patient
 from screening.forms import RecordForm
 from screening.media import ImageSize, fundus_image_response
 from screening.models import FundusImage, ScreeningRecord
 from screening.services import (
-    MEASUREMENT_FIELDS,
     DuplicatePhotoHeld,
     image_choose_for_report,
     image_delete,
@@ -75,7 +75,7 @@ def record_new(request: HttpRequest, patient_id: str) -> HttpResponse:
 @staff_view("screening.change_screeningrecord")
 def record_edit(request: HttpRequest, record_id: int) -> HttpResponse:
     record = _record_or_404(record_id)
-    initial = {name: getattr(record, name) for name in MEASUREMENT_FIELDS if name != "screened_at"}
+    initial = RecordForm.initial_for(record, va_notation_for(request.user))
     form = RecordForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -9,11 +9,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.charts import line_chart
+from core.profiles import va_notation_for
 from core.web import staff_view
 from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report
-from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview
+from screening.acuity import DECIMAL
+from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, AcuityKind, DoctorReview
 from screening.selectors import record_list
 
 
@@ -41,15 +43,27 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
             None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
         ]
 
+    va_notation = va_notation_for(request.user)
+
+    def acuities(eye: str) -> list[float | None]:
+        measured = [r.acuity_of(AcuityKind.UNCORRECTED, eye) for r in chronological]
+        return [
+            None
+            if value is None
+            else float(value.decimal if va_notation == DECIMAL else value.five_point)
+            for value in measured
+        ]
+
+    va_axis = (0, 1.2, 0.2) if va_notation == DECIMAL else (3.0, 5.3, 0.5)
     va_chart = line_chart(
         x_labels=dates,
         series=[
-            (_("Right eye (OD)"), "od", values("va_od")),
-            (_("Left eye (OS)"), "os", values("va_os")),
+            (_("Right eye (OD)"), "od", acuities("od")),
+            (_("Left eye (OS)"), "os", acuities("os")),
         ],
-        y_min=0,
-        y_max=1.2,
-        y_step=0.2,
+        y_min=va_axis[0],
+        y_max=va_axis[1],
+        y_step=va_axis[2],
     )
     iop_chart = line_chart(
         x_labels=dates,
@@ -71,6 +85,7 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
             "records": records,
             "chronological": chronological,
             "va_chart": va_chart,
+            "va_notation": va_notation,
             "iop_chart": iop_chart,
         },
     )

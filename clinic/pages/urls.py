@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from clinic.pages import operations, patient, screening
+from clinic.pages import my_settings, operations, patient, screening
 
 app_name = "pages"
 urlpatterns = [
     path("operations/", operations.operations, name="operations"),
+    path("my-settings/", my_settings.my_settings, name="my-settings"),
     path("patients/<str:patient_id>/", patient.patient_detail, name="patient-detail"),
     path("screening/<int:record_id>/", screening.record_detail, name="screening-detail"),
     path("screening/<int:record_id>/photos/", screening.record_photos, name="screening-photos"),
