@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -179,7 +180,7 @@ def parse_acuity(text: object) -> Acuity | None:
     raw = str(text).strip()
     if raw == "":
         return None
-    cleaned = raw.upper().replace("，", ".").replace("。", ".").replace(" ", " ")
+    cleaned = unicodedata.normalize("NFKC", raw).upper()  # full-width ４．９, ／
     if _NUMBER.match(cleaned):
         try:
             value = Decimal(cleaned)
