@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from core.models import AuditEvent
 from screening.models import ScreeningRecord
 from screening.services import record_create, record_update
+from tests.factories import ScreeningRecordFactory
 
 
 def stored(record: ScreeningRecord, prefix: str, eye: str) -> tuple:
@@ -76,3 +77,30 @@ def test_an_acuity_error_changes_nothing(record, technician):
     assert stored(record, "va", "od") == before
     assert record.iop_od == Decimal("15.0")
     assert not AuditEvent.objects.filter(action="update").exists()
+
+
+def test_the_data_migration_recomputes_logmar_from_the_stored_decimal(patient, technician):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("screening.migrations.0008_acuity_notations_corrected_pinhole")
+    old = ScreeningRecordFactory(
+        patient=patient, operator=technician, va_od=Decimal("0.12"), logmar_od=Decimal("0.92")
+    )
+    untouched = ScreeningRecordFactory(
+        patient=patient, operator=technician, va_od=None, va_os=None, logmar_od=None, logmar_os=None
+    )
+
+    migration.recompute_logmar(apps, None)
+
+    old.refresh_from_db()
+    untouched.refresh_from_db()
+    assert (old.va_od, old.logmar_od, old.va_os, old.logmar_os) == (
+        Decimal("0.12"),
+        Decimal("0.900"),  # the standard's 4.1, exactly
+        Decimal("1.00"),
+        Decimal("0.000"),
+    )
+    assert old.acuity_text("va", "od", "five_point") == "4.1"
+    assert (untouched.logmar_od, untouched.logmar_os) == (None, None)
