@@ -281,6 +281,20 @@ def record_create(
     return record
 
 
+def _refuse_correction_without_acuity(record: ScreeningRecord, cleaned: dict[str, Any]) -> None:
+    """A correction sent alone needs a corrected acuity already stored for that eye."""
+    errors = {
+        f"cva_correction_{eye}": [
+            _("Enter the corrected visual acuity, or leave the correction empty.")
+        ]
+        for eye in ("od", "os")
+        if cleaned.get(f"cva_correction_{eye}")
+        and cleaned.get(f"cva_logmar_{eye}", getattr(record, f"cva_logmar_{eye}")) is None
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
 def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> ScreeningRecord:
     """Correct measurements or notes; refused once a doctor has signed."""
     require_permission(actor, "screening.change_screeningrecord")
@@ -289,6 +303,7 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
         raise TypeError(f"record_update got fields it cannot change: {sorted(unknown)}")
     _refuse_measurement_change_if_locked(record)
     cleaned = record_clean_measurements(fields, patient=record.patient)
+    _refuse_correction_without_acuity(record, cleaned)
     with transaction.atomic():
         # Signing locks this row too (record_transition): a correction and a signature
         # arriving together are serialised, and the one that comes second sees the other.

@@ -104,3 +104,15 @@ def test_the_data_migration_recomputes_logmar_from_the_stored_decimal(patient, t
     )
     assert old.acuity_text("va", "od", "five_point") == "4.1"
     assert (untouched.logmar_od, untouched.logmar_os) == (None, None)
+
+
+def test_a_correction_alone_needs_a_stored_corrected_acuity(record, technician):
+    with pytest.raises(ValidationError) as excinfo:
+        record_update(actor=technician, record=record, cva_correction_os="contacts")
+    assert excinfo.value.message_dict == {
+        "cva_correction_os": ["Enter the corrected visual acuity, or leave the correction empty."]
+    }
+    record_update(actor=technician, record=record, cva_os="4.8")
+    record_update(actor=technician, record=record, cva_correction_os="contacts")
+    record.refresh_from_db()
+    assert (record.cva_logmar_os, record.cva_correction_os) == (Decimal("0.200"), "contacts")
