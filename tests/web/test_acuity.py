@@ -64,7 +64,7 @@ def test_acuity_entered_in_5_point_is_shown_in_decimal_to_a_decimal_user(
         "phva_od": "–",
         "phva_os": "0.4",
     }
-    assert "Uncorrected visual acuity" in html and "(decimal)" in html
+    assert "Uncorrected visual acuity" in html and "Visual acuity (decimal)</a>" in html
     patient_page = client.get(reverse("pages:patient-detail", args=[patient.patient_id]))
     assert '<td class="num">0.8</td>' in patient_page.content.decode()
 
