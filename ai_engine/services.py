@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ from core.audit import audit_log
 from core.models import AuditEvent
 from core.roles import require_permission
 from core.tasks import enqueue_on_commit
-from screening.models import FundusImage, ScreeningRecord
+from screening.models import AcuityKind, FundusImage, ScreeningRecord
 from screening.services import record_mark_analysed, record_mark_analysing
 
 if TYPE_CHECKING:
@@ -552,7 +553,7 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
     result = triage_compute(
         eyes=eyes,
         iop={"OD": record.iop_od, "OS": record.iop_os},
-        va={"OD": record.va_od, "OS": record.va_os},
+        va={"OD": _uncorrected_decimal(record, "od"), "OS": _uncorrected_decimal(record, "os")},
     )
     triage, _created = RecordTriage.objects.update_or_create(
         record=record,
@@ -625,3 +626,9 @@ def analyses_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
     if any(counts.values()):
         logger.warning("AI reconciler: %s", counts)
     return counts
+
+
+def _uncorrected_decimal(record: ScreeningRecord, eye: str) -> Decimal | None:
+    """The eye's uncorrected decimal acuity; CF/HM/LP/NLP count as their conventional value."""
+    value = record.acuity_of(AcuityKind.UNCORRECTED, eye)
+    return None if value is None else value.decimal

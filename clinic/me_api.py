@@ -42,6 +42,7 @@ from screening.models import (
 from screening.selectors import recall_state
 from screening.serializers import (
     DIABETIC_REVIEW_FIELDS,
+    AcuityMixin,
     DiabeticReviewFieldsMixin,
     EyeConclusionsFieldMixin,
 )
@@ -201,7 +202,8 @@ class MyConclusionSerializer(
         return str(dict(Recommendation.choices).get(review.recommendation, review.recommendation))
 
 
-class MyRecordSerializer(serializers.ModelSerializer):
+class MyRecordSerializer(AcuityMixin, serializers.ModelSerializer):
+    clinic_notation = True  # the mini-program shows the clinic's notation
     status_label = ChoiceLabelField(RecordStatus.choices, source="status")
     iop_od_flag = serializers.CharField(read_only=True)
     iop_os_flag = serializers.CharField(read_only=True)
@@ -217,6 +219,7 @@ class MyRecordSerializer(serializers.ModelSerializer):
             "status_label",
             "va_od",
             "va_os",
+            "acuity",
             "iop_od",
             "iop_os",
             "iop_od_flag",

@@ -258,6 +258,11 @@ CLINIC_WEBSITE = env_str("CLINIC_WEBSITE")
 # storage (e.g. "branding/logo.png"); empty for none. `check` warns when it cannot be read.
 CLINIC_LOGO = env_str("CLINIC_LOGO")
 PATIENT_ID_PREFIX = env_str("PATIENT_ID_PREFIX", "P")
+# How visual acuity is shown: "five_point" (五分记录, GB/T 11533, what Chinese clinics write)
+# or "decimal". Each user may choose their own (My settings); reports use this one.
+VA_NOTATION = env_str("VA_NOTATION", "five_point")
+if VA_NOTATION not in ("five_point", "decimal"):
+    raise ImproperlyConfigured("VA_NOTATION must be five_point or decimal.")
 
 # --- Security (production) ------------------------------------------------------------------
 # How many proxies in front of Django each add the address they saw to X-Forwarded-For (the
@@ -413,6 +418,7 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": "reports.models.ReportStatus",
         "RecordStatusEnum": "screening.models.RecordStatus",
         "AnalysisStatusEnum": "ai_engine.models.AnalysisStatus",
+        "CorrectionEnum": "screening.models.Correction",
     },
 }
 # WeChat mini-program login (jscode2session); the base URL is configurable so tests run a

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from core.audit import audit_log
 from core.models import AuditEvent, StaffProfile
 from core.roles import user_may, user_roles_check, user_set_roles
 from core.signatures import (
@@ -286,3 +287,29 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(admin.ModelAdmin):
+    """Staff users' own settings; administrators may set them for others (audited)."""
+
+    list_display = ("user", "va_notation", "updated_at")
+    list_filter = ("va_notation",)
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    autocomplete_fields = ("user",)
+    # The signature image has its own upload checks; it is not edited here.
+    fields = ("user", "va_notation")
+
+    def save_model(self, request, obj: StaffProfile, form, change: bool) -> None:
+        changes = {
+            name: [form.initial.get(name), form.cleaned_data.get(name)]
+            for name in form.changed_data
+        }
+        super().save_model(request, obj, form, change)
+        if changes or not change:
+            audit_log(
+                actor=request.user,
+                action=AuditEvent.Action.UPDATE if change else AuditEvent.Action.CREATE,
+                obj=obj,
+                changes={key: [str(a or ""), str(b or "")] for key, (a, b) in changes.items()},
+            )

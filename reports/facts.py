@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
@@ -19,8 +20,10 @@ from ai_engine.inference.diabetic import DME_NAMES, NO_DME_NAMES, EyeDiabetic, d
 from ai_engine.inference.results import Finding as ResultFinding
 from ai_engine.models import Analysis, AnalysisStatus, RecordTriage
 from ai_engine.selectors import analyses_diabetic, analysis_findings, record_eye_photos
+from core.profiles import clinic_va_notation
 from screening.icd10 import code_name
 from screening.models import (
+    AcuityKind,
     ConclusionCode,
     DoctorReview,
     FundusImage,
@@ -31,7 +34,9 @@ from screening.models import (
 from screening.selectors import record_current_review
 
 REPORTED_ANALYSIS_STATUSES = (AnalysisStatus.DONE, AnalysisStatus.UNGRADABLE)
-VA_LOW = 0.5  # decimal acuity below this is flagged on the report (WHO: visual impairment < 0.3)
+VA_LOW = Decimal(
+    "0.5"
+)  # decimal acuity below this is flagged on the report (WHO: visual impairment < 0.3)
 REDACTED = "[…]"
 # AI label codes (model cards, lower-cased) → the doctor's conclusion codes that confirm them.
 _DR = {"dr_mild", "dr_moderate", "dr_severe", "dr_proliferative"}
@@ -208,18 +213,31 @@ def _latest_finished(image: FundusImage | None) -> list[Analysis]:
     return list(latest.values())
 
 
+def _acuity_fact(record: ScreeningRecord, kind: str, eye: str) -> dict[str, Any] | None:
+    """One acuity for the report: decimal, logMAR, 5-point, and as the clinic writes it."""
+    value = record.acuity_of(kind, eye)
+    if value is None:
+        return None
+    fact: dict[str, Any] = {
+        "decimal": None if value.category else float(value.decimal),
+        "logmar": float(value.logmar),
+        "five_point": None if value.category else float(value.five_point),
+        "category": value.category,
+        "display": record.acuity_text(kind, eye, clinic_va_notation()),
+        "flag": "low" if value.category or value.decimal < VA_LOW else "",
+    }
+    if kind == AcuityKind.CORRECTED:
+        fact["correction"] = getattr(record, f"cva_correction_{eye}")
+    return fact
+
+
 def _measurements(record: ScreeningRecord, eye: str) -> dict[str, Any]:
     suffix = eye.lower()
-    va = getattr(record, f"va_{suffix}")
     iop = getattr(record, f"iop_{suffix}")
     return {
-        "visual_acuity": None
-        if va is None
-        else {
-            "decimal": float(va),
-            "logmar": float(getattr(record, f"logmar_{suffix}") or 0),
-            "flag": "low" if float(va) < VA_LOW else "",
-        },
+        "visual_acuity": _acuity_fact(record, AcuityKind.UNCORRECTED, suffix),
+        "corrected_visual_acuity": _acuity_fact(record, AcuityKind.CORRECTED, suffix),
+        "pinhole_visual_acuity": _acuity_fact(record, AcuityKind.PINHOLE, suffix),
         "iop": None
         if iop is None
         else {"mmhg": float(iop), "flag": iop_flag(iop), "normal_range": "10-21"},

@@ -33,6 +33,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from ai_engine.wording import RESEARCH_ONLY, area_text, dr_rule_words, quality_reason_text
 from core.branding import Letterhead, letterhead
+from core.profiles import clinic_va_notation
 from reports.facts import ReportInputs
 from reports.models import Report
 from screening.thumbnails import to_display_rgb
@@ -181,6 +182,9 @@ def report_context(
         "record": record,
         "operator": _person(record.operator),
         "eyes": eyes,
+        "va_notation": clinic_va_notation(),
+        "any_corrected": any(eye["values"].get("corrected_visual_acuity") for eye in eyes),
+        "any_pinhole": any(eye["values"].get("pinhole_visual_acuity") for eye in eyes),
         "models": models,
         "diabetic": any(eye["diabetic"] for eye in eyes),
         "diabetic_models": diabetic_models,

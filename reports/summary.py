@@ -106,7 +106,11 @@ def template_summary(facts: dict[str, Any], *, language: str) -> str:
     for eye, values in eyes.items():
         va = values.get("visual_acuity")
         if va and va["flag"] == "low":
-            lines.append(s["va_low"].format(eye=eye_names[eye], value=_num(va["decimal"])))
+            lines.append(
+                s["va_low"].format(
+                    eye=eye_names[eye], value=va.get("display") or _num(va["decimal"])
+                )
+            )
     review = facts.get("doctor_review")
     ungradable = "ungradable" if review is None else "ungradable_reviewed"
     for eye, values in eyes.items():

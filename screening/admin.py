@@ -10,11 +10,14 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin_utils import AuditedViewMixin, add_service_errors
 from core.conflicts import StaleVersion
+from core.profiles import clinic_va_notation
 from core.roles import user_may
 from patients.services import patient_record_view
+from screening.forms import ACUITY_HELP
 from screening.media import may_open_originals
 from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
 from screening.services import (
+    ACUITY_INPUTS,
     MEASUREMENT_FIELDS,
     REVIEW_FIELDS,
     image_delete,
@@ -151,10 +154,29 @@ class DoctorReviewInline(admin.TabularInline):
         return False
 
 
+def _acuity_input(label) -> forms.CharField:
+    return forms.CharField(label=label, required=False, max_length=20, help_text=ACUITY_HELP)
+
+
 class ScreeningRecordForm(forms.ModelForm):
+    va_od = _acuity_input(_("uncorrected visual acuity OD"))
+    va_os = _acuity_input(_("uncorrected visual acuity OS"))
+    cva_od = _acuity_input(_("corrected visual acuity OD"))
+    cva_os = _acuity_input(_("corrected visual acuity OS"))
+    phva_od = _acuity_input(_("pinhole visual acuity OD"))
+    phva_os = _acuity_input(_("pinhole visual acuity OS"))
+
     class Meta:
         model = ScreeningRecord
-        fields = ("patient", *MEASUREMENT_FIELDS)
+        # The acuity inputs are the text fields above (va_od's column is their decimal).
+        fields = ("patient", *(name for name in MEASUREMENT_FIELDS if name not in ACUITY_INPUTS))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            for name in ACUITY_INPUTS:
+                kind, eye = name.rsplit("_", 1)
+                self.initial[name] = self.instance.acuity_text(kind, eye, clinic_va_notation())
 
     def clean(self):
         cleaned = super().clean()
@@ -178,8 +200,8 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
         "__str__",
         "patient_name",
         "status",
-        "va_od",
-        "va_os",
+        "va_od_text",
+        "va_os_text",
         "iop_display",
         "operator",
         "screened_at",
@@ -201,12 +223,56 @@ class ScreeningRecordAdmin(AuditedViewMixin, admin.ModelAdmin):
         return [
             (None, {"fields": ("patient", "screened_at", "status", "operator")}),
             (
-                _("Visual acuity (decimal)"),
-                {"fields": (("va_od", "logmar_od"), ("va_os", "logmar_os"))},
+                _("Visual acuity (5-point or decimal; logMAR stored)"),
+                {
+                    "fields": (
+                        ("va_od", "logmar_od"),
+                        ("va_os", "logmar_os"),
+                        ("cva_od", "cva_correction_od"),
+                        ("cva_os", "cva_correction_os"),
+                        ("phva_od", "phva_os"),
+                    )
+                },
             ),
             (_("Intraocular pressure (mmHg, normal 10–21)"), {"fields": (("iop_od", "iop_os"),)}),
             (None, {"fields": ("notes",)}),
         ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and obj.is_locked:
+            # Shown read-only (the methods below); a signed visit's acuity is not re-posted.
+            for name in ACUITY_INPUTS:
+                form.base_fields.pop(name, None)
+        return form
+
+    def _acuity_display(self, obj: ScreeningRecord, name: str) -> str:
+        kind, eye = name.rsplit("_", 1)
+        return obj.acuity_text(kind, eye, clinic_va_notation()) or "-"
+
+    @admin.display(description=_("uncorrected visual acuity OD"))
+    def va_od_text(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "va_od")
+
+    @admin.display(description=_("uncorrected visual acuity OS"))
+    def va_os_text(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "va_os")
+
+    @admin.display(description=_("corrected visual acuity OD"))
+    def cva_od(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "cva_od")
+
+    @admin.display(description=_("corrected visual acuity OS"))
+    def cva_os(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "cva_os")
+
+    @admin.display(description=_("pinhole visual acuity OD"))
+    def phva_od(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "phva_od")
+
+    @admin.display(description=_("pinhole visual acuity OS"))
+    def phva_os(self, obj: ScreeningRecord) -> str:
+        return self._acuity_display(obj, "phva_os")
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -35,6 +35,7 @@ from patients.models import Patient
 from screening.media import ImageSize, fundus_image_response
 from screening.models import (
     ConclusionCode,
+    Correction,
     DoctorReview,
     FundusImage,
     Recommendation,
@@ -103,15 +104,50 @@ class RecordFilter(django_filters.FilterSet):
         return queryset.filter(screened_at__lt=_local_day_start(value + dt.timedelta(days=1)))
 
 
+class AcuityInputField(StrictCharField):
+    """Acuity as text in either notation: "4.9", "0.8", "CF/30cm", "手动".
+
+    A JSON number is taken as its text too (the field was a decimal before 5-point entry):
+    it can only be an acuity or an error from the service, never stored as typed.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", 20)
+        kwargs.setdefault(
+            "help_text",
+            "5-point (3.0–5.3, e.g. 4.9) or decimal (0.01–2.0, e.g. 0.8), or CF (CF/30cm), "
+            "HM, LP, NLP (指数, 手动, 光感, 无光感); null or '' clears it",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            data = str(data)
+        return super().to_internal_value(data)
+
+
+class CorrectionInputField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("help_text", "How the corrected acuity was measured ('' not recorded)")
+        super().__init__(choices=Correction.choices, **kwargs)
+
+
 class RecordCreateInputSerializer(serializers.Serializer):
     patient = StrictCharField(max_length=32, help_text="The patient ID, e.g. P20260001")
     screened_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    va_od = serializers.DecimalField(
-        max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
-    )
-    va_os = serializers.DecimalField(
-        max_digits=5, decimal_places=3, required=False, allow_null=True, default=None
-    )
+    va_od = AcuityInputField(default=None)
+    va_os = AcuityInputField(default=None)
+    cva_od = AcuityInputField(default=None)
+    cva_os = AcuityInputField(default=None)
+    cva_correction_od = CorrectionInputField(default="")
+    cva_correction_os = CorrectionInputField(default="")
+    phva_od = AcuityInputField(default=None)
+    phva_os = AcuityInputField(default=None)
     iop_od = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
     )
@@ -155,8 +191,10 @@ class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
                 "Vision and IOP",
                 value={
                     "patient": "P20260001",
-                    "va_od": "0.8",
-                    "va_os": "1.0",
+                    "va_od": "4.9",
+                    "va_os": "0.8",
+                    "cva_od": "5.0",
+                    "cva_correction_od": "glasses",
                     "iop_od": "15",
                     "iop_os": "23.5",
                     "notes": "",
@@ -175,19 +213,24 @@ class RecordListCreateApi(AuditedListMixin, generics.ListAPIView):
         with service_errors():
             record = record_create(actor=request.user, patient=patient, **fields)
         record = record_detail_queryset().get(pk=record.pk)
-        return Response(RecordDetailOutputSerializer(record).data, status=status.HTTP_201_CREATED)
+        return Response(
+            RecordDetailOutputSerializer(record, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class RecordUpdateInputSerializer(serializers.Serializer):
     """Only the fields sent are changed; null clears a measurement."""
 
     screened_at = serializers.DateTimeField(required=False)
-    va_od = serializers.DecimalField(
-        max_digits=5, decimal_places=3, required=False, allow_null=True
-    )
-    va_os = serializers.DecimalField(
-        max_digits=5, decimal_places=3, required=False, allow_null=True
-    )
+    va_od = AcuityInputField()
+    va_os = AcuityInputField()
+    cva_od = AcuityInputField()
+    cva_os = AcuityInputField()
+    cva_correction_od = CorrectionInputField()
+    cva_correction_os = CorrectionInputField()
+    phva_od = AcuityInputField()
+    phva_os = AcuityInputField()
     iop_od = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True
     )
@@ -215,7 +258,7 @@ class RecordDetailApi(generics.GenericAPIView):
     def get(self, request, record_id: int):
         record = get_object_or_404(record_detail_queryset(), pk=record_id)
         audit_read(actor=request.user, obj=record, patient_ref=record.patient.patient_id)
-        return Response(RecordDetailOutputSerializer(record).data)
+        return Response(RecordDetailOutputSerializer(record, context={"request": request}).data)
 
     @extend_schema(
         operation_id="records_update",
@@ -241,7 +284,7 @@ class RecordDetailApi(generics.GenericAPIView):
         with service_errors():
             record_update(actor=request.user, record=record, **data.validated_data)
         record = record_detail_queryset().get(pk=record.pk)
-        return Response(RecordDetailOutputSerializer(record).data)
+        return Response(RecordDetailOutputSerializer(record, context={"request": request}).data)
 
 
 # --- photo files ----------------------------------------------------------------------------

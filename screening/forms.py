@@ -5,8 +5,15 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from screening.models import ConclusionCode, DrGrade, RecallStatus, Recommendation
-from screening.services import DME_ERRORS, DR_GRADE_ERRORS
+from screening.models import (
+    ConclusionCode,
+    Correction,
+    DrGrade,
+    RecallStatus,
+    Recommendation,
+    ScreeningRecord,
+)
+from screening.services import ACUITY_INPUTS, DME_ERRORS, DR_GRADE_ERRORS
 
 
 def _decimal(label, *, step: str, help_text="") -> forms.DecimalField:
@@ -18,18 +25,54 @@ def _decimal(label, *, step: str, help_text="") -> forms.DecimalField:
     )
 
 
+ACUITY_HELP = _("5-point (4.9) or decimal (0.8); CF, HM, LP, NLP or 指数/30cm, 手动, 光感, 无光感")
+
+
+def _acuity(label) -> forms.CharField:
+    # Text, not a number input: the 5-point, decimal and low-vision entries all fit.
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=20,
+        help_text=ACUITY_HELP,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "size": 8}),
+    )
+
+
+def _correction(label) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=label,
+        choices=[("", _("Not recorded")), *Correction.choices],
+        required=False,
+    )
+
+
 class RecordForm(forms.Form):
-    va_od = _decimal(
-        _("Visual acuity, right eye (OD)"), step="0.01", help_text=_("Decimal, e.g. 0.8")
-    )
-    va_os = _decimal(
-        _("Visual acuity, left eye (OS)"), step="0.01", help_text=_("Decimal, e.g. 0.8")
-    )
+    va_od = _acuity(_("Uncorrected visual acuity, right eye (OD)"))
+    va_os = _acuity(_("Uncorrected visual acuity, left eye (OS)"))
+    cva_od = _acuity(_("Corrected visual acuity, right eye (OD)"))
+    cva_os = _acuity(_("Corrected visual acuity, left eye (OS)"))
+    cva_correction_od = _correction(_("Correction, right eye (OD)"))
+    cva_correction_os = _correction(_("Correction, left eye (OS)"))
+    phva_od = _acuity(_("Pinhole visual acuity, right eye (OD)"))
+    phva_os = _acuity(_("Pinhole visual acuity, left eye (OS)"))
     iop_od = _decimal(_("IOP, right eye (OD), mmHg"), step="0.1", help_text=_("Normal 10–21 mmHg"))
     iop_os = _decimal(_("IOP, left eye (OS), mmHg"), step="0.1", help_text=_("Normal 10–21 mmHg"))
     notes = forms.CharField(
         label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+    @staticmethod
+    def initial_for(record: ScreeningRecord, notation: str) -> dict[str, object]:
+        """A stored record as the form's initial values, acuity written in `notation`."""
+        initial: dict[str, object] = {
+            name: getattr(record, name)
+            for name in ("cva_correction_od", "cva_correction_os", "iop_od", "iop_os", "notes")
+        }
+        for name in ACUITY_INPUTS:
+            kind, eye = name.rsplit("_", 1)
+            initial[name] = record.acuity_text(kind, eye, notation)
+        return initial
 
 
 def _dr_grade(label, eye: str) -> forms.TypedChoiceField:

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from patients.models import Patient
+from screening import acuity
 from screening.icd10 import code_name
 
 IOP_NORMAL_LOW = Decimal("10")
@@ -34,11 +34,56 @@ class RecordStatus(models.TextChoices):
 
 
 def logmar_from_decimal(va: Decimal | None) -> Decimal | None:
-    """Decimal visual acuity 0.8 → logMAR 0.10 (rounded to 0.01)."""
-    if va is None:
-        return None
-    value = round(-math.log10(float(va)), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return Decimal(f"{value:.2f}")
+    """Decimal visual acuity 0.8 → logMAR 0.100 (GB/T 11533 rows exact, else to 0.001)."""
+    return None if va is None else acuity.logmar_from_decimal(va)
+
+
+class VaCategory(models.TextChoices):
+    """Low vision below the chart (its conventional logMAR: screening.acuity)."""
+
+    CF = acuity.CF, _("Counting fingers (CF)")
+    HM = acuity.HM, _("Hand motion (HM)")
+    LP = acuity.LP, _("Light perception (LP)")
+    NLP = acuity.NLP, _("No light perception (NLP)")
+
+
+class Correction(models.TextChoices):
+    GLASSES = "glasses", _("Glasses")
+    CONTACTS = "contacts", _("Contact lenses")
+
+
+class AcuityKind(models.TextChoices):
+    """Which acuity of an eye; the value is the prefix of its form/API field (va_od, cva_os…)."""
+
+    UNCORRECTED = "va", _("Uncorrected visual acuity")
+    CORRECTED = "cva", _("Corrected visual acuity")
+    PINHOLE = "phva", _("Pinhole visual acuity")
+
+
+def acuity_columns(kind: str, eye: str) -> tuple[str, str, str]:
+    """The stored columns of one acuity: (logMAR, low-vision category, CF distance in cm).
+
+    The uncorrected acuity keeps its original logmar_<eye> column (va_<eye> is its decimal).
+    """
+    eye = eye.lower()
+    logmar = f"logmar_{eye}" if kind == AcuityKind.UNCORRECTED else f"{kind}_logmar_{eye}"
+    return logmar, f"{kind}_category_{eye}", f"{kind}_cf_cm_{eye}"
+
+
+def _logmar_field(label) -> models.DecimalField:
+    return models.DecimalField(
+        label, max_digits=4, decimal_places=3, null=True, blank=True, editable=False
+    )
+
+
+def _category_field(label) -> models.CharField:
+    return models.CharField(
+        label, max_length=3, choices=VaCategory.choices, blank=True, editable=False
+    )
+
+
+def _cf_cm_field(label) -> models.PositiveSmallIntegerField:
+    return models.PositiveSmallIntegerField(label, null=True, blank=True, editable=False)
 
 
 def iop_flag(iop: Decimal | None) -> str:
@@ -88,12 +133,33 @@ class ScreeningRecord(models.Model):
         blank=True,
         validators=va_validators,
     )
-    logmar_od = models.DecimalField(
-        _("logMAR OD"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False
+    # Acuity is stored as logMAR (plus the low-vision category, if any): uncorrected in
+    # logmar_<eye> (va_<eye> is its decimal, rounded to 0.01, empty for a category),
+    # corrected in cva_*, pinhole in phva_*. Entry and display: screening.acuity.
+    logmar_od = _logmar_field(_("logMAR OD"))
+    logmar_os = _logmar_field(_("logMAR OS"))
+    va_category_od = _category_field(_("low vision OD"))
+    va_category_os = _category_field(_("low vision OS"))
+    va_cf_cm_od = _cf_cm_field(_("counting fingers distance OD (cm)"))
+    va_cf_cm_os = _cf_cm_field(_("counting fingers distance OS (cm)"))
+    cva_logmar_od = _logmar_field(_("corrected logMAR OD"))
+    cva_logmar_os = _logmar_field(_("corrected logMAR OS"))
+    cva_category_od = _category_field(_("corrected low vision OD"))
+    cva_category_os = _category_field(_("corrected low vision OS"))
+    cva_cf_cm_od = _cf_cm_field(_("corrected counting fingers distance OD (cm)"))
+    cva_cf_cm_os = _cf_cm_field(_("corrected counting fingers distance OS (cm)"))
+    cva_correction_od = models.CharField(
+        _("correction OD"), max_length=10, choices=Correction.choices, blank=True
     )
-    logmar_os = models.DecimalField(
-        _("logMAR OS"), max_digits=4, decimal_places=2, null=True, blank=True, editable=False
+    cva_correction_os = models.CharField(
+        _("correction OS"), max_length=10, choices=Correction.choices, blank=True
     )
+    phva_logmar_od = _logmar_field(_("pinhole logMAR OD"))
+    phva_logmar_os = _logmar_field(_("pinhole logMAR OS"))
+    phva_category_od = _category_field(_("pinhole low vision OD"))
+    phva_category_os = _category_field(_("pinhole low vision OS"))
+    phva_cf_cm_od = _cf_cm_field(_("pinhole counting fingers distance OD (cm)"))
+    phva_cf_cm_os = _cf_cm_field(_("pinhole counting fingers distance OS (cm)"))
     iop_od = models.DecimalField(
         _("IOP OD (mmHg)"),
         max_digits=3,
@@ -138,6 +204,21 @@ class ScreeningRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient.patient_id} {timezone.localtime(self.screened_at):%Y-%m-%d %H:%M}"
+
+    def acuity_of(self, kind: str, eye: str) -> acuity.Acuity | None:
+        """One stored acuity (kind: AcuityKind value, eye: 'od'/'os'); None if not measured."""
+        logmar, category, cf_cm = acuity_columns(kind, eye)
+        return acuity.acuity_from_stored(
+            getattr(self, logmar), getattr(self, category), getattr(self, cf_cm)
+        )
+
+    def acuity_text(self, kind: str, eye: str, notation: str) -> str:
+        """The acuity as written in `notation` ("4.9", "0.8", "指数/30cm"); '' if not measured."""
+        return acuity.format_acuity(
+            self.acuity_of(kind, eye),
+            notation,
+            chinese=(translation.get_language() or "").startswith("zh"),
+        )
 
     @property
     def iop_od_flag(self) -> str:

@@ -7,9 +7,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import ChoiceLabelField
+from core.profiles import va_notation_for
 from patients.serializers import PatientBriefSerializer
+from screening.acuity import DECIMAL, FIVE_POINT, format_acuity
 from screening.icd10 import code_name
 from screening.models import (
+    AcuityKind,
     DoctorReview,
     FundusImage,
     Recommendation,
@@ -19,7 +22,85 @@ from screening.models import (
 )
 
 
-class RecordOutputSerializer(serializers.ModelSerializer):
+class AcuityValueSerializer(serializers.Serializer):
+    logmar = serializers.CharField(
+        help_text="Stored logMAR; for CF/HM/LP/NLP the conventional 1.9/2.3/2.7/3.0"
+    )
+    decimal = serializers.CharField(allow_null=True, help_text="e.g. 0.8; null for CF/HM/LP/NLP")
+    five_point = serializers.CharField(
+        allow_null=True, help_text="五分记录 (GB/T 11533), e.g. 4.9; null for CF/HM/LP/NLP"
+    )
+    category = serializers.CharField(help_text="'' on the chart, else CF, HM, LP or NLP")
+    cf_distance_cm = serializers.IntegerField(allow_null=True)
+    display = serializers.CharField(help_text="As written in `notation` (指数/30cm for CF)")
+
+
+class CorrectedAcuitySerializer(AcuityValueSerializer):
+    correction = serializers.CharField(help_text="glasses, contacts or '' (not recorded)")
+
+
+class EyeAcuitySerializer(serializers.Serializer):
+    uncorrected = AcuityValueSerializer(allow_null=True)
+    corrected = CorrectedAcuitySerializer(allow_null=True)
+    pinhole = AcuityValueSerializer(allow_null=True)
+
+
+class AcuityOutputSerializer(serializers.Serializer):
+    notation = serializers.ChoiceField(
+        choices=[FIVE_POINT, DECIMAL], help_text="The notation of `display`"
+    )
+    od = EyeAcuitySerializer()
+    os = EyeAcuitySerializer()
+
+
+def acuity_data(record: ScreeningRecord, notation: str) -> dict:
+    """Every acuity of a record in logMAR, decimal and 5-point, and as written in `notation`."""
+
+    def one(kind: str, eye: str) -> dict | None:
+        value = record.acuity_of(kind, eye)
+        if value is None:
+            return None
+        on_chart = not value.category
+        data = {
+            "logmar": f"{value.logmar:.3f}",
+            "decimal": format_acuity(value, DECIMAL) if on_chart else None,
+            "five_point": format_acuity(value, FIVE_POINT) if on_chart else None,
+            "category": value.category,
+            "cf_distance_cm": value.cf_distance_cm,
+            "display": record.acuity_text(kind, eye, notation),
+        }
+        if kind == AcuityKind.CORRECTED:
+            data["correction"] = getattr(record, f"cva_correction_{eye}")
+        return data
+
+    return {
+        "notation": notation,
+        **{
+            eye: {
+                "uncorrected": one(AcuityKind.UNCORRECTED, eye),
+                "corrected": one(AcuityKind.CORRECTED, eye),
+                "pinhole": one(AcuityKind.PINHOLE, eye),
+            }
+            for eye in ("od", "os")
+        },
+    }
+
+
+class AcuityMixin(serializers.Serializer):
+    """`acuity`: displayed in the requesting staff user's notation (My settings), else in the
+    clinic's VA_NOTATION; `clinic_notation = True` always uses the clinic's (patients)."""
+
+    clinic_notation = False
+    acuity = serializers.SerializerMethodField()
+
+    @extend_schema_field(AcuityOutputSerializer)
+    def get_acuity(self, record: ScreeningRecord) -> dict:
+        request = self.context.get("request")
+        user = None if self.clinic_notation else getattr(request, "user", None)
+        return acuity_data(record, va_notation_for(user))
+
+
+class RecordOutputSerializer(AcuityMixin, serializers.ModelSerializer):
     """A screening visit: measurements (decimal VA with logMAR, IOP with its flag) and status."""
 
     patient = PatientBriefSerializer(read_only=True)
@@ -39,6 +120,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
             "va_os",
             "logmar_od",
             "logmar_os",
+            "acuity",
             "iop_od",
             "iop_os",
             "iop_od_flag",

@@ -23,11 +23,12 @@ from core.models import AuditEvent
 from core.roles import Role, is_doctor, require_permission, user_roles
 from core.tasks import enqueue_on_commit
 from patients.models import Patient
+from screening.acuity import Acuity, AcuityError, parse_acuity
 from screening.icd10 import NORMAL_EXAM_CODE, default_codes, parse_codes, unknown_codes
 from screening.models import (
-    VA_MAX,
-    VA_MIN,
+    AcuityKind,
     ConclusionCode,
+    Correction,
     DoctorReview,
     DrGrade,
     Eye,
@@ -37,7 +38,7 @@ from screening.models import (
     Recommendation,
     RecordStatus,
     ScreeningRecord,
-    logmar_from_decimal,
+    acuity_columns,
 )
 from screening.sanitized import sanitized_copy, sanitized_storage_name
 from screening.thumbnails import thumbnail_name
@@ -52,7 +53,29 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.REVIEWED: {S.REPORTED, S.REVIEWED},
     S.REPORTED: {S.REVIEWED},
 }
-MEASUREMENT_FIELDS = ("screened_at", "va_od", "va_os", "iop_od", "iop_os", "notes")
+# Acuity inputs take text in either notation (screening.acuity.parse_acuity).
+ACUITY_INPUTS = ("va_od", "va_os", "cva_od", "cva_os", "phva_od", "phva_os")
+MEASUREMENT_FIELDS = (
+    "screened_at",
+    *ACUITY_INPUTS,
+    "cva_correction_od",
+    "cva_correction_os",
+    "iop_od",
+    "iop_os",
+    "notes",
+)
+ACUITY_ERRORS = {
+    "invalid": _lazy(
+        "Enter visual acuity in 5-point (e.g. 4.9) or decimal (e.g. 0.8) notation, "
+        "or CF, HM, LP, NLP (指数, 手动, 光感, 无光感)."
+    ),
+    "out_of_range": _lazy(
+        "Visual acuity must be 3.0–5.3 in 5-point or 0.01–2.0 in decimal notation."
+    ),
+    "bad_distance": _lazy(
+        "Only counting fingers takes a distance, 1–600 cm (e.g. CF/30cm or 指数/30cm)."
+    ),
+}
 IOP_MAX = Decimal("80")
 FOLLOW_UP_MONTHS_MAX = 36
 REVIEW_FIELDS = (
@@ -141,26 +164,59 @@ def _decimal_or_none(value: Any, field: str, errors: dict[str, list[str]]) -> De
         return None
 
 
+def _acuity_columns(kind: str, eye: str, value: Acuity | None) -> dict[str, Any]:
+    """One parsed acuity as the columns that store it (None: all cleared)."""
+    logmar, category, cf_cm = acuity_columns(kind, eye)
+    columns = {
+        logmar: None if value is None else value.logmar,
+        category: "" if value is None else value.category,
+        cf_cm: None if value is None else value.cf_distance_cm,
+    }
+    if kind == AcuityKind.UNCORRECTED:
+        columns[f"va_{eye}"] = (
+            None if value is None or value.category else value.decimal.quantize(Decimal("0.01"))
+        )
+    if kind == AcuityKind.CORRECTED and value is None:
+        columns[f"cva_correction_{eye}"] = ""
+    return columns
+
+
 def record_clean_measurements(
     fields: dict[str, Any], *, patient: Patient | None = None
 ) -> dict[str, Any]:
-    """Validate and normalise a screening's measurements; with `patient`, the screening time
-    must also fall on or after the patient's date of birth."""
+    """Validate and normalise a screening's measurements into the columns that store them;
+    with `patient`, the screening time must also fall on or after the patient's date of birth.
+
+    Acuity inputs (va_od, cva_os, phva_od…) are text in either notation; each becomes its
+    logMAR, low-vision category and CF distance (the uncorrected one also its decimal va_<eye>).
+    """
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
     for eye in ("od", "os"):
-        va_field, iop_field = f"va_{eye}", f"iop_{eye}"
-        if va_field in cleaned:
-            va = _decimal_or_none(cleaned[va_field], va_field, errors)
-            if va is not None and not (VA_MIN <= va <= VA_MAX):
-                errors.setdefault(va_field, []).append(
-                    _("Decimal visual acuity must be between %(low)s and %(high)s (e.g. 0.8).")
-                    % {"low": VA_MIN, "high": VA_MAX}
+        iop_field = f"iop_{eye}"
+        for kind in AcuityKind.values:
+            name = f"{kind}_{eye}"
+            if name not in fields:
+                continue
+            del cleaned[name]
+            try:
+                value = parse_acuity(fields[name])
+            except AcuityError as exc:
+                errors.setdefault(name, []).append(str(ACUITY_ERRORS[exc.code]))
+                continue
+            cleaned.update(_acuity_columns(kind, eye, value))
+        correction = f"cva_correction_{eye}"
+        if correction in fields:
+            chosen = fields[correction] or ""
+            if chosen not in Correction.values:
+                if chosen:
+                    errors.setdefault(correction, []).append(_("Choose glasses or contact lenses."))
+                chosen = ""
+            if chosen and cleaned.get(f"cva_logmar_{eye}", "unchanged") is None:
+                errors.setdefault(correction, []).append(
+                    _("Enter the corrected visual acuity, or leave the correction empty.")
                 )
-            elif va is not None:
-                va = va.quantize(Decimal("0.01"))
-            cleaned[va_field] = va
-            cleaned[f"logmar_{eye}"] = logmar_from_decimal(va) if va_field not in errors else None
+            cleaned[correction] = chosen
         if iop_field in cleaned:
             iop = _decimal_or_none(cleaned[iop_field], iop_field, errors)
             if iop is not None and not (Decimal("0") < iop <= IOP_MAX):
@@ -201,16 +257,29 @@ def record_create(
     screened_at: dt.datetime | None = None,
     va_od: Decimal | str | None = None,
     va_os: Decimal | str | None = None,
+    cva_od: Decimal | str | None = None,
+    cva_os: Decimal | str | None = None,
+    cva_correction_od: str = "",
+    cva_correction_os: str = "",
+    phva_od: Decimal | str | None = None,
+    phva_os: Decimal | str | None = None,
     iop_od: Decimal | str | None = None,
     iop_os: Decimal | str | None = None,
     notes: str = "",
 ) -> ScreeningRecord:
+    """Start a screening; acuity in either notation ("4.9", "0.8", "CF/30cm", "手动")."""
     require_permission(actor, "screening.add_screeningrecord")
     fields = record_clean_measurements(
         {
             "screened_at": screened_at,
             "va_od": va_od,
             "va_os": va_os,
+            "cva_od": cva_od,
+            "cva_os": cva_os,
+            "cva_correction_od": cva_correction_od,
+            "cva_correction_os": cva_correction_os,
+            "phva_od": phva_od,
+            "phva_os": phva_os,
             "iop_od": iop_od,
             "iop_os": iop_os,
             "notes": notes,
@@ -231,6 +300,20 @@ def record_create(
     return record
 
 
+def _refuse_correction_without_acuity(record: ScreeningRecord, cleaned: dict[str, Any]) -> None:
+    """A correction sent alone needs a corrected acuity already stored for that eye."""
+    errors = {
+        f"cva_correction_{eye}": [
+            _("Enter the corrected visual acuity, or leave the correction empty.")
+        ]
+        for eye in ("od", "os")
+        if cleaned.get(f"cva_correction_{eye}")
+        and cleaned.get(f"cva_logmar_{eye}", getattr(record, f"cva_logmar_{eye}")) is None
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
 def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> ScreeningRecord:
     """Correct measurements or notes; refused once a doctor has signed."""
     require_permission(actor, "screening.change_screeningrecord")
@@ -239,6 +322,7 @@ def record_update(*, actor, record: ScreeningRecord, **fields: Any) -> Screening
         raise TypeError(f"record_update got fields it cannot change: {sorted(unknown)}")
     _refuse_measurement_change_if_locked(record)
     cleaned = record_clean_measurements(fields, patient=record.patient)
+    _refuse_correction_without_acuity(record, cleaned)
     with transaction.atomic():
         # Signing locks this row too (record_transition): a correction and a signature
         # arriving together are serialised, and the one that comes second sees the other.

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from core.api import audit_list_read
+from core.profiles import va_notation_for
 from core.roles import user_may
 from core.tabular import Table, UnknownFormat, export_format, table_response
 from core.web import add_service_errors, staff_view
@@ -39,7 +40,6 @@ from screening.models import (
 )
 from screening.selectors import recall_contacts, recall_get, recall_list
 from screening.services import (
-    MEASUREMENT_FIELDS,
     DuplicatePhotoHeld,
     follow_up_mark,
     image_choose_for_report,
@@ -96,7 +96,7 @@ def record_new(request: HttpRequest, patient_id: str) -> HttpResponse:
 @staff_view("screening.change_screeningrecord")
 def record_edit(request: HttpRequest, record_id: int) -> HttpResponse:
     record = _record_or_404(record_id)
-    initial = {name: getattr(record, name) for name in MEASUREMENT_FIELDS if name != "screened_at"}
+    initial = RecordForm.initial_for(record, va_notation_for(request.user))
     form = RecordForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -19,6 +19,7 @@ from clinic.comparison import (
 )
 from clinic.pages.patient import trend_charts
 from clinic.pages.viewer import viewer_json, viewer_photo
+from core.profiles import va_notation_for
 from core.web import staff_view
 from patients.models import Patient
 from patients.services import patient_record_view
@@ -63,6 +64,7 @@ def compare_visits(request: HttpRequest, patient_id: str) -> HttpResponse:
         va_chart, iop_chart = trend_charts(
             chronological,
             marks=[(index[earlier.record.pk], "A"), (index[later.record.pk], "B")],
+            va_notation=va_notation_for(request.user),
         )
         pairs = [("A", earlier), ("B", later)]
         context.update(

@@ -11,18 +11,30 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.charts import LineChart, line_chart
+from core.profiles import va_notation_for
 from core.web import staff_view
 from patients.models import Patient
 from patients.services import patient_record_view
 from reports.models import Report
-from screening.models import IOP_NORMAL_HIGH, IOP_NORMAL_LOW, DoctorReview, ScreeningRecord
+from screening.acuity import DECIMAL
+from screening.models import (
+    IOP_NORMAL_HIGH,
+    IOP_NORMAL_LOW,
+    AcuityKind,
+    DoctorReview,
+    ScreeningRecord,
+)
 from screening.selectors import record_list
 
 
 def trend_charts(
-    chronological: list[ScreeningRecord], marks: Sequence[tuple[int, str]] = ()
+    chronological: list[ScreeningRecord],
+    marks: Sequence[tuple[int, str]] = (),
+    *,
+    va_notation: str,
 ) -> tuple[LineChart, LineChart]:
-    """The VA and IOP charts of visits in time order; `marks` labels chosen visits (index)."""
+    """The VA (uncorrected, in `va_notation`) and IOP charts of visits in time order; `marks`
+    labels chosen visits (index)."""
     dates = [f"{timezone.localtime(r.screened_at):%Y-%m-%d}" for r in chronological]
 
     def values(field: str) -> list[float | None]:
@@ -30,15 +42,25 @@ def trend_charts(
             None if getattr(r, field) is None else float(getattr(r, field)) for r in chronological
         ]
 
+    def acuities(eye: str) -> list[float | None]:
+        measured = [r.acuity_of(AcuityKind.UNCORRECTED, eye) for r in chronological]
+        return [
+            None
+            if value is None
+            else float(value.decimal if va_notation == DECIMAL else value.five_point)
+            for value in measured
+        ]
+
+    va_axis = (0, 1.2, 0.2) if va_notation == DECIMAL else (3.0, 5.3, 0.5)
     va_chart = line_chart(
         x_labels=dates,
         series=[
-            (_("Right eye (OD)"), "od", values("va_od")),
-            (_("Left eye (OS)"), "os", values("va_os")),
+            (_("Right eye (OD)"), "od", acuities("od")),
+            (_("Left eye (OS)"), "os", acuities("os")),
         ],
-        y_min=0,
-        y_max=1.2,
-        y_step=0.2,
+        y_min=va_axis[0],
+        y_max=va_axis[1],
+        y_step=va_axis[2],
         marks=marks,
     )
     iop_chart = line_chart(
@@ -73,7 +95,8 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
         )
     )
     chronological = sorted(records, key=lambda r: r.screened_at)
-    va_chart, iop_chart = trend_charts(chronological)
+    va_notation = va_notation_for(request.user)
+    va_chart, iop_chart = trend_charts(chronological, va_notation=va_notation)
     return render(
         request,
         "pages/patient_detail.html",
@@ -83,6 +106,7 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
             "records": records,
             "chronological": chronological,
             "va_chart": va_chart,
+            "va_notation": va_notation,
             "iop_chart": iop_chart,
         },
     )

@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from clinic.pages import compare, operations, patient, screening
+from clinic.pages import compare, my_settings, operations, patient, screening
 
 app_name = "pages"
 urlpatterns = [
     path("operations/", operations.operations, name="operations"),
+    path("my-settings/", my_settings.my_settings, name="my-settings"),
     path("patients/<str:patient_id>/", patient.patient_detail, name="patient-detail"),
     path("patients/<str:patient_id>/compare/", compare.compare_visits, name="patient-compare"),
     path("screening/<int:record_id>/", screening.record_detail, name="screening-detail"),

@@ -43,9 +43,9 @@ def test_a_technician_corrects_only_the_fields_sent(as_tech, technician, record)
     body = response.json()
     assert (body["va_od"], body["logmar_od"], body["va_os"], body["logmar_os"]) == (
         "0.50",
-        "0.30",
+        "0.300",
         "1.00",
-        "0.00",
+        "0.000",
     )
     assert (body["iop_od"], body["iop_os"], body["iop_os_flag"], body["notes"]) == (
         "15.0",
@@ -108,11 +108,11 @@ def test_an_empty_patch_changes_nothing_and_writes_no_audit_line(as_tech, record
 def test_values_out_of_range_are_field_errors_from_the_service(as_tech, record):
     before = measurements(record)
 
-    response = patch(as_tech, record, {"va_od": "3.5", "iop_od": "0", "notes": "x"})
+    response = patch(as_tech, record, {"va_od": "2.5", "iop_od": "0", "notes": "x"})
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "va_od": ["Decimal visual acuity must be between 0.01 and 2.00 (e.g. 0.8)."],
+        "va_od": ["Visual acuity must be 3.0–5.3 in 5-point or 0.01–2.0 in decimal notation."],
         "iop_od": ["Intraocular pressure must be between 1 and 80 mmHg."],
     }
     assert measurements(record) == before

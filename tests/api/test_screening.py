@@ -44,9 +44,9 @@ def test_technician_starts_a_screening_with_vision_and_iop(as_tech, technician, 
     assert (record.patient, record.operator, record.notes) == (patient, technician, "糖尿病")
     assert (body["va_od"], body["logmar_od"], body["va_os"], body["logmar_os"]) == (
         "0.80",
-        "0.10",
+        "0.100",
         "0.05",
-        "1.30",
+        "1.300",
     )
     assert (body["iop_os"], body["iop_os_flag"], body["iop_od_flag"]) == ("23.5", "high", "")
     assert (body["status"], body["images"], body["reviews"]) == ("draft", [], [])
@@ -56,12 +56,12 @@ def test_technician_starts_a_screening_with_vision_and_iop(as_tech, technician, 
 def test_measurement_errors_come_from_the_service(as_tech, patient):
     response = as_tech.post(
         reverse("api-v1:records"),
-        {"patient": patient.patient_id, "va_od": "3.5", "iop_od": "0"},
+        {"patient": patient.patient_id, "va_od": "2.5", "iop_od": "0"},
         format="json",
     )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "va_od": ["Decimal visual acuity must be between 0.01 and 2.00 (e.g. 0.8)."],
+        "va_od": ["Visual acuity must be 3.0–5.3 in 5-point or 0.01–2.0 in decimal notation."],
         "iop_od": ["Intraocular pressure must be between 1 and 80 mmHg."],
     }
     assert not ScreeningRecord.objects.exists()
@@ -110,7 +110,8 @@ def test_record_list_queries_are_constant_per_page(as_doctor, technician):
         assert response.status_code == 200
         return len(queries)
 
-    assert count(2) == count(15) == 5  # user, 2× permissions, page (with patient), audit
+    # user, 2× permissions, the viewer's acuity notation, page (with patient), audit
+    assert count(2) == count(15) == 6
 
 
 def test_record_detail_has_photos_and_reviews_and_is_audited(as_doctor, doctor, signed_record):

@@ -21,7 +21,15 @@ def test_the_facts_of_a_signed_record(signed_record):
     assert facts["screening"] == {"date": today}
     assert facts["report_status"] == "final"
     od = facts["eyes"]["OD"]
-    assert od["visual_acuity"] == {"decimal": 0.8, "logmar": 0.1, "flag": ""}
+    assert od["visual_acuity"] == {
+        "decimal": 0.8,
+        "logmar": 0.1,
+        "five_point": 4.9,
+        "category": "",
+        "display": "4.9",  # the clinic's VA_NOTATION (five_point by default)
+        "flag": "",
+    }
+    assert (od["corrected_visual_acuity"], od["pinhole_visual_acuity"]) == (None, None)
     assert od["iop"] == {"mmhg": 15.0, "flag": "", "normal_range": "10-21"}
     assert od["quality"] == {"score": 0.86, "gradable": True, "reasons": []}
     assert od["ai_findings"][0] == {

@@ -46,8 +46,11 @@ def test_iop_limits_are_inclusive():
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"va_od": "3"}, "va_od", "between 0.01 and 2.00"),
-        ({"va_os": "abc"}, "va_os", "Enter a number."),
+        ({"va_od": "2.5"}, "va_od", "3.0–5.3 in 5-point or 0.01–2.0 in decimal"),
+        ({"va_os": "abc"}, "va_os", "Enter visual acuity in 5-point (e.g. 4.9) or decimal"),
+        ({"cva_od": "HM/30cm"}, "cva_od", "Only counting fingers takes a distance"),
+        ({"cva_correction_os": "glasses"}, "cva_correction_os", "Enter the corrected visual"),
+        ({"cva_od": "0.5", "cva_correction_od": "monocle"}, "cva_correction_od", "Choose glas"),
         ({"iop_od": "95"}, "iop_od", "between 1 and 80 mmHg"),
         (
             {"screened_at": timezone.now() + dt.timedelta(days=1)},

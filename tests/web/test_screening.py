@@ -46,20 +46,26 @@ def test_out_of_range_measurements_are_shown_on_their_fields(client, technician,
     client.force_login(technician)
     response = client.post(
         reverse("screening:create", args=[patient.patient_id]),
-        {"va_od": "5", "va_os": "abc", "iop_od": "95", "iop_os": "", "notes": ""},
+        {"va_od": "5.5", "va_os": "abc", "iop_od": "95", "iop_os": "", "notes": ""},
     )
     assert response.status_code == 200
     errors = response.context["form"].errors
-    assert errors["va_os"] == ["Enter a number."]
-    assert "va_od" not in errors or "between" in errors["va_od"][0]
+    assert errors["va_os"] == [
+        "Enter visual acuity in 5-point (e.g. 4.9) or decimal (e.g. 0.8) notation, or CF, HM, LP, NLP (指数, 手动, 光感, 无光感)."
+    ]
+    assert errors["va_od"] == [
+        "Visual acuity must be 3.0–5.3 in 5-point or 0.01–2.0 in decimal notation."
+    ]
     assert not ScreeningRecord.objects.exists()
-    # The form itself accepts va_od=5 and iop 95; the service refuses them.
+    # The form itself accepts va_od=5.5 and iop 95; the service refuses them.
     response = client.post(
         reverse("screening:create", args=[patient.patient_id]),
-        {"va_od": "5", "va_os": "", "iop_od": "95", "iop_os": "", "notes": ""},
+        {"va_od": "5.5", "va_os": "", "iop_od": "95", "iop_os": "", "notes": ""},
     )
     errors = response.context["form"].errors
-    assert errors["va_od"] == ["Decimal visual acuity must be between 0.01 and 2.00 (e.g. 0.8)."]
+    assert errors["va_od"] == [
+        "Visual acuity must be 3.0–5.3 in 5-point or 0.01–2.0 in decimal notation."
+    ]
     assert errors["iop_od"] == ["Intraocular pressure must be between 1 and 80 mmHg."]
     assert not ScreeningRecord.objects.exists()
 
