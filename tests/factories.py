@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 
 from patients.models import Patient
 from patients.pinyin import name_pinyin_keys
+from screening.acuity import logmar_from_decimal
 from screening.models import ScreeningRecord
 
 
@@ -44,6 +45,10 @@ class PatientFactory(factory.django.DjangoModelFactory):
     name_initials = factory.LazyAttribute(lambda patient: name_pinyin_keys(patient.name)[1])
 
 
+def acuity_logmar(va: Decimal | None) -> Decimal | None:
+    return None if va is None else logmar_from_decimal(va)
+
+
 class ScreeningRecordFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ScreeningRecord
@@ -52,8 +57,9 @@ class ScreeningRecordFactory(factory.django.DjangoModelFactory):
     operator = factory.SubFactory(UserFactory, role="technician")
     va_od = Decimal("0.80")
     va_os = Decimal("1.00")
-    logmar_od = Decimal("0.10")
-    logmar_os = Decimal("0.00")
+    # The stored logMAR follows the decimal acuity a test gives, as the services store it.
+    logmar_od = factory.LazyAttribute(lambda record: acuity_logmar(record.va_od))
+    logmar_os = factory.LazyAttribute(lambda record: acuity_logmar(record.va_os))
     iop_od = Decimal("15.0")
     iop_os = Decimal("16.0")
 

@@ -235,7 +235,7 @@ def test_the_page_reads_a_fixed_number_of_queries_however_many_photos(
         for days_ago in (30, 3)
     ]
     client.force_login(doctor)
-    with django_assert_num_queries(19):
+    with django_assert_num_queries(20):
         client.get(_url(patient))
     retake = image_upload(
         actor=technician, record=visits[1], eye="OD", uploaded_file=photo_file(seed=42)
@@ -243,8 +243,8 @@ def test_the_page_reads_a_fixed_number_of_queries_however_many_photos(
     add_analysis(retake, package, findings=NORMAL)
 
     # session, user, permissions (2), patient, visits, audit; per visit: record, photos,
-    # analyses, findings, review; roles (2)
-    with django_assert_num_queries(19):
+    # analyses, findings, review; roles (2); the viewer's acuity notation (StaffProfile)
+    with django_assert_num_queries(20):
         response = client.get(_url(patient))
 
     later_od = response.context["eyes"][0][2][1][2]
