@@ -95,7 +95,8 @@ def test_two_chosen_visits_are_compared_in_time_order_and_marked_on_the_trend(
         re.sub(r"<[^>]+>|\s+", " ", row).split()
         for row in re.findall(r"<tr>.*?</tr>", summary, re.S)
     ]
-    assert cells[1] == ["VA", "OD", "0.50", "0.40"]
+    # In the clinic's notation (VA_NOTATION: 5-point): decimal 0.5 is 4.7, 0.4 is 4.6.
+    assert cells[1] == ["VA", "OD", "4.7", "4.6"]
     assert cells[3] == ["IOP", "OD", "22.0", "25.0"]
 
 
