@@ -24,6 +24,7 @@ from ai_engine.models import (
 from ai_engine.services import analysis_rerun, package_set_state
 from ai_engine.training_export import training_set_export
 from ai_engine.triage import triage_reason_text
+from core.admin_utils import ReadOnlyAdminMixin
 from screening.models import RecordStatus
 
 
@@ -193,7 +194,7 @@ class FindingInline(admin.TabularInline):
 
 
 @admin.register(Analysis)
-class AnalysisAdmin(admin.ModelAdmin):
+class AnalysisAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Analyses are written by the engine only; staff may ask for a re-run."""
 
     inlines = [FindingInline]
@@ -213,18 +214,6 @@ class AnalysisAdmin(admin.ModelAdmin):
     list_select_related = ("image__record__patient",)
     actions = ["rerun"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Analysis._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.action(description=_("Re-run the selected analyses"), permissions=["rerun"])
     def rerun(self, request, queryset) -> None:
         for analysis in queryset.select_related("image__record__patient", "package"):
@@ -240,7 +229,8 @@ class AnalysisAdmin(admin.ModelAdmin):
 
 
 @admin.register(RecordTriage)
-class RecordTriageAdmin(admin.ModelAdmin):
+class RecordTriageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    extra_readonly_fields = ("reasons_text",)
     list_display = ("record", "level", "priority", "reasons_text", "updated_at")
     list_filter = ("level",)
     list_select_related = ("record__patient",)
@@ -252,21 +242,9 @@ class RecordTriageAdmin(admin.ModelAdmin):
             "", "<div>{}</div>", ((triage_reason_text(reason),) for reason in obj.reasons)
         )
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in RecordTriage._meta.fields] + ["reasons_text"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(TrainingScreening)
-class TrainingScreeningAdmin(admin.ModelAdmin):
+class TrainingScreeningAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Signed screenings, to export as a training set (manage.py export_training_set does
     the same for every review signed since a date)."""
 
@@ -283,18 +261,6 @@ class TrainingScreeningAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .filter(status__in=(RecordStatus.REVIEWED, RecordStatus.REPORTED))
         )
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in TrainingScreening._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_export_permission(self, request) -> bool:
         return request.user.has_perm("ai_engine.export_training_set")

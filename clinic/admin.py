@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from clinic.models import WebhookDelivery
+from core.admin_utils import ReadOnlyAdminMixin
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Outbound webhook attempts, read-only: what was sent, what came back, when it retries."""
 
     list_display = (
@@ -21,13 +22,3 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("event", "delivered", "attempted_at")
     search_fields = ("=event_id", "=object_id")
     date_hierarchy = "attempted_at"
-    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

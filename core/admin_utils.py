@@ -28,3 +28,22 @@ class AuditedViewMixin(admin.ModelAdmin):
             if obj is not None and self.has_view_or_change_permission(request, obj):
                 self.audit_view(request, obj)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+class ReadOnlyAdminMixin:
+    """Rows that only services write: the admin lists and shows them (every field read-only,
+    plus `extra_readonly_fields`), and never adds, changes or deletes one."""
+
+    extra_readonly_fields: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields] + list(self.extra_readonly_fields)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
