@@ -419,6 +419,8 @@ SPECTACULAR_SETTINGS = {
         "RecordStatusEnum": "screening.models.RecordStatus",
         "AnalysisStatusEnum": "ai_engine.models.AnalysisStatus",
         "CorrectionEnum": "screening.models.Correction",
+        "ConclusionCodeEnum": "screening.models.ConclusionCode",
+        "RecommendationEnum": "screening.models.Recommendation",
     },
 }
 # WeChat mini-program login (jscode2session); the base URL is configurable so tests run a
