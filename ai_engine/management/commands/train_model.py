@@ -59,11 +59,10 @@ class Command(BaseCommand):
 def registered_package_folder(init: str) -> str:
     """``--init NAME`` of a registered package (the active version first) → its folder; a
     path, or a name only the bundled packages have, is passed on as it is."""
-    from ai_engine.models import ModelPackage
+    from ai_engine.models import ModelPackage, PackageState
 
     if Path(init).exists():
         return init
-    package = (
-        ModelPackage.objects.filter(name=init).order_by("-is_active", "-registered_at").first()
-    )
+    versions = ModelPackage.objects.filter(name=init).order_by("-registered_at")
+    package = versions.filter(state=PackageState.ACTIVE).first() or versions.first()
     return package.path if package is not None else init
