@@ -223,6 +223,11 @@ def packages_install(*, packages: list[ModelPackage], actor=None) -> list[ModelP
                 _("A diagnosis package is already active: this is not a first installation."),
                 code="installed",
             )
+        names = [p.name for p in packages if not p.is_quality_model]
+        if len(names) != len(set(names)):
+            raise ValidationError(
+                _("Install one version of each package name."), code="duplicate_name"
+            )
         for package in packages:
             if package.state == PackageState.ACTIVE:
                 continue

@@ -70,8 +70,10 @@ class Command(BaseCommand):
             )
             return
         # "none" means no diagnosis package: an active quality model alone diagnoses nothing.
-        installing = not activate and (
-            activate_if_none
+        # A fresh installation: nothing to be worse than, so no gate (--activate then too).
+        installing = (
+            (activate_if_none or activate)
+            and not override
             and not any(not p.is_quality_model for p in ModelPackage.objects.filter(state="active"))
         )
         # On a fresh machine only the default bundled packages start active (when one is there).
@@ -85,7 +87,7 @@ class Command(BaseCommand):
                 try:
                     package = package_register(
                         path=folder,
-                        activate=activate,
+                        activate=activate and not installing,
                         actor=actor,
                         reason=reason if override else "",
                         actor_name=actor_name,
@@ -93,7 +95,10 @@ class Command(BaseCommand):
                 except ValidationError as exc:
                     raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
                 if installing and (
-                    not only_defaults or folder not in names or names[folder] in defaults
+                    activate
+                    or not only_defaults
+                    or folder not in names
+                    or names[folder] in defaults
                 ):
                     installed.append(package)
                 self._registered(package)

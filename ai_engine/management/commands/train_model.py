@@ -46,6 +46,7 @@ class Command(BaseCommand):
         )
         if options["init"]:
             options["init"] = registered_package_folder(options["init"])
+        check_main_condition(options.get("main_condition") or "")
         config = train_config(options, command)
         if Path(config.out).joinpath("model.json").exists() and not config.resume:
             self.stdout.write(f"note: overwriting the package in {config.out}")
@@ -54,6 +55,15 @@ class Command(BaseCommand):
         except TRAINING_ERRORS as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(summary))
+
+
+def check_main_condition(code: str) -> None:
+    """``--main-condition`` names a condition the promotion gate compares on."""
+    from ai_engine.conditions import AGREEMENT_CATEGORIES
+
+    codes = [category.code for category in AGREEMENT_CATEGORIES]
+    if code and code not in codes:
+        raise CommandError(f"--main-condition {code!r}: expected one of {', '.join(codes)}")
 
 
 def registered_package_folder(init: str) -> str:
