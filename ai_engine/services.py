@@ -53,8 +53,16 @@ ANALYSE_TASK = "ai_engine.tasks.analyse_image"
 
 
 # --- packages -------------------------------------------------------------------------------
-def package_register(*, path: str | Path, actor=None, activate: bool = False) -> ModelPackage:
-    """Register the package folder at `path` after checking its card and weights' SHA-256.
+def package_register(
+    *,
+    path: str | Path,
+    actor=None,
+    activate: bool = False,
+    reason: str = "",
+    actor_name: str = "",
+) -> ModelPackage:
+    """Register the package folder at `path` after checking its card and weights' SHA-256;
+    `activate` follows ``package_set_state``'s rules (`reason`: an audited override).
 
     Registering the same name and version again is harmless; the same version with other
     weights is refused (bump the version instead), so a result always names what made it.
@@ -111,29 +119,41 @@ def package_register(*, path: str | Path, actor=None, activate: bool = False) ->
                 changes={"path": [None, str(folder)]},
             )
     if activate:
-        package_set_active(package=package, active=True, actor=actor)
+        package_set_active(
+            package=package, active=True, actor=actor, reason=reason, actor_name=actor_name
+        )
     return package
 
 
-def package_set_active(*, package: ModelPackage, active: bool, actor=None) -> ModelPackage:
+def package_set_active(
+    *, package: ModelPackage, active: bool, actor=None, reason: str = "", actor_name: str = ""
+) -> ModelPackage:
     """Enable or disable a package; several packages may be active at once."""
     state = PackageState.ACTIVE if active else PackageState.INACTIVE
-    return package_set_state(package=package, state=state, actor=actor)
+    return package_set_state(
+        package=package, state=state, actor=actor, reason=reason, actor_name=actor_name
+    )
 
 
-def package_set_state(*, package: ModelPackage, state: str, actor=None) -> ModelPackage:
+def package_set_state(
+    *, package: ModelPackage, state: str, actor=None, reason: str = "", actor_name: str = ""
+) -> ModelPackage:
     """Make a package active, shadow or inactive (audited).
 
     A package cannot become active beside an active one of the same name: replacing a model
-    goes through ``promote_model``'s gate (``package_promote``). A quality model has no shadow
-    mode (it gates every analysis, it has no findings of its own to compare).
+    goes through ``promote_model``'s gate (``package_promote``). Any other diagnosis package
+    becomes active only by an override with a `reason`, recorded as an overriding
+    ``PromotionRecord`` (rollback undoes it), unless no diagnosis package is active at all (a
+    fresh installation has nothing a new model could be worse than). A quality model gates
+    every analysis and reads no condition: it is switched freely and has no shadow mode.
     """
     if actor is not None:
         require_permission(actor, "ai_engine.change_modelpackage")
     state = PackageState(state)
     if package.state == state:
         return package
-    if state == PackageState.ACTIVE:
+    overriding = False
+    if state == PackageState.ACTIVE and not package.is_quality_model:
         rival = (
             ModelPackage.objects.filter(name=package.name, state=PackageState.ACTIVE)
             .exclude(pk=package.pk)
@@ -149,21 +169,79 @@ def package_set_state(*, package: ModelPackage, state: str, actor=None) -> Model
                 % {"rival": rival, "name": package.name, "version": package.version},
                 code="promotion_required",
             )
+        overriding = bool(reason.strip())
+        if not overriding and active_diagnosis_packages():
+            raise ValidationError(
+                _(
+                    "Activating %(package)s skips the promotion gate: it becomes active only "
+                    "through `manage.py promote_model`, or by an explicit override with a "
+                    "reason (`manage.py activate_model %(name)s %(version)s --override "
+                    "--reason TEXT`), audited as such."
+                )
+                % {"package": package, "name": package.name, "version": package.version},
+                code="override_required",
+            )
     if state == PackageState.SHADOW and package.is_quality_model:
         raise ValidationError(
             _("A quality model cannot run in shadow mode."), code="quality_shadow"
         )
     with transaction.atomic():
+        previous = _active_set()
         before = package.state
         package.state = state
         package.save(update_fields=["state"])
-        audit_log(
-            actor=actor,
-            action=AuditEvent.Action.UPDATE,
-            obj=package,
-            changes={"state": [before, state]},
-        )
+        changes: dict[str, list[Any]] = {"state": [before, state]}
+        if overriding:
+            record = PromotionRecord.objects.create(
+                kind=PromotionRecord.Kind.PROMOTION,
+                package=package,
+                actor=actor,
+                actor_name=_actor_name(actor, actor_name),
+                reason=reason.strip(),
+                override=True,
+                comparison={},
+                previous_active=previous,
+                new_active=_active_set(),
+            )
+            changes.update(
+                promotion=[None, record.pk],
+                gate_override=[None, True],
+                reason=[None, record.reason],
+            )
+        audit_log(actor=actor, action=AuditEvent.Action.UPDATE, obj=package, changes=changes)
     return package
+
+
+def packages_install(*, packages: list[ModelPackage], actor=None) -> list[ModelPackage]:
+    """The first-time installation (``register_model --bundled --activate-if-none`` at
+    set-up): activate `packages` together, without the gate, while no diagnosis package is
+    active; refused once one is."""
+    if actor is not None:
+        require_permission(actor, "ai_engine.change_modelpackage")
+    with transaction.atomic():
+        if active_diagnosis_packages():
+            raise ValidationError(
+                _("A diagnosis package is already active: this is not a first installation."),
+                code="installed",
+            )
+        names = [p.name for p in packages if not p.is_quality_model]
+        if len(names) != len(set(names)):
+            raise ValidationError(
+                _("Install one version of each package name."), code="duplicate_name"
+            )
+        for package in packages:
+            if package.state == PackageState.ACTIVE:
+                continue
+            before = package.state
+            package.state = PackageState.ACTIVE
+            package.save(update_fields=["state"])
+            audit_log(
+                actor=actor,
+                action=AuditEvent.Action.UPDATE,
+                obj=package,
+                changes={"state": [before, PackageState.ACTIVE], "installation": [None, True]},
+            )
+    return packages
 
 
 def _active_set() -> list[int]:

@@ -158,6 +158,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, cache_dir: str) -> None
         "dataset=clinic from manage.py export_training_set); whole patients of the larger side "
         "are left out until the ratio holds",
     )
+    data.add_argument(
+        "--main-condition",
+        default="",
+        help="the condition a promotion of this package must improve (card main_condition, "
+        "e.g. dr, glaucoma); default: --init's card's, else the clinic's setting",
+    )
     data.add_argument("--val-fraction", type=float, default=0.2)
     data.add_argument(
         "--test-fraction",
@@ -352,6 +358,7 @@ def train_config(options: dict[str, Any], command: str):
         patience=options["patience"],
         seed=options["seed"],
         mix=options.get("mix"),
+        main_condition=options.get("main_condition") or "",
         device=options["device"],
         threads=options["threads"],
         name=options["name"],

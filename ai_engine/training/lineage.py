@@ -7,6 +7,7 @@ command resolves registered package names before it gets here.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -239,6 +240,31 @@ def lineage_record(
             else None
         ),
     }
+
+
+def learning_fields(
+    labelled: LabelledSet,
+    seen: list[int],
+    *,
+    parent: ParentPackage | None,
+    main_condition: str,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """The card fields the promotion gate reads (ai_engine.learning): the salted patient keys
+    of the clinic-export rows among ``seen`` (training and validation: both shaped the
+    weights or the thresholds), the training date, and the condition a promotion must improve.
+    Public rows are never listed: their patient column is the dataset's own, not a clinic key."""
+    keys = sorted({labelled.samples[i].patient for i in seen} & _clinic_patients(labelled))
+    day = today or dt.datetime.now(dt.UTC).date()
+    return {
+        "trained_on_keys": keys,
+        "trained_at": day.isoformat(),
+        "main_condition": main_condition or (parent.card.main_condition if parent else ""),
+    }
+
+
+def _clinic_patients(labelled: LabelledSet) -> set[str]:
+    return {s.patient for s in labelled.samples if s.source == CLINIC_SOURCE}
 
 
 def lineage_text(lineage: dict[str, Any]) -> str:

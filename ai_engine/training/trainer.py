@@ -57,6 +57,7 @@ from .lineage import (
     check_labels,
     inherit,
     is_package,
+    learning_fields,
     lineage_record,
     lineage_text,
     read_parent,
@@ -135,6 +136,7 @@ class TrainConfig:
     patience: int = 8
     seed: int = 0
     mix: dict[str, float] | None = None  # clinic : public photos, e.g. {"clinic": 1, "public": 3}
+    main_condition: str = ""  # card main_condition; default: the --init package's
     device: str = "auto"
     threads: int | None = None
     name: str = ""
@@ -614,6 +616,15 @@ class Trainer:
         ]
         draft["validation"] = metrics
         draft["training_data"] = self._data_text(labelled, train_idx, val_idx, test_idx)
+        if self.lineage is not None:
+            draft.update(
+                learning_fields(
+                    labelled,
+                    [*train_idx, *val_idx],
+                    parent=parent,
+                    main_condition=c.main_condition,
+                )
+            )
         if c.budget_minutes:
             draft["training_data"] += (
                 f" The {c.budget_minutes:g}-minute budget fitted {state['planned_epochs']} epochs "

@@ -3,6 +3,7 @@ import json
 import shutil
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from ai_engine.models import ModelPackage
@@ -142,3 +143,33 @@ def test_an_active_quality_model_does_not_stop_the_default_package_from_being_ac
         "ophai-screening": True,
         "tiny-quality": True,
     }
+
+
+def test_a_first_installation_activates_without_the_gate_and_only_once(
+    db, package_folder, tmp_path
+):
+    from ai_engine.inference.package import write_package
+    from ai_engine.services import packages_install
+    from tests.ai_engine.inference.conftest import card_dict, tiny_model
+
+    # Given a fresh clinic: register_model --activate installs without an override
+    call_command("register_model", str(package_folder), "--activate", stdout=io.StringIO())
+    assert ModelPackage.objects.get().state == "active"
+    # When a second package is installed once one is active
+    card = card_dict(name="other", version="0.1")
+    write_package(tmp_path / "other", tiny_model(card), card)
+    call_command("register_model", str(tmp_path / "other"), stdout=io.StringIO())
+    other = ModelPackage.objects.get(name="other")
+    with pytest.raises(ValidationError, match="not a first installation"):
+        packages_install(packages=[other])
+    # Then nothing changed
+    assert ModelPackage.objects.get(pk=other.pk).state == "inactive"
+
+
+def test_train_model_refuses_an_unknown_main_condition(tmp_path):
+    with pytest.raises(CommandError, match="--main-condition 'retina'"):
+        call_command(
+            "train_model", "--data", str(tmp_path / "none.csv"), "--main-condition", "retina",
+            "--out", str(tmp_path / "out"),
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -241,6 +241,69 @@ def test_a_second_version_cannot_become_active_beside_the_first_without_the_gate
     assert states() == {"1.0": "active", "2.0": "inactive"}
 
 
+def test_a_package_of_a_new_name_needs_an_audited_override_to_become_active(db):
+    # Given an active odir package and a package of another name
+    package("1.0", PackageState.ACTIVE)
+    newcomer = package("1.0", PackageState.SHADOW, name="new-family")
+    # When it is switched on without an override (command, service), then with --override alone
+    with pytest.raises(CommandError, match="activate_model new-family 1.0 --override --reason"):
+        call_command("activate_model", "new-family", "1.0", stdout=io.StringIO())
+    with pytest.raises(ValidationError, match="skips the promotion gate"):
+        package_set_state(package=newcomer, state=PackageState.ACTIVE)
+    with pytest.raises(CommandError, match="give --reason TEXT"):
+        call_command("activate_model", "new-family", "1.0", "--override", stdout=io.StringIO())
+    # Then nothing changed
+    assert ModelPackage.objects.get(pk=newcomer.pk).state == "shadow"
+    assert PromotionRecord.objects.count() == 0
+    assert AuditEvent.objects.filter(changes__has_key="state").count() == 0
+
+    # When an administrator overrides with a reason
+    out = io.StringIO()
+    call_command(
+        "activate_model", "new-family", "1.0", "--override", "--reason", "vendor audit", stdout=out
+    )
+    # Then it is active, recorded as an overriding promotion, audited as such
+    assert out.getvalue() == "new-family 1.0 is now active.\n"
+    record = PromotionRecord.objects.get()
+    assert (record.kind, record.package_id, record.override, record.reason) == (
+        "promotion",
+        newcomer.pk,
+        True,
+        "vendor audit",
+    )
+    odir = ModelPackage.objects.get(name="odir").pk
+    assert (record.previous_active, sorted(record.new_active)) == (
+        [odir],
+        sorted([odir, newcomer.pk]),
+    )
+    event = AuditEvent.objects.get(changes__promotion=[None, record.pk])
+    assert event.changes["gate_override"] == [None, True]
+    assert event.changes["state"] == ["shadow", "active"]
+    # And rollback undoes it; deactivating needs no override
+    call_command("rollback_model", "new-family", stdout=io.StringIO())
+    assert ModelPackage.objects.get(pk=newcomer.pk).state == "inactive"
+    call_command("activate_model", "odir", "1.0", "--off", stdout=io.StringIO())
+    assert states() == {"1.0": "inactive"}
+
+
+def test_register_model_activates_beside_an_active_package_only_with_an_override(db, tmp_path):
+    from ai_engine.inference.package import write_package
+    from tests.ai_engine.inference.conftest import card_dict, tiny_model
+
+    package("1.0", PackageState.ACTIVE)
+    card = card_dict(name="other", version="0.1")
+    write_package(tmp_path / "other", tiny_model(card), card)
+    with pytest.raises(CommandError, match="skips the promotion gate"):
+        call_command("register_model", str(tmp_path / "other"), "--activate", stdout=io.StringIO())
+    assert ModelPackage.objects.get(name="other").state == "inactive"
+    call_command(
+        "register_model", str(tmp_path / "other"), "--activate", "--override",
+        "--reason", "second opinion model", stdout=io.StringIO(),
+    )  # fmt: skip
+    assert ModelPackage.objects.get(name="other").state == "active"
+    assert PromotionRecord.objects.get().override is True
+
+
 # --- shadow mode -------------------------------------------------------------------------------
 def test_shadow_model_command_switches_a_package_in_and_out_of_shadow_mode(db):
     package("2.0", PackageState.INACTIVE)

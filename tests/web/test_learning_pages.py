@@ -110,3 +110,12 @@ def test_the_package_admin_actions_apply_the_same_rules(db, client, admin_user):
     candidate.refresh_from_db()
     assert candidate.state == "shadow"
     assert "promote_model odir 2.0" in response.content.decode()
+
+    # A package of a new name is refused too: the message names the audited override
+    newcomer = package("1.0", PackageState.INACTIVE, name="new-family")
+    response = client.post(
+        url, {"action": "activate", "_selected_action": [newcomer.pk]}, follow=True
+    )
+    newcomer.refresh_from_db()
+    assert newcomer.state == "inactive"
+    assert "activate_model new-family 1.0 --override --reason" in response.content.decode()

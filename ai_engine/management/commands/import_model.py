@@ -90,5 +90,5 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             "Next: fill in training_data in model.json, run evaluate_model for figures, then "
-            f"validate_model {options['out']} and register_model {options['out']} --activate."
+            f"validate_model {options['out']} and register_model {options['out']} (then shadow_model, promote_model)."
         )

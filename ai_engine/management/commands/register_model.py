@@ -7,15 +7,18 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from ai_engine.management.commands._packages import command_actor
 from ai_engine.models import ModelPackage
-from ai_engine.services import package_register
+from ai_engine.services import package_register, packages_install
 from core.audit import audit_source
 
 
 class Command(BaseCommand):
     help = (
         "Register model package folders (model.json + weights) after checking card and SHA-256; "
-        "--activate makes them analyse new photos. With --bundled, registers every package under AI_MODEL_DIRS."
+        "--activate makes them analyse new photos (while another diagnosis package is active, "
+        "only with --override --reason TEXT, audited as a gate override; promote_model is the "
+        "gated way). With --bundled, registers every package under AI_MODEL_DIRS."
     )
 
     def add_arguments(self, parser) -> None:
@@ -31,6 +34,13 @@ class Command(BaseCommand):
             action="store_true",
             help="activate them only when no diagnosis package is active yet (what `make run` does)",
         )
+        parser.add_argument(
+            "--override",
+            action="store_true",
+            help="with --activate: activate without the promotion gate (needs --reason; audited)",
+        )
+        parser.add_argument("--reason", default="", help="why the gate is overridden")
+        parser.add_argument("--by", default="", help="the user making the change (audited)")
 
     def handle(
         self,
@@ -39,8 +49,13 @@ class Command(BaseCommand):
         bundled: bool,
         activate: bool,
         activate_if_none: bool,
+        override: bool,
+        reason: str,
+        by: str,
         **options,
     ) -> None:
+        if override and not (activate and reason.strip()):
+            raise CommandError("--override goes with --activate and a --reason TEXT.")
         folders = list(paths)
         bundled_folders: list[Path] = []
         if bundled:
@@ -55,26 +70,47 @@ class Command(BaseCommand):
             )
             return
         # "none" means no diagnosis package: an active quality model alone diagnoses nothing.
-        should_activate = activate or (
-            activate_if_none
+        # A fresh installation: nothing to be worse than, so no gate (--activate then too).
+        installing = (
+            (activate_if_none or activate)
+            and not override
             and not any(not p.is_quality_model for p in ModelPackage.objects.filter(state="active"))
         )
         # On a fresh machine only the default bundled packages start active (when one is there).
         defaults = set(settings.AI_DEFAULT_PACKAGES)
         names = {folder: _card_name(folder) for folder in bundled_folders}
-        only_defaults = not activate and bool(defaults & set(names.values()))
+        only_defaults = bool(defaults & set(names.values()))
+        actor, actor_name = command_actor(by)
+        installed: list[ModelPackage] = []
         with audit_source("command"):
             for folder in folders:
-                chosen = should_activate and (
-                    not only_defaults or folder not in names or names[folder] in defaults
-                )
                 try:
-                    package = package_register(path=folder, activate=chosen)
+                    package = package_register(
+                        path=folder,
+                        activate=activate and not installing,
+                        actor=actor,
+                        reason=reason if override else "",
+                        actor_name=actor_name,
+                    )
                 except ValidationError as exc:
                     raise CommandError(f"{folder}: {' '.join(exc.messages)}") from exc
-                state = package.state
-                demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
-                self.stdout.write(f"Registered {package.name} {package.version} ({state}){demo}")
+                if installing and (
+                    activate
+                    or not only_defaults
+                    or folder not in names
+                    or names[folder] in defaults
+                ):
+                    installed.append(package)
+                self._registered(package)
+            if installed:
+                # The first installation, not a change of the active set: no gate to pass.
+                packages_install(packages=installed, actor=actor)
+                for package in installed:
+                    self.stdout.write(f"Activated {package.name} {package.version}")
+
+    def _registered(self, package: ModelPackage) -> None:
+        demo = " [demonstration model — not for diagnosis]" if package.demonstration else ""
+        self.stdout.write(f"Registered {package.name} {package.version} ({package.state}){demo}")
 
 
 def _card_name(folder: Path) -> str | None:

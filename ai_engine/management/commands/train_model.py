@@ -46,6 +46,7 @@ class Command(BaseCommand):
         )
         if options["init"]:
             options["init"] = registered_package_folder(options["init"])
+        check_main_condition(options.get("main_condition") or "")
         config = train_config(options, command)
         if Path(config.out).joinpath("model.json").exists() and not config.resume:
             self.stdout.write(f"note: overwriting the package in {config.out}")
@@ -56,6 +57,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(summary))
 
 
+def check_main_condition(code: str) -> None:
+    """``--main-condition`` names a condition the promotion gate compares on."""
+    from ai_engine.conditions import AGREEMENT_CATEGORIES
+
+    codes = [category.code for category in AGREEMENT_CATEGORIES]
+    if code and code not in codes:
+        raise CommandError(f"--main-condition {code!r}: expected one of {', '.join(codes)}")
+
+
 def registered_package_folder(init: str) -> str:
     """``--init NAME`` of a registered package (the active version first) → its folder; a
     path, or a name only the bundled packages have, is passed on as it is."""
@@ -63,9 +73,6 @@ def registered_package_folder(init: str) -> str:
 
     if Path(init).exists():
         return init
-    packages = ModelPackage.objects.filter(name=init)
-    package = (
-        packages.filter(state=PackageState.ACTIVE).first()
-        or packages.order_by("-registered_at").first()
-    )
+    versions = ModelPackage.objects.filter(name=init).order_by("-registered_at")
+    package = versions.filter(state=PackageState.ACTIVE).first() or versions.first()
     return package.path if package is not None else init

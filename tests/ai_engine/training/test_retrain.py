@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,13 @@ from ai_engine.inference.card import load_card
 from ai_engine.inference.package import file_sha256
 from ai_engine.training.data import DatasetError, load_datasets
 from ai_engine.training.labels import parse_labels
-from ai_engine.training.lineage import apply_mix, parse_mix, source_counts
+from ai_engine.training.lineage import (
+    apply_mix,
+    learning_fields,
+    parse_mix,
+    read_parent,
+    source_counts,
+)
 from ai_engine.training.trainer import Trainer
 
 from .conftest import fast_config, write_dataset
@@ -117,6 +125,13 @@ def test_init_package_fine_tunes_it_and_the_card_records_parent_sources_and_mix(
     assert not set(split["train"]) & set(split["validation"])
     assert len(set(split["train"]) | set(split["validation"])) == 12
     assert {p.split("-")[0] for p in split["validation"]} == {"clinic", "pt"}
+    # And the card lists every clinic patient it saw (train and validation), no public one, for
+    # the promotion gate; trained today; no main condition of its own (the parent has none)
+    seen = set(split["train"]) | set(split["validation"])
+    assert card.trained_on_keys == tuple(sorted(p for p in seen if p.startswith("clinic-")))
+    assert len(card.trained_on_keys) == 6
+    assert card.trained_at == dt.datetime.now(dt.UTC).date().isoformat()
+    assert card.main_condition == ""
 
 
 def test_init_by_bundled_name_and_labels_spelled_by_the_data(
@@ -127,6 +142,7 @@ def test_init_by_bundled_name_and_labels_spelled_by_the_data(
     retrain(
         out, "--init", "ophai-screening", "--data", str(clinic),
         "--labels", "normal=N,cataract=C,glaucoma=G", "--bn-init", "keep",
+        "--main-condition", "cataract",
     )  # fmt: skip
     card = load_card(out)
     bundled = load_card(Path("ai_engine/packages/ophai-screening"))
@@ -141,6 +157,34 @@ def test_init_by_bundled_name_and_labels_spelled_by_the_data(
     }
     assert card.lineage["mix"] is None
     assert [s["source"] for s in card.lineage["data_sources"]] == ["clinic"]
+    assert card.main_condition == "cataract"
+    assert len(card.trained_on_keys) == 6
+
+
+def test_learning_fields_list_only_the_clinic_patients_seen(
+    clinic: Path, dataset: Path, parent: Path
+) -> None:
+    # Given clinic and public photos, of which training saw the first clinic and public patient
+    labelled = load_datasets(
+        [clinic, dataset], task="multiclass", labels=parse_labels("normal,cataract,glaucoma")
+    )
+    first_clinic = next(i for i, s in enumerate(labelled.samples) if s.source == "clinic")
+    first_public = next(i for i, s in enumerate(labelled.samples) if s.source != "clinic")
+    seen = [first_clinic, first_public]
+    # When the gate's card fields are computed, with a parent that names a main condition
+    parent_package = replace(
+        read_parent(str(parent)), card=replace(load_card(parent), main_condition="dr")
+    )
+    fields = learning_fields(
+        labelled, seen, parent=parent_package, main_condition="", today=dt.date(2026, 12, 5)
+    )
+    # Then only the clinic patient's salted key is listed, and the parent's condition inherited
+    assert fields == {
+        "trained_on_keys": [labelled.samples[first_clinic].patient],
+        "trained_at": "2026-12-05",
+        "main_condition": "dr",
+    }
+    assert fields["trained_on_keys"][0].startswith("clinic-")
 
 
 @pytest.mark.parametrize(
