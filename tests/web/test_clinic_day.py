@@ -37,6 +37,7 @@ pytestmark = BROWSER_MARKS
 
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 SIGNATURE_SIZE = (300, 100)
+LOGO_SIZE = (160, 60)
 PHOTOS_SHOWN = """(selector) => [...document.querySelectorAll(selector)]
   .every(img => img.complete && img.naturalWidth > 0)"""
 LETTERHEAD = {
@@ -84,7 +85,7 @@ def analyse_uploaded(record: ScreeningRecord, package) -> None:
 def test_one_patients_clinic_day(page_for, live_server, package, photo_file, settings, tmp_path):
     # Given: the clinic's letterhead, a technician, a doctor, an administrator, and a patient
     # with a mini-program account whose first visit, six months ago, was signed.
-    Image.new("RGB", (160, 60), (31, 93, 140)).save(tmp_path / "logo.png")
+    Image.new("RGB", LOGO_SIZE, (31, 93, 140)).save(tmp_path / "logo.png")
     for name, value in LETTERHEAD.items():
         setattr(settings, name, value)
     settings.CLINIC_LOGO = str(tmp_path / "logo.png")
@@ -256,7 +257,8 @@ def test_one_patients_clinic_day(page_for, live_server, package, photo_file, set
     text = pdf_text(pdf, tmp_path, "batch.pdf")
     for line in ("明眸社区眼科筛查中心", "江苏省苏州市示例街 12 号", "0512-66668888", "陈美华"):
         assert line in text
-    assert SIGNATURE_SIZE in image_sizes(pdf, tmp_path)
+    sizes = image_sizes(pdf, tmp_path)
+    assert SIGNATURE_SIZE in sizes and LOGO_SIZE in sizes
     assert list(Report.objects.filter(status="final").values_list("record", flat=True)) == [
         visit_2.pk
     ]
