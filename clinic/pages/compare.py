@@ -61,10 +61,11 @@ def compare_visits(request: HttpRequest, patient_id: str) -> HttpResponse:
         earlier, later = (visit_comparison(record=record) for record in pair)
         chronological = sorted(visits, key=lambda r: (r.screened_at, r.pk))
         index = {record.pk: position for position, record in enumerate(chronological)}
+        va_notation = va_notation_for(request.user)
         va_chart, iop_chart = trend_charts(
             chronological,
             marks=[(index[earlier.record.pk], "A"), (index[later.record.pk], "B")],
-            va_notation=va_notation_for(request.user),
+            va_notation=va_notation,
         )
         pairs = [("A", earlier), ("B", later)]
         context.update(
@@ -77,6 +78,7 @@ def compare_visits(request: HttpRequest, patient_id: str) -> HttpResponse:
                 )
                 for eye, label in Eye.choices
             ],
+            va_notation=va_notation,
             va_chart=va_chart,
             iop_chart=iop_chart,
             chart_note=_("A and B mark the two visits compared."),

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic.comparison import VisitChoiceError, parse_visit_ids, visit_pair
-from core.models import AuditEvent
+from core.models import AuditEvent, StaffProfile
 from screening.models import DoctorReview, ScreeningRecord
 from screening.services import image_upload
 from tests.ai_results import (
@@ -38,9 +38,9 @@ def _visit(patient, technician, days_ago: int, **fields) -> ScreeningRecord:
 def visits(patient, technician):
     """Three visits of one patient: 300, 100 and 1 days ago."""
     return [
-        _visit(patient, technician, 300, va_od="0.50", iop_od="22.0"),
-        _visit(patient, technician, 100, va_od="0.60", iop_od="19.0"),
-        _visit(patient, technician, 1, va_od="0.40", iop_od="25.0"),
+        _visit(patient, technician, 300, va_od="0.50", logmar_od="0.30", iop_od="22.0"),
+        _visit(patient, technician, 100, va_od="0.60", logmar_od="0.22", iop_od="19.0"),
+        _visit(patient, technician, 1, va_od="0.40", logmar_od="0.40", iop_od="25.0"),
     ]
 
 
@@ -95,9 +95,18 @@ def test_two_chosen_visits_are_compared_in_time_order_and_marked_on_the_trend(
         re.sub(r"<[^>]+>|\s+", " ", row).split()
         for row in re.findall(r"<tr>.*?</tr>", summary, re.S)
     ]
-    # In the clinic's notation (VA_NOTATION: 5-point): decimal 0.5 is 4.7, 0.4 is 4.6.
-    assert cells[1] == ["VA", "OD", "4.7", "4.6"]
+    assert cells[1] == ["VA", "OD", "4.7", "4.6"]  # the clinic's notation, 5-point
     assert cells[3] == ["IOP", "OD", "22.0", "25.0"]
+
+
+def test_the_visits_acuity_is_shown_in_the_viewers_notation(client, doctor, patient, visits):
+    StaffProfile.objects.create(user=doctor, va_notation="decimal")
+    client.force_login(doctor)
+
+    html = client.get(_url(patient, a=visits[0].pk, b=visits[2].pk)).content.decode()
+
+    assert re.findall(r'data-acuity="va_od">([^<]*)</td>', html) == ["0.5", "0.4"]
+    assert "<h3>Visual acuity (decimal)</h3>" in html
 
 
 @pytest.mark.parametrize(
@@ -244,7 +253,7 @@ def test_the_page_reads_a_fixed_number_of_queries_however_many_photos(
     add_analysis(retake, package, findings=NORMAL)
 
     # session, user, permissions (2), patient, visits, audit; per visit: record, photos,
-    # analyses, findings, review; roles (2); the viewer's acuity notation (StaffProfile)
+    # analyses, findings, review; the viewer's acuity notation; roles (2)
     with django_assert_num_queries(20):
         response = client.get(_url(patient))
 
