@@ -260,6 +260,8 @@ def test_one_patients_clinic_day(page_for, live_server, package, photo_file, set
         route.fulfill(response=response)
 
     page.route("**/reports/print/", keep_the_pdf)
+    # WeasyPrint lays the PDF out inside the request: generous on a busy machine.
+    page.set_default_timeout(60_000)
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="合并为一个 PDF 打印").click()
     assert answer.value.status == 200
