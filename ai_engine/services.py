@@ -632,6 +632,12 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
         eyes=eyes,
         iop={"OD": record.iop_od, "OS": record.iop_os},
         va={"OD": _uncorrected_decimal(record, "od"), "OS": _uncorrected_decimal(record, "os")},
+        va_category={
+            eye.upper(): value.category
+            for eye in ("od", "os")
+            if (value := record.acuity_of(AcuityKind.UNCORRECTED, eye)) is not None
+            and value.category
+        },
     )
     triage, _created = RecordTriage.objects.update_or_create(
         record=record,

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from ai_engine.inference.diabetic import EyeDiabetic, dr_grade_words
 from ai_engine.inference.results import is_normal_label
 from ai_engine.models import TRIAGE_PRIORITY, TriageLevel
+from screening.acuity import LOW_VISION_CHINESE
 
 IOP_HIGH = Decimal("21")
 IOP_VERY_HIGH = Decimal("30")
@@ -62,7 +63,10 @@ def triage_compute(
     eyes: list[EyeFindings],
     iop: dict[str, Decimal | None],
     va: dict[str, Decimal | None],
+    va_category: dict[str, str] | None = None,
 ) -> TriageResult:
+    """`va`: each eye's uncorrected decimal acuity; `va_category`: the low-vision category
+    (CF/HM/LP/NLP) an eye was written as, so its reason names it rather than a number."""
     result = TriageResult()
     for eye_findings in eyes:
         eye = eye_findings.eye
@@ -96,7 +100,9 @@ def triage_compute(
                 result.add(TriageLevel.ROUTINE, "finding", eye, **params)
         eye_va = va.get(eye)
         if eye_va is not None and eye_va < LOW_VISION and not abnormal and not diabetic_abnormal:
-            result.add(TriageLevel.HIGH, "low_vision_normal_photo", eye, va=str(eye_va))
+            category = (va_category or {}).get(eye)
+            extra = {"va_category": category} if category else {}
+            result.add(TriageLevel.HIGH, "low_vision_normal_photo", eye, va=str(eye_va), **extra)
     for eye, value in sorted(iop.items()):
         if value is None:
             continue
@@ -151,6 +157,10 @@ def triage_reason_text(reason: dict[str, Any]) -> str:
             if (get_language() or "zh-hans").startswith("zh")
             else params["label_en"]
         )
+    if "va_category" in params:
+        chinese = (get_language() or "zh-hans").startswith("zh")
+        category = params["va_category"]
+        params["va"] = LOW_VISION_CHINESE.get(category, category) if chinese else category
     if "grade" in params:
         params["grade_text"] = dr_grade_words(int(params["grade"]), get_language() or "zh-hans")
     templates = {
