@@ -776,7 +776,7 @@ def _clean_review(fields: dict[str, Any], *, is_amendment: bool) -> dict[str, An
         raise ValidationError(errors)
     return {
         **fields,
-        **diabetic,
+        **_grades_from_dr_conclusions(diabetic, eyes),
         **eyes,
         "conclusion_codes": codes,
         "conclusion_text": (fields.get("conclusion_text") or "").strip(),
@@ -793,6 +793,21 @@ DR_CONCLUSION_GRADES = {
     ConclusionCode.DR_SEVERE: "3",
     ConclusionCode.DR_PROLIFERATIVE: "4",
 }
+
+
+def _grades_from_dr_conclusions(diabetic: dict[str, Any], eyes: dict[str, Any]) -> dict[str, Any]:
+    """An eye concluded as DR but left ungraded gets the grade its conclusion names (the worse
+    of two), so statistics, exports and AI agreement read one answer. Oedema is never implied."""
+    filled = dict(diabetic)
+    for eye in ("od", "os"):
+        grades = [
+            DR_CONCLUSION_GRADES[code]
+            for code in eyes.get(f"conclusion_codes_{eye}") or []
+            if code in DR_CONCLUSION_GRADES
+        ]
+        if grades and not filled.get(f"dr_grade_{eye}"):
+            filled[f"dr_grade_{eye}"] = max(grades)
+    return filled
 
 
 def _clean_eye_conclusions(fields: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:

@@ -80,6 +80,29 @@ def test_the_eyes_are_saved_with_default_codes_and_the_visit_is_derived(doctor, 
     assert created.changes["recommendation_os"] == [None, "routine"]
 
 
+def test_an_eyes_dr_conclusion_fills_its_empty_icdr_grade(doctor, uploaded_record):
+    """One fact, one answer: the eye concluded "moderate NPDR" is graded R2 for the statistics,
+    the export and the AI agreement even when the doctor left the grade field empty."""
+    review = review_save_draft(
+        doctor=doctor,
+        record=uploaded_record,
+        **{**PER_EYE, "conclusion_codes_os": ["dr_mild", "dr_severe"]},
+    )
+
+    review.refresh_from_db()
+    assert (review.dr_grade_od, review.dr_grade_os) == ("2", "3")  # the worse of two picks
+    assert (review.dme_od, review.dme_os) == (None, None)  # oedema is not implied
+
+
+def test_a_given_icdr_grade_is_kept_beside_a_normal_eye(doctor, uploaded_record):
+    review = review_save_draft(
+        doctor=doctor, record=uploaded_record, **PER_EYE, dr_grade_os="0", dr_grade_od="2"
+    )
+
+    review.refresh_from_db()
+    assert (review.dr_grade_od, review.dr_grade_os) == ("2", "0")
+
+
 def test_the_doctors_own_codes_and_visit_conclusion_are_kept(doctor, uploaded_record):
     review = review_save_draft(
         doctor=doctor,
