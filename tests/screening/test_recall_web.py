@@ -305,3 +305,69 @@ def test_staff_who_may_not_see_recalls_get_no_count(client, worklist_only_user, 
     assert _recall_queries(context) == []
     assert client.get(reverse("screening:recall")).status_code == 403
 
+
+# --- the admin of recall marks --------------------------------------------------------------
+ADMIN_LIST = "/admin/screening/followupcontact/"
+
+
+def _listed(response) -> list[FollowUpContact]:
+    return list(response.context["cl"].result_list)
+
+
+@pytest.fixture
+def mark(due, technician) -> FollowUpContact:
+    return follow_up_mark(
+        actor=technician, review=due, status="rescheduled", new_date=dt.date(2027, 3, 20)
+    )
+
+
+def test_the_admin_lists_marks_searchable_by_patient_id_without_the_phone(client, admin_user, mark):
+    client.force_login(admin_user)
+
+    response = client.get(ADMIN_LIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "P20260001" in html
+    assert "Rescheduled" in html
+    assert "March 20, 2027" in html
+    assert "tech1" in html
+    assert "13812348000" not in html
+    assert "138****8000" not in html
+    assert _listed(response) == [mark]
+    assert _listed(client.get(ADMIN_LIST, {"q": "P20260001"})) == [mark]
+    assert _listed(client.get(ADMIN_LIST, {"q": "P20269999"})) == []
+    assert _listed(client.get(ADMIN_LIST, {"status__exact": "declined"})) == []
+    assert _listed(client.get(ADMIN_LIST, {"status__exact": "rescheduled"})) == [mark]
+
+
+def test_opening_a_mark_in_the_admin_is_audited_and_nothing_can_be_changed(
+    client, admin_user, mark
+):
+    client.force_login(admin_user)
+    url = f"{ADMIN_LIST}{mark.pk}/change/"
+    before = AuditEvent.objects.count()
+
+    assert client.get(url).status_code == 200
+
+    event = AuditEvent.objects.get(action="view", object_type="patients.patient")
+    assert (event.actor, event.patient_ref) == (admin_user, "P20260001")
+    assert AuditEvent.objects.count() == before + 1
+    assert client.post(url, {"status": "declined", "note": "x"}).status_code == 403
+    assert client.get(f"{ADMIN_LIST}add/").status_code == 403
+    assert client.post(f"{ADMIN_LIST}{mark.pk}/delete/", {"post": "yes"}).status_code == 403
+    mark.refresh_from_db()
+    assert (mark.status, mark.new_date, mark.note) == ("rescheduled", dt.date(2027, 3, 20), "")
+    assert FollowUpContact.objects.count() == 1
+
+
+def test_staff_without_the_recall_permission_cannot_open_marks_in_the_admin(
+    client, worklist_only_user, mark
+):
+    client.force_login(worklist_only_user)
+    before = AuditEvent.objects.count()
+
+    assert client.get(ADMIN_LIST).status_code == 403
+    assert client.get(f"{ADMIN_LIST}{mark.pk}/change/").status_code == 403
+
+    assert AuditEvent.objects.count() == before
