@@ -41,11 +41,12 @@ from clinic.workload import (
 )
 from core.audit import audit_log
 from core.models import AuditEvent
-from core.roles import is_doctor
+from core.roles import is_doctor, user_may
 from core.tabular import UnknownFormat, export_format, table_response
 from core.web import can_see_statistics, staff_view
 from patients.forms import PatientSearchForm
 from screening.models import RecordStatus, ScreeningRecord
+from screening.selectors import recall_list
 from screening.services import record_assign, record_may_assign
 
 S = RecordStatus
@@ -116,6 +117,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     single_day = filters.start if filters.start == filters.end else None
     shown_day = single_day or (None if filters.has_dates else today)
     may_assign = record_may_assign(request.user)
+    recalls_due = (
+        recall_list().count() if user_may(request.user, "screening.view_followupcontact") else None
+    )
     return render(
         request,
         "clinic/dashboard.html",
@@ -146,6 +150,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "may_assign": may_assign,
             "assign_doctors": doctor_list if may_assign else [],
             "is_doctor": is_doctor(request.user),
+            "recalls_due": recalls_due,
             "search_form": PatientSearchForm(),
         },
     )

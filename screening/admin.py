@@ -8,14 +8,20 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin_utils import AuditedViewMixin, add_service_errors
+from core.admin_utils import AuditedViewMixin, ReadOnlyAdminMixin, add_service_errors
 from core.conflicts import StaleVersion
 from core.profiles import clinic_va_notation
 from core.roles import user_may
 from patients.services import patient_record_view
 from screening.forms import ACUITY_HELP
 from screening.media import may_open_originals
-from screening.models import ConclusionCode, DoctorReview, FundusImage, ScreeningRecord
+from screening.models import (
+    ConclusionCode,
+    DoctorReview,
+    FollowUpContact,
+    FundusImage,
+    ScreeningRecord,
+)
 from screening.services import (
     ACUITY_INPUTS,
     MEASUREMENT_FIELDS,
@@ -539,3 +545,22 @@ class DoctorReviewAdmin(AuditedViewMixin, admin.ModelAdmin):
             else reverse("admin:screening_doctorreview_changelist")
         )
         return HttpResponseRedirect(url)
+
+
+@admin.register(FollowUpContact)
+class FollowUpContactAdmin(ReadOnlyAdminMixin, AuditedViewMixin, admin.ModelAdmin):
+    """Recall marks are written on the recall page (follow_up_mark) only; here they are read."""
+
+    list_display = ("record", "patient_id", "status", "new_date", "created_by", "created_at")
+    list_filter = ("status", "new_date", "created_at")
+    search_fields = ("record__patient__patient_id",)
+    date_hierarchy = "created_at"
+    list_select_related = ("record__patient", "created_by")
+    list_per_page = 50
+
+    @admin.display(description=_("patient ID"), ordering="record__patient__patient_id")
+    def patient_id(self, obj: FollowUpContact) -> str:
+        return obj.record.patient.patient_id
+
+    def audit_view(self, request, obj: FollowUpContact) -> None:
+        patient_record_view(actor=request.user, patient=obj.record.patient)

@@ -1,4 +1,5 @@
-"""The recall page of the staff web UI and its CSV/Excel export (issue #15)."""
+"""The recall page of the staff web UI, its CSV/Excel export, the worklist's count of due
+follow-ups and the read-only admin of recall marks (issue #15)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -15,7 +17,8 @@ from openpyxl import load_workbook
 
 from core.models import AuditEvent
 from screening.models import DoctorReview, FollowUpContact
-from tests.factories import PatientFactory, ScreeningRecordFactory
+from screening.services import follow_up_mark
+from tests.factories import PatientFactory, ScreeningRecordFactory, UserFactory
 
 TODAY = dt.date(2027, 3, 10)
 
@@ -223,3 +226,148 @@ def test_the_patient_list_finds_patients_by_pinyin(client, technician, due):
     html = client.get(reverse("patients:list"), {"q": "zxy"}).content.decode()
     assert "张晓宇" in html
     assert "1 patient matches “zxy”." in html
+
+
+# --- the worklist's count -------------------------------------------------------------------
+def _follow_up(doctor, technician, follow_up_date: dt.date) -> DoctorReview:
+    record = ScreeningRecordFactory(
+        operator=technician, screened_at=dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
+    )
+    return DoctorReview.objects.create(
+        record=record,
+        doctor=doctor,
+        recommendation="follow_up",
+        follow_up_date=follow_up_date,
+        signed_at=dt.datetime(2026, 11, 28, 4, 0, tzinfo=dt.UTC),
+    )
+
+
+def _recall_queries(context: CaptureQueriesContext) -> list[str]:
+    return [
+        query["sql"]
+        for query in context.captured_queries
+        if "screening_followupcontact" in query["sql"]
+    ]
+
+
+@pytest.fixture
+def worklist_only_user(db):
+    """Staff who may open the worklist but not the recall list."""
+    user = UserFactory(username="viewer", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label__in=("screening", "patients"),
+            codename__in=("view_screeningrecord", "view_patient"),
+        )
+    )
+    return user
+
+
+def test_the_worklist_links_the_count_of_open_follow_ups_due_by_today(
+    client, technician, doctor, due
+):
+    # Given the overdue recall, one contacted (still open), one declined (closed), one not yet due
+    contacted = _follow_up(doctor, technician, TODAY)
+    follow_up_mark(actor=technician, review=contacted, status="contacted")
+    declined = _follow_up(doctor, technician, dt.date(2027, 3, 1))
+    follow_up_mark(actor=technician, review=declined, status="declined")
+    _follow_up(doctor, technician, dt.date(2027, 3, 11))
+    client.force_login(technician)
+
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(reverse("dashboard"))
+
+    assert response.status_code == 200
+    assert response.context["recalls_due"] == 2
+    assert (
+        '<a class="count" id="count-recalls-due" href="/screening/recall/"><span>Follow-ups due'
+        " or overdue</span><strong>2</strong></a>"
+    ) in response.content.decode()
+    assert len(_recall_queries(context)) == 1
+
+
+def test_the_worklist_count_is_in_chinese(client, technician, due, settings):
+    settings.LANGUAGE_CODE = "zh-hans"
+    client.force_login(technician)
+    html = client.get(reverse("dashboard")).content.decode()
+    assert "<span>到期及逾期复诊</span><strong>1</strong>" in html
+
+
+def test_staff_who_may_not_see_recalls_get_no_count(client, worklist_only_user, due):
+    client.force_login(worklist_only_user)
+
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(reverse("dashboard"))
+
+    assert response.status_code == 200
+    assert response.context["recalls_due"] is None
+    assert "count-recalls-due" not in response.content.decode()
+    assert _recall_queries(context) == []
+    assert client.get(reverse("screening:recall")).status_code == 403
+
+
+# --- the admin of recall marks --------------------------------------------------------------
+ADMIN_LIST = "/admin/screening/followupcontact/"
+
+
+def _listed(response) -> list[FollowUpContact]:
+    return list(response.context["cl"].result_list)
+
+
+@pytest.fixture
+def mark(due, technician) -> FollowUpContact:
+    return follow_up_mark(
+        actor=technician, review=due, status="rescheduled", new_date=dt.date(2027, 3, 20)
+    )
+
+
+def test_the_admin_lists_marks_searchable_by_patient_id_without_the_phone(client, admin_user, mark):
+    client.force_login(admin_user)
+
+    response = client.get(ADMIN_LIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "P20260001" in html
+    assert "Rescheduled" in html
+    assert "March 20, 2027" in html
+    assert "tech1" in html
+    assert "13812348000" not in html
+    assert "138****8000" not in html
+    assert _listed(response) == [mark]
+    assert _listed(client.get(ADMIN_LIST, {"q": "P20260001"})) == [mark]
+    assert _listed(client.get(ADMIN_LIST, {"q": "P20269999"})) == []
+    assert _listed(client.get(ADMIN_LIST, {"status__exact": "declined"})) == []
+    assert _listed(client.get(ADMIN_LIST, {"status__exact": "rescheduled"})) == [mark]
+
+
+def test_opening_a_mark_in_the_admin_is_audited_and_nothing_can_be_changed(
+    client, admin_user, mark
+):
+    client.force_login(admin_user)
+    url = f"{ADMIN_LIST}{mark.pk}/change/"
+    before = AuditEvent.objects.count()
+
+    assert client.get(url).status_code == 200
+
+    event = AuditEvent.objects.get(action="view", object_type="patients.patient")
+    assert (event.actor, event.patient_ref) == (admin_user, "P20260001")
+    assert AuditEvent.objects.count() == before + 1
+    assert client.post(url, {"status": "declined", "note": "x"}).status_code == 403
+    assert client.get(f"{ADMIN_LIST}add/").status_code == 403
+    assert client.post(f"{ADMIN_LIST}{mark.pk}/delete/", {"post": "yes"}).status_code == 403
+    mark.refresh_from_db()
+    assert (mark.status, mark.new_date, mark.note) == ("rescheduled", dt.date(2027, 3, 20), "")
+    assert FollowUpContact.objects.count() == 1
+
+
+def test_staff_without_the_recall_permission_cannot_open_marks_in_the_admin(
+    client, worklist_only_user, mark
+):
+    client.force_login(worklist_only_user)
+    before = AuditEvent.objects.count()
+
+    assert client.get(ADMIN_LIST).status_code == 403
+    assert client.get(f"{ADMIN_LIST}{mark.pk}/change/").status_code == 403
+
+    assert AuditEvent.objects.count() == before

@@ -50,7 +50,7 @@ def _photo(record, *, at, by, eye="OD") -> FundusImage:
     )
 
 
-def _signed(record, doctor, *, at, codes=("normal",), recommendation="routine", version=1):
+def _signed(record, doctor, *, at, codes=("normal",), recommendation="routine", version=1, **extra):
     return DoctorReview.objects.create(
         record=record,
         doctor=doctor,
@@ -58,6 +58,7 @@ def _signed(record, doctor, *, at, codes=("normal",), recommendation="routine", 
         conclusion_codes=list(codes),
         recommendation=recommendation,
         signed_at=at,
+        **extra,
     )
 
 
@@ -211,7 +212,10 @@ def test_the_worklist_queries_do_not_grow_with_rows(client, doctor, technician, 
     for index in range(20):
         record = _record(technician, level="high", priority=index % 3, assigned_doctor=doctor)
         _photo(record, at=_at(), by=technician)
-        _signed(record, doctor, at=_at(hour=10))
+        # Their follow-ups are due today: the recall count the worklist links is one query.
+        _signed(record, doctor, at=_at(hour=10), follow_up_date=timezone.localdate())
+    response = client.get("/")
+    assert response.context["recalls_due"] == 20
     assert queries() == few
 
 
