@@ -34,6 +34,7 @@ from ai_engine.models import Analysis, AnalysisStatus, Finding, ModelPackage
 from ai_engine.selectors import analysis_findings
 from ai_engine.training_export import export_salt, training_patient_key
 from screening.models import ConclusionCode, DoctorReview, Eye, FundusImage, ScreeningRecord
+from screening.selectors import current_reviews
 
 CONDITIONS: dict[str, Category] = {category.code: category for category in AGREEMENT_CATEGORIES}
 # What reading a run needs: not its large JSON (result, metrics, timings), nor the heatmaps.
@@ -242,12 +243,7 @@ def signed_cases(
 ) -> list[Case]:
     """The cases of every signed screening (latest signed review), optionally only `records`,
     those signed after `signed_after`, and those of patients whose key is not excluded."""
-    reviews = DoctorReview.objects.filter(signed_at__isnull=False).select_related("record__patient")
-    if records is not None:
-        reviews = reviews.filter(record__in=records)
-    latest: dict[int, DoctorReview] = {}
-    for review in reviews.order_by("record_id", "-version"):
-        latest.setdefault(review.record_id, review)
+    latest = current_reviews(records=records)
     excluded = set(exclude_keys)
     chosen = [
         review

@@ -34,6 +34,7 @@ from core.audit import audit_log
 from core.models import AuditEvent
 from screening.models import ConclusionCode, DoctorReview, DrGrade, Eye, FundusImage
 from screening.sanitized import sanitized_copy
+from screening.selectors import current_reviews
 
 EXPORT_KIND = "ophai-clinic-training-export"
 EXPORT_FORMAT = 1
@@ -137,16 +138,7 @@ def latest_signed_reviews(
     *, since: dt.date | None = None, record_ids: Iterable[int] | None = None
 ) -> list[DoctorReview]:
     """Per screening, its latest signed review version (signed on or after ``since``)."""
-    reviews = (
-        DoctorReview.objects.filter(signed_at__isnull=False)
-        .select_related("record__patient")
-        .order_by("record_id", "-version")
-    )
-    if record_ids is not None:
-        reviews = reviews.filter(record_id__in=list(record_ids))
-    latest: dict[int, DoctorReview] = {}
-    for review in reviews:
-        latest.setdefault(review.record_id, review)
+    latest = current_reviews(records=None if record_ids is None else list(record_ids))
     chosen = [
         review
         for review in latest.values()

@@ -32,6 +32,7 @@ from screening.models import (
     Recommendation,
     ScreeningRecord,
 )
+from screening.selectors import current_reviews
 
 REFERRAL_RECOMMENDATIONS = {Recommendation.REFER, Recommendation.URGENT}
 
@@ -245,7 +246,7 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
     }
     finding_rows = [(code, *names.get(code, (code, code)), photos) for code, photos in findings]
 
-    signed = _latest_signed_reviews(records)
+    signed = current_reviews(records=records)
     recommendations = Counter(review.recommendation for review in signed.values())
     referrals = sum(recommendations[code] for code in REFERRAL_RECOMMENDATIONS)
 
@@ -265,15 +266,6 @@ def clinic_statistics(*, start: dt.date, end: dt.date) -> ClinicStatistics:
         shadow=shadow_comparisons(records=records),
         diagnoses=_diagnosis_counts(signed),
     )
-
-
-def _latest_signed_reviews(records) -> dict[int, DoctorReview]:
-    latest: dict[int, DoctorReview] = {}
-    for review in DoctorReview.objects.filter(record__in=records, signed_at__isnull=False).order_by(
-        "record_id", "-version"
-    ):
-        latest.setdefault(review.record_id, review)
-    return latest
 
 
 def _agreements(records, signed: dict[int, DoctorReview]) -> list[Agreement]:

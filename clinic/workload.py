@@ -28,6 +28,7 @@ from clinic.statistics import AGREEMENT_CATEGORIES, REFERRAL_RECOMMENDATIONS, Cl
 from clinic.turnaround import median, percentile, with_turnaround
 from core.tabular import Table
 from screening.models import DoctorReview, FundusImage, ScreeningRecord
+from screening.selectors import current_reviews
 
 WEEK = "week"
 MONTH = "month"
@@ -245,13 +246,7 @@ def _referrals(records, periods: list[dt.date], period: str) -> tuple[Table, Lin
         _("%(condition)s referred (%%)") % {"condition": c.label} for c in AGREEMENT_CATEGORIES
     ]
     table = Table(title=_("Referral rate by condition"), columns=columns)
-    latest: dict[int, DoctorReview] = {}
-    for review in (
-        DoctorReview.objects.filter(record__in=records, signed_at__isnull=False)
-        .select_related("record")
-        .order_by("record_id", "-version")
-    ):
-        latest.setdefault(review.record_id, review)
+    latest = current_reviews(records=records)
     signed: Counter = Counter()
     referred: Counter = Counter()
     by_condition: dict[dt.date, Counter] = defaultdict(Counter)

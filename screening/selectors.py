@@ -45,6 +45,18 @@ def record_current_review(*, record: ScreeningRecord) -> DoctorReview | None:
     return record.reviews.filter(signed_at__isnull=False).order_by("-version").first()
 
 
+def current_reviews(*, records=None) -> dict[int, DoctorReview]:
+    """Per screening (of `records`: a queryset or ids; None: all), its current review, the
+    latest signed version, keyed by record id, with the record and patient loaded."""
+    reviews = DoctorReview.objects.filter(signed_at__isnull=False).select_related("record__patient")
+    if records is not None:
+        reviews = reviews.filter(record__in=records)
+    latest: dict[int, DoctorReview] = {}
+    for review in reviews.order_by("record_id", "-version"):
+        latest.setdefault(review.record_id, review)
+    return latest
+
+
 def record_open_draft(*, record: ScreeningRecord) -> DoctorReview | None:
     return record.reviews.filter(signed_at__isnull=True).first()
 
