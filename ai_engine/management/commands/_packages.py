@@ -7,14 +7,17 @@ from django.core.management.base import CommandError
 from ai_engine.models import ModelPackage
 
 
+def registered_packages() -> str:
+    """ "name version, ..." of every registered package, for an error that names the choices."""
+    return (
+        ", ".join(f"{p.name} {p.version}" for p in ModelPackage.objects.order_by("name")) or "none"
+    )
+
+
 def named_package(name: str, version: str) -> ModelPackage:
     package = ModelPackage.objects.filter(name=name, version=version).first()
     if package is None:
-        known = (
-            ", ".join(f"{p.name} {p.version}" for p in ModelPackage.objects.order_by("name"))
-            or "none"
-        )
-        raise CommandError(f"No package {name} {version}. Registered: {known}.")
+        raise CommandError(f"No package {name} {version}. Registered: {registered_packages()}.")
     return package
 
 

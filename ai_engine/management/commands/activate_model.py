@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from ai_engine.management.commands._packages import command_actor
+from ai_engine.management.commands._packages import command_actor, registered_packages
 from ai_engine.models import ModelPackage
 from ai_engine.services import package_set_active
 from core.audit import audit_source
@@ -50,12 +50,9 @@ class Command(BaseCommand):
         if version:
             packages = packages.filter(version=version)
         if packages.count() != 1:
-            known = (
-                ", ".join(f"{p.name} {p.version}" for p in ModelPackage.objects.order_by("name"))
-                or "none"
-            )
             raise CommandError(
-                f"Name one registered package (name and version). Registered: {known}."
+                "Name one registered package (name and version). "
+                f"Registered: {registered_packages()}."
             )
         if override and (off or not reason.strip()):
             raise CommandError("--override activates a package: give --reason TEXT, not --off.")
