@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -628,15 +627,16 @@ def triage_update(*, record: ScreeningRecord) -> RecordTriage:
                 diabetic=diabetic.get(eye),
             )
         )
+    # Uncorrected acuity; CF/HM/LP/NLP count as their conventional value and keep their name.
+    uncorrected = {
+        eye: record.acuity_of(AcuityKind.UNCORRECTED, eye.lower()) for eye in ("OD", "OS")
+    }
     result = triage_compute(
         eyes=eyes,
         iop={"OD": record.iop_od, "OS": record.iop_os},
-        va={"OD": _uncorrected_decimal(record, "od"), "OS": _uncorrected_decimal(record, "os")},
+        va={eye: None if value is None else value.decimal for eye, value in uncorrected.items()},
         va_category={
-            eye.upper(): value.category
-            for eye in ("od", "os")
-            if (value := record.acuity_of(AcuityKind.UNCORRECTED, eye)) is not None
-            and value.category
+            eye: value.category for eye, value in uncorrected.items() if value and value.category
         },
     )
     triage, _created = RecordTriage.objects.update_or_create(
@@ -710,9 +710,3 @@ def analyses_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
     if any(counts.values()):
         logger.warning("AI reconciler: %s", counts)
     return counts
-
-
-def _uncorrected_decimal(record: ScreeningRecord, eye: str) -> Decimal | None:
-    """The eye's uncorrected decimal acuity; CF/HM/LP/NLP count as their conventional value."""
-    value = record.acuity_of(AcuityKind.UNCORRECTED, eye)
-    return None if value is None else value.decimal
